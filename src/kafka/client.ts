@@ -1,0 +1,55 @@
+import { Kafka, Partitioners, type KafkaConfig, type ProducerConfig, type ConsumerConfig } from 'kafkajs';
+import type { Logger } from '../log.js';
+import { kafkaLogCreator, kafkaLogLevel } from '../log.js';
+
+/**
+ * The only place that constructs kafkajs objects. kafkajs is in maintenance mode; keeping it
+ * behind this factory (and the rest of src/kafka) is what lets the client be swapped later.
+ */
+export interface ClientOptions {
+  brokers: readonly string[];
+  clientId?: string;
+  logger: Logger;
+  /** Extra kafkajs settings (ssl, sasl, retry…) for clusters other than the local one. */
+  kafka?: Partial<Omit<KafkaConfig, 'brokers' | 'logCreator' | 'logLevel'>>;
+}
+
+export function createKafka({ brokers, clientId = 'wharf', logger, kafka = {} }: ClientOptions): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: [...brokers],
+    logCreator: kafkaLogCreator(logger),
+    logLevel: kafkaLogLevel(logger),
+    retry: { initialRetryTime: 100, retries: 8 },
+    ...kafka,
+  });
+}
+
+/**
+ * Producer defaults for at-least-once delivery: idempotent, so retried sends never duplicate.
+ * The partitioner is chosen explicitly (the default murmur2 one, as the Java client uses) so
+ * keys land on the same partitions as other clients put them, and kafkajs's warning is moot.
+ */
+export function producerConfig(overrides: ProducerConfig = {}): ProducerConfig {
+  return {
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 5,
+    // An idempotent producer keeps retrying (through a broker restart) rather than give up on a
+    // send and leave the caller to decide whether it was written.
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 5_000 },
+    ...overrides,
+  };
+}
+
+/** Consumer defaults tuned for fast failover: the broker's floor for the session is 6 s. */
+export function consumerConfig(groupId: string, overrides: Partial<ConsumerConfig> = {}): ConsumerConfig {
+  return {
+    groupId,
+    sessionTimeout: 10_000,
+    rebalanceTimeout: 20_000,
+    heartbeatInterval: 1_000,
+    maxWaitTimeInMs: 100,
+    ...overrides,
+  };
+}

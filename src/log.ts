@@ -1,0 +1,83 @@
+import { pino, destination as pinoDestination, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
+import { logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
+
+export type { Logger } from 'pino';
+
+/** Fields a child logger may bind; typed so every component names things the same way. */
+export interface LogBindings {
+  component?: string;
+  service?: string;
+  role?: string;
+  workerId?: string | number;
+  topic?: string;
+  partition?: number;
+}
+
+export interface LoggerOptions {
+  level?: LevelWithSilent;
+  /** 1 = stdout (the supervisor), 2 = stderr (commands whose stdout is their result). */
+  fd?: 1 | 2;
+  /** Human-readable lines; defaults to whether the destination is a terminal. */
+  pretty?: boolean;
+  /** Write somewhere else entirely (tests capture logs this way). */
+  destination?: DestinationStream;
+}
+
+const LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function levelFromEnv(env: NodeJS.ProcessEnv = process.env, fallback: LevelWithSilent = 'info'): LevelWithSilent {
+  const value = env.WHARF_LOG_LEVEL?.trim().toLowerCase();
+  if (!value) return fallback;
+  if ((LEVELS as readonly string[]).includes(value)) return value as LevelWithSilent;
+  process.emitWarning(`WHARF_LOG_LEVEL=${value} is not a level; use one of ${LEVELS.join(', ')}. Using ${fallback}.`);
+  return fallback;
+}
+
+/** The one pino root of a process; components take `root.child({ component: … })`. */
+export function createLogger({ level = levelFromEnv(), fd = 1, pretty, destination }: LoggerOptions = {}): Logger {
+  const base = { level, base: { pid: process.pid } };
+  if (destination) return pino(base, destination);
+  const isTty = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
+  if (pretty ?? isTty) {
+    return pino({ ...base, transport: { target: 'pino-pretty', options: { destination: fd, ignore: 'pid,hostname' } } });
+  }
+  return pino(base, pinoDestination({ fd, sync: fd === 2 }));
+}
+
+export function childLogger(parent: Logger, bindings: LogBindings): Logger {
+  return parent.child(bindings);
+}
+
+/**
+ * Routes kafkajs's logs into a pino logger at matching levels.
+ * kafkajs logs every failed broker response at ERROR from its Connection before its retry layer
+ * decides anything; whatever is final reaches the caller as a thrown error, so those lines are
+ * demoted to debug instead of alarming operators with retried, transient failures.
+ */
+export function kafkaLogCreator(logger: Logger): logCreator {
+  return () => ({ namespace, level, log }) => {
+    const { message, timestamp: _ts, logger: _name, ...extra } = log as Record<string, unknown> & { message: string };
+    const fields = { component: 'kafkajs', namespace, ...extra };
+    if (level === KafkaLogLevel.ERROR && namespace !== 'Connection') logger.error(fields, message);
+    else if (level === KafkaLogLevel.WARN) logger.warn(fields, message);
+    else if (level === KafkaLogLevel.INFO) logger.info(fields, message);
+    else logger.debug(fields, message);
+  };
+}
+
+/** The kafkajs level that lets through what the pino logger would print. */
+export function kafkaLogLevel(logger: Logger): KafkaLogLevel {
+  switch (logger.level) {
+    case 'trace':
+    case 'debug':
+      return KafkaLogLevel.DEBUG;
+    case 'info':
+      return KafkaLogLevel.INFO;
+    case 'warn':
+      return KafkaLogLevel.WARN;
+    case 'silent':
+      return KafkaLogLevel.NOTHING;
+    default:
+      return KafkaLogLevel.ERROR;
+  }
+}

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { inject, onTestFinished } from 'vitest';
+import type { Admin, Consumer, Producer } from 'kafkajs';
+import { createKafka } from '../src/kafka/client.js';
+import { createLogger, type Logger } from '../src/log.js';
+
+/** The run's broker, resolved once by test/global-setup.ts. */
+export function testBrokers(): string[] {
+  return inject('brokers').split(',');
+}
+
+/** A name no other test (or earlier run) uses: `topic-3f9a2c1b…`. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+export function testLogger(): Logger {
+  return createLogger({ fd: 2, level: (process.env.WHARF_LOG_LEVEL as 'info') ?? 'warn' });
+}
+
+/** Waits until `condition` returns truthy, or fails with `message` at the deadline. */
+export async function waitFor<T>(
+  condition: () => T | Promise<T>,
+  { timeoutMs = 20_000, intervalMs = 50, message = 'condition' }: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message}${last ? `: ${String(last)}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+type Client = Admin | Producer | Consumer;
+
+/**
+ * kafkajs clients for one test, connected, and always disconnected when the test ends (pass or
+ * fail), so no test leaks sockets or group members into the next.
+ */
+export function kafkaForTest(logger = testLogger()) {
+  const kafka = createKafka({ brokers: testBrokers(), logger, clientId: uniqueName('test') });
+  const clients: Client[] = [];
+  onTestFinished(async () => {
+    await Promise.all(clients.map((client) => client.disconnect().catch(() => undefined)));
+  });
+  async function connected<C extends Client>(client: C): Promise<C> {
+    clients.push(client);
+    await client.connect();
+    return client;
+  }
+  return {
+    kafka,
+    admin: () => connected(kafka.admin()),
+    producer: (config?: Parameters<typeof kafka.producer>[0]) => connected(kafka.producer(config)),
+    consumer: (config: Parameters<typeof kafka.consumer>[0]) => connected(kafka.consumer(config)),
+  };
+}
+
+/** Creates a topic and waits until every partition has a leader that serves it. */
+export async function createTopic(admin: Admin, topic: string, numPartitions = 1, replicationFactor?: number): Promise<string> {
+  await admin.createTopics({
+    topics: [{ topic, numPartitions, ...(replicationFactor ? { replicationFactor } : {}) }],
+    waitForLeaders: true,
+  });
+  await waitFor(
+    async () => {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return offsets.length === numPartitions;
+    },
+    { message: `leaders for ${topic}` },
+  );
+  return topic;
+}
