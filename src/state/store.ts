@@ -1,0 +1,179 @@
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { WharfError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createCounterSlots, type CounterSlotsOptions } from './counters.js';
+import { createSharedState, type StateTransport } from './handles.js';
+import { copyJson } from './json.js';
+import { PENDING, type CallContext } from './object.js';
+import { createRegistry } from './registry.js';
+import { serveConnection, type Connection } from './serve.js';
+import type { ObjectSnapshot, SharedState, StateChange, StateKind, StateListener } from './types.js';
+import { createWatchRegistry } from './watchers.js';
+
+export type { ObjectSnapshot, SharedState, StateChange, StateKind, StateListener } from './types.js';
+
+/**
+ * The owner of shared state, in the supervisor's main thread: the analogue of Python's
+ * multiprocessing.Manager. Workers get a MessagePort each (`connect`) and reach the same objects
+ * through createStateClient; the main thread uses `local`, the same API without messages.
+ */
+export interface StateStoreOptions {
+  logger?: Logger;
+  counters?: CounterSlotsOptions;
+  /**
+   * Counter adds in workers cost no message, so the owner only sees them by looking: while anyone
+   * watches a counter, its value is sampled this often and a change is announced (default 100 ms).
+   */
+  counterSampleMs?: number;
+}
+
+export interface StateStore {
+  /** A new channel for one worker: serves one end here, returns the other to transfer into the worker. */
+  connect(holderId: string): MessagePort;
+  /** That worker ended: release its locks and permits, cancel its waits, close its port. Idempotent. */
+  releaseHolder(holderId: string): void;
+  local: SharedState;
+  describe(): { name: string; kind: StateKind; size: number }[];
+  get(name: string): ObjectSnapshot | undefined;
+  set(name: string, value: unknown, kind?: StateKind): void;
+  delete(name: string): boolean;
+  snapshot(): Record<string, ObjectSnapshot>;
+  restore(snapshot: Record<string, ObjectSnapshot>): void;
+  watch(name: string | undefined, listener: (change: StateChange) => void): () => void;
+  /** The counters' shared memory, for a worker started without a connection (normally not needed). */
+  sharedBuffer(): SharedArrayBuffer;
+  /** Holders with a live connection. */
+  holders(): string[];
+  close(): void;
+}
+
+/** The holder name of the supervisor's own `local` calls. */
+export const LOCAL_HOLDER = '@supervisor';
+
+export function createStateStore({ logger, counters: counterOptions, counterSampleMs = 100 }: StateStoreOptions = {}): StateStore {
+  const log = logger?.child({ component: 'state' });
+  const counters = createCounterSlots(counterOptions);
+  const watchers = createWatchRegistry(log);
+  /** Last counter totals announced, by slot: the sampler announces only what moved since. */
+  const announced = new Map<number, number>();
+  const registry = createRegistry({ counters, watchers, logger: log, onCounterWrite: (slot, total) => announced.set(slot, total) });
+  const connections = new Map<string, Connection>();
+  let sampler: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  function sampleCounters(): void {
+    for (const [name, object] of registry.objects) {
+      if (object.kind !== 'counter' || !watchers.wants(name)) continue;
+      const slot = counters.slotOf(name)!;
+      const total = Number(Atomics.load(counters.view, slot));
+      if (announced.get(slot) === total) continue;
+      announced.set(slot, total);
+      watchers.emit({ name, kind: 'counter', op: 'add', value: total, at: Date.now() });
+    }
+  }
+
+  function watch(name: string | undefined, listener: StateListener): () => void {
+    const unsubscribe = watchers.add(name, listener);
+    if (sampler === undefined && !closed) {
+      // Starting from what is there now: adds made before anyone watched are not news.
+      for (const [objectName, object] of registry.objects) {
+        if (object.kind === 'counter') announced.set(counters.slotOf(objectName)!, object.snapshot() as number);
+      }
+      sampler = setInterval(() => (watchers.size === 0 ? stopSampler() : sampleCounters()), counterSampleMs);
+      sampler.unref();
+    }
+    return unsubscribe;
+  }
+
+  /** For listeners in this thread: each gets its own copy, so none can change the store's values. */
+  function watchCopies(name: string | undefined, listener: StateListener): () => void {
+    return watch(name, (change) => listener(change.value === undefined ? change : { ...change, value: copyJson(change.value) }));
+  }
+
+  function stopSampler(): void {
+    if (sampler !== undefined) clearInterval(sampler);
+    sampler = undefined;
+  }
+
+  function releaseHolder(holderId: string): void {
+    const connection = connections.get(holderId);
+    if (connection) {
+      connections.delete(holderId);
+      connection.close();
+    }
+    registry.releaseHolder(holderId);
+    log?.debug({ holderId }, 'state holder released');
+  }
+
+  /** The main thread's transport: direct calls, with copies in and out so callers never share the store's objects. */
+  const localTransport: StateTransport = {
+    call: (kind, name, op, args, init) =>
+      new Promise((resolve, reject) => {
+        const call: CallContext = { holderId: LOCAL_HOLDER, resolve: (value) => resolve(copyJson(value)), reject };
+        try {
+          const result = registry.execute(call, kind, name, op, copyJson(args), init);
+          if (result !== PENDING) resolve(copyJson(result));
+        } catch (error) {
+          reject(error);
+        }
+      }),
+    watch: async (name, listener) => watchCopies(name, listener),
+    counters: {
+      cached: (name) => (registry.objects.get(name)?.kind === 'counter' ? counters.slotOf(name) : undefined),
+      resolve: (name) => localTransport.call('counter', name, 'slot', []) as Promise<number>,
+      view: () => counters.view,
+      added(name, slot, total) {
+        announced.set(slot, total);
+        if (watchers.wants(name)) watchers.emit({ name, kind: 'counter', op: 'add', value: total, at: Date.now() });
+      },
+    },
+  };
+
+  return {
+    connect(holderId) {
+      if (closed) throw new WharfError('ERR_STATE_CLOSED', 'The state store is closed; it cannot connect new workers.');
+      if (typeof holderId !== 'string' || holderId.length === 0 || holderId === LOCAL_HOLDER) {
+        throw new WharfError('ERR_STATE_ARGUMENT', `connect(holderId) needs a non-empty worker id other than ${LOCAL_HOLDER}; got ${JSON.stringify(holderId)}.`);
+      }
+      if (connections.has(holderId)) {
+        // One connection per worker: a second connect under the same id means the first worker is gone.
+        log?.warn({ holderId }, 'state holder connected again; releasing what its previous connection held');
+        releaseHolder(holderId);
+      }
+      const { port1, port2 } = new MessageChannel();
+      const connection = serveConnection({
+        holderId,
+        port: port1,
+        counters: counters.buffer,
+        registry,
+        watch,
+        logger: log,
+        onClosed: (closedConnection) => {
+          // Only if it is still the live connection of that id (a reconnect already released the old one).
+          if (connections.get(holderId) === closedConnection) releaseHolder(holderId);
+        },
+      });
+      connections.set(holderId, connection);
+      return port2;
+    },
+    releaseHolder,
+    local: createSharedState(localTransport),
+    describe: () => registry.describe(),
+    get: (name) => registry.get(name),
+    set: (name, value, kind) => registry.set(name, value, kind),
+    delete: (name) => registry.delete(name),
+    snapshot: () => registry.snapshot(),
+    restore: (snapshot) => registry.restore(snapshot),
+    watch: watchCopies,
+    sharedBuffer: () => counters.buffer,
+    holders: () => [...connections.keys()],
+    close() {
+      if (closed) return;
+      closed = true;
+      stopSampler();
+      for (const holderId of [...connections.keys()]) releaseHolder(holderId);
+      registry.close();
+      watchers.clear();
+    },
+  };
+}
