@@ -4,10 +4,12 @@ import { realpathSync } from 'node:fs';
 import { describeError, UsageError, WharfError } from './errors.js';
 import { createLogger } from './log.js';
 import type { Command, CommandContext } from './cli/args.js';
+import { adminCommand } from './cli/admin.js';
 import { kafkaCommand } from './cli/kafka.js';
+import { startCommand } from './cli/start.js';
 
 /** The `wharf` command: one dispatcher, one module per subcommand under src/cli/. */
-const COMMANDS: readonly Command[] = [kafkaCommand];
+const COMMANDS: readonly Command[] = [startCommand, adminCommand, kafkaCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -54,7 +56,6 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
+  // Exit explicitly: a command is over when it returns, whatever handles a library left open.
+  main(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -41,7 +41,8 @@ export function createLogger({ level = levelFromEnv(), fd = 1, pretty, destinati
   if (pretty ?? isTty) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { destination: fd, ignore: 'pid,hostname' } } });
   }
-  return pino(base, pinoDestination({ fd, sync: fd === 2 }));
+  // Synchronous writes: a supervisor logs events, not a firehose, and nothing is lost at exit.
+  return pino(base, pinoDestination({ fd, sync: true }));
 }
 
 export function childLogger(parent: Logger, bindings: LogBindings): Logger {
@@ -65,14 +66,16 @@ export function kafkaLogCreator(logger: Logger): logCreator {
   };
 }
 
-/** The kafkajs level that lets through what the pino logger would print. */
+/**
+ * The kafkajs level for a pino level. kafkajs's INFO is a line per consumer start, stop and
+ * group join per worker, so at wharf's default `info` it is let through only from `debug` on.
+ */
 export function kafkaLogLevel(logger: Logger): KafkaLogLevel {
   switch (logger.level) {
     case 'trace':
     case 'debug':
       return KafkaLogLevel.DEBUG;
     case 'info':
-      return KafkaLogLevel.INFO;
     case 'warn':
       return KafkaLogLevel.WARN;
     case 'silent':

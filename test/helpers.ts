@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { inject, onTestFinished } from 'vitest';
 import type { Admin, Consumer, Producer } from 'kafkajs';
+import { resolve } from 'node:path';
+import { parseConfig } from '../src/config/load.js';
+import { loadServices } from '../src/config/services.js';
 import { createKafka } from '../src/kafka/client.js';
 import { createLogger, type Logger } from '../src/log.js';
+import { compiled } from '../src/paths.js';
+import { createSupervisor, type Supervisor } from '../src/supervisor/supervisor.js';
 
 /** The run's broker, resolved once by test/global-setup.ts. */
 export function testBrokers(): string[] {
@@ -78,4 +83,37 @@ export async function createTopic(admin: Admin, topic: string, numPartitions = 1
     { message: `leaders for ${topic}` },
   );
   return topic;
+}
+
+/** The compiled demo and test services, as a config names them. */
+export const SERVICE_MODULES = {
+  jarvis: compiled('workers/demo/jarvis.js'),
+  tony: compiled('workers/demo/tony.js'),
+  fixture: (name: string) => resolve(__dirname, 'fixtures', 'services', `${name}.mjs`),
+};
+
+/**
+ * A supervisor for one test, on the run's broker, with fast failure detection. It is always
+ * stopped when the test ends, and the test fails if any of its worker threads outlived that.
+ */
+export async function startSupervisor(raw: Record<string, unknown>, { start = true } = {}): Promise<Supervisor> {
+  const config = parseConfig(
+    {
+      ...raw,
+      supervisor: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 3_000, drainTimeoutMs: 15_000, ...(raw.supervisor as object) },
+      kafka: { sessionTimeoutMs: 6_000, ...(raw.kafka as object) },
+    },
+    'test',
+    process.cwd(),
+  );
+  const services = await loadServices(config);
+  const supervisor = createSupervisor({ config, services, brokers: testBrokers(), logger: testLogger() });
+  onTestFinished(async () => {
+    await supervisor.stop();
+    supervisor.store.close();
+    const alive = supervisor.status().workers.filter((w) => w.state !== 'stopped' || w.threadId !== null);
+    if (alive.length > 0) throw new Error(`test leaked worker threads: ${alive.map((w) => `${w.workerId} (${w.state})`).join(', ')}`);
+  });
+  if (start) await supervisor.start();
+  return supervisor;
 }

@@ -28,8 +28,13 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: boolean }>>;
 
 export function parseFlags<O extends Options>(argv: string[], options: O, command: string, { positionals = 0 } = {}): Parsed<O> {
+  // `--rate -5` is a negative number, not a missing value: join it so the flag's own check answers.
+  const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
+  const takesValue = (arg: string | undefined) => arg !== undefined && /^--[^=]+$/.test(arg);
+  const args = argv.map((arg, i) => (i < end && /^-\d/.test(arg) && takesValue(argv[i - 1]) ? `\0${arg}` : arg));
+  const joined = args.reduce<string[]>((out, arg) => (arg.startsWith('\0') ? [...out.slice(0, -1), `${out.at(-1)}=${arg.slice(1)}`] : [...out, arg]), []);
   try {
-    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: positionals > 0 });
+    const parsed = parseArgs({ args: joined, options, strict: true, allowPositionals: positionals > 0 });
     if (parsed.positionals.length > positionals) {
       throw new UsageError(`Unexpected argument "${parsed.positionals[positionals]}" for \`${command}\`. Run \`${command} --help\`.`);
     }

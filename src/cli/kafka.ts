@@ -71,7 +71,7 @@ async function run({ argv, env, stdout, logger }: CommandContext): Promise<numbe
     return 0;
   }
   if (!sub) throw new UsageError('Missing command: use start, stop, status or logs. Run `npm run kafka -- --help`.');
-  const allowed = ALLOWED[sub];
+  const allowed = Object.hasOwn(ALLOWED, sub) ? ALLOWED[sub] : undefined;
   if (!allowed) throw new UsageError(`Unknown command "${sub}": use start, stop, status or logs. Run \`npm run kafka -- --help\`.`);
   for (const flag of Object.keys(values) as (keyof typeof FLAGS)[]) {
     if (flag !== 'help' && !allowed.includes(flag)) throw new UsageError(`--${flag} does not apply to \`kafka ${sub}\`. Run \`npm run kafka -- --help\`.`);

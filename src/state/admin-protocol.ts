@@ -1,0 +1,315 @@
+import { ConfigError, WharfError } from '../errors.js';
+
+/**
+ * The admin socket's wire format, shared by server and client: frames, codec, limits, codes.
+ * docs/protocol.md is the prose version of this file; keep them in step.
+ *
+ * A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON. Decoding is
+ * JSON.parse and shape checks only: nothing on the wire can name code to run (Python's Manager
+ * unpickles, which is why its authkey is all that stands between a socket and code execution).
+ */
+export const PROTOCOL_VERSION = 1;
+export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
+
+/** Before authentication only the small auth frame is expected; anything bigger is refused early. */
+export const MAX_AUTH_FRAME_BYTES = 1024;
+/** The client's own cap on frames from a server (the server applies `maxReplyBytes` below it). */
+export const CLIENT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/** Nesting beyond this is refused: deep values cost stack in every later JSON.stringify. */
+export const MAX_JSON_DEPTH = 64;
+
+export const ErrorCodes = {
+  auth: 'ERR_AUTH',
+  authTimeout: 'ERR_AUTH_TIMEOUT',
+  badFrame: 'ERR_BAD_FRAME',
+  frameTooLarge: 'ERR_FRAME_TOO_LARGE',
+  version: 'ERR_VERSION',
+  unknownMethod: 'ERR_UNKNOWN_METHOD',
+  badParams: 'ERR_BAD_PARAMS',
+  unknownName: 'ERR_UNKNOWN_NAME',
+  tooManyConnections: 'ERR_TOO_MANY_CONNECTIONS',
+  tooManyWatches: 'ERR_TOO_MANY_WATCHES',
+  idleTimeout: 'ERR_IDLE_TIMEOUT',
+  busy: 'ERR_BUSY',
+  resultTooLarge: 'ERR_RESULT_TOO_LARGE',
+  shuttingDown: 'ERR_SHUTTING_DOWN',
+  internal: 'ERR_INTERNAL',
+  // Client side only: never sent on the wire.
+  noSupervisor: 'ERR_NO_SUPERVISOR',
+  noAuthkey: 'ERR_NO_AUTHKEY',
+  closed: 'ERR_ADMIN_CLOSED',
+  protocol: 'ERR_ADMIN_PROTOCOL',
+  inUse: 'ERR_ADMIN_IN_USE',
+} as const;
+
+export interface AdminLimits {
+  /** Largest request frame a client may send (body bytes). Bigger → ERR_FRAME_TOO_LARGE and close. */
+  maxFrameBytes: number;
+  /** Largest frame the server sends; a bigger result becomes ERR_RESULT_TOO_LARGE. */
+  maxReplyBytes: number;
+  /** Open connections, authenticated or not; one more gets ERR_TOO_MANY_CONNECTIONS. */
+  maxConnections: number;
+  /** A connection with no request, no watch and nothing in flight for this long is closed. */
+  idleTimeoutMs: number;
+  /** Time from connect to a valid auth frame. */
+  authTimeoutMs: number;
+  /** Every failed authentication is answered after exactly this delay, whatever was wrong. */
+  authFailureDelayMs: number;
+  maxWatchesPerConnection: number;
+  /** Requests awaiting an asynchronous result per connection; more get ERR_BUSY (retriable). */
+  maxInFlightPerConnection: number;
+  /** Bytes queued for a client that does not read (a stalled watcher); past this it is dropped. */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_ADMIN_LIMITS = {
+  maxFrameBytes: 1024 * 1024,
+  maxReplyBytes: 16 * 1024 * 1024,
+  maxConnections: 32,
+  idleTimeoutMs: 5 * 60_000,
+  authTimeoutMs: 5_000,
+  authFailureDelayMs: 100,
+  maxWatchesPerConnection: 32,
+  maxInFlightPerConnection: 64,
+  maxBufferedBytes: 8 * 1024 * 1024,
+} satisfies AdminLimits;
+
+/** The filled form of `limits`, or a ConfigError naming the first bad one. */
+export function resolveLimits(limits: Partial<AdminLimits> = {}): AdminLimits {
+  const resolved: AdminLimits = { ...DEFAULT_ADMIN_LIMITS };
+  for (const key of Object.keys(DEFAULT_ADMIN_LIMITS) as (keyof AdminLimits)[]) {
+    const value = limits[key];
+    if (value === undefined) continue;
+    const min = key === 'authFailureDelayMs' ? 0 : 1;
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new ConfigError(`limits.${key} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer; got ${String(value)}.`, { context: { field: `limits.${key}` } });
+    }
+    resolved[key] = value;
+  }
+  if (resolved.maxFrameBytes < MAX_AUTH_FRAME_BYTES) {
+    throw new ConfigError(`limits.maxFrameBytes must be at least ${MAX_AUTH_FRAME_BYTES}; got ${resolved.maxFrameBytes}.`, { context: { field: 'limits.maxFrameBytes' } });
+  }
+  return resolved;
+}
+
+// ---- frames ----------------------------------------------------------------------------------
+
+export interface ChallengeFrame { v: number; type: 'challenge'; nonce: string; versions: number[]; hmac: 'sha256'; maxFrameBytes: number }
+export interface AuthFrame { v: number; type: 'auth'; nonce: string; proof: string }
+export interface WelcomeFrame { v: number; type: 'welcome'; proof: string; pid: number; methods: string[] }
+export interface RequestFrame { v: number; id: number; method: string; params?: unknown }
+export interface WireError { code: string; message: string; retriable?: boolean }
+export type ReplyFrame =
+  | { v: number; id: number | null; ok: true; result: unknown }
+  | { v: number; id: number | null; ok: false; error: WireError };
+export interface EventFrame { v: number; id: number; event: StateChange }
+
+/** One change to a shared object, as `state.watch` streams it. */
+export interface StateChange { name: string; kind: string; op: string; key?: unknown; value?: unknown; at: number }
+
+export function errorFrame(id: number | null, error: WireError): ReplyFrame {
+  return { v: PROTOCOL_VERSION, id, ok: false, error };
+}
+
+/** What a thrown value looks like on the wire: WharfError codes pass through, anything else is internal. */
+export function toWireError(error: unknown): WireError {
+  if (error instanceof WharfError && /^ERR_[A-Z0-9_]{1,60}$/.test(error.code)) {
+    return { code: error.code, message: error.message.slice(0, 2000), ...(error.retriable ? { retriable: true } : {}) };
+  }
+  return { code: ErrorCodes.internal, message: `internal error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 2000) };
+}
+
+export function fromWireError(error: WireError, context: Record<string, unknown> = {}): WharfError {
+  return new WharfError(error.code, error.message, { retriable: error.retriable === true, context });
+}
+
+// ---- codec -----------------------------------------------------------------------------------
+
+/** Length prefix + JSON, or ERR_RESULT_TOO_LARGE / ERR_INTERNAL (not JSON-encodable) to answer with. */
+export function encodeFrame(frame: object, maxBytes: number): Buffer {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(frame);
+  } catch (error) {
+    throw new WharfError(ErrorCodes.internal, `internal error: the reply could not be encoded as JSON (${(error as Error).message})`);
+  }
+  const length = Buffer.byteLength(json);
+  if (length > maxBytes) {
+    throw new WharfError(ErrorCodes.resultTooLarge, `the result is ${length} bytes, over the ${maxBytes}-byte frame limit: ask for less (one object with state.get instead of state.snapshot)`);
+  }
+  const buffer = Buffer.allocUnsafe(4 + length);
+  buffer.writeUInt32BE(length, 0);
+  buffer.write(json, 4, 'utf8');
+  return buffer;
+}
+
+export interface FrameDecoder {
+  /**
+   * The frame bodies completed by `chunk`, and the error that broke framing, if one did: the
+   * frames before it are still returned (and should be served), nothing after it can be read.
+   */
+  push(chunk: Buffer): { frames: Buffer[]; error?: WharfError };
+  /** Raised after authentication; a length is checked the moment its 4 bytes arrive. */
+  maxFrameBytes: number;
+}
+
+/**
+ * Splits a byte stream into frame bodies. A declared length over the limit is an error as soon
+ * as the prefix is read, so an oversized frame is never buffered whole; chunks of a large frame
+ * are concatenated once, when it is complete.
+ */
+export function createFrameDecoder(maxFrameBytes: number): FrameDecoder {
+  let chunks: Buffer[] = [];
+  let buffered = 0;
+  let expected = -1; // body length of the frame being read, once its prefix is in
+  let broken: WharfError | undefined;
+  const decoder: FrameDecoder = {
+    maxFrameBytes,
+    push(chunk) {
+      if (broken) return { frames: [], error: broken };
+      chunks.push(chunk);
+      buffered += chunk.length;
+      const frames: Buffer[] = [];
+      for (;;) {
+        if (expected < 0) {
+          if (buffered < 4) break;
+          if (chunks[0]!.length < 4) chunks = [Buffer.concat(chunks, buffered)];
+          expected = chunks[0]!.readUInt32BE(0);
+          if (expected === 0) broken = new WharfError(ErrorCodes.badFrame, 'bad frame: a length of 0 is not a frame');
+          else if (expected > decoder.maxFrameBytes) broken = new WharfError(ErrorCodes.frameTooLarge, `frame of ${expected} bytes is over the ${decoder.maxFrameBytes}-byte limit`);
+          if (broken) {
+            chunks = [];
+            return { frames, error: broken };
+          }
+        }
+        if (buffered < 4 + expected) break;
+        const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
+        frames.push(all.subarray(4, 4 + expected));
+        const rest = all.subarray(4 + expected);
+        chunks = rest.length ? [rest] : [];
+        buffered = rest.length;
+        expected = -1;
+      }
+      return { frames };
+    },
+  };
+  return decoder;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A frame body as a JSON value: strict UTF-8, JSON.parse with no reviver, then a walk that
+ * refuses `__proto__` keys (harmless as JSON.parse's own properties, but a later Object.assign or
+ * naive merge would turn them into a prototype change) and nesting deeper than MAX_JSON_DEPTH.
+ */
+export function parseFrame(body: Uint8Array): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(body));
+  } catch (error) {
+    throw new WharfError(ErrorCodes.badFrame, `bad frame: not UTF-8 JSON (${(error as Error).message.slice(0, 120)})`);
+  }
+  checkJsonValue(value);
+  return value;
+}
+
+function checkJsonValue(root: unknown): void {
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth >= MAX_JSON_DEPTH) throw new WharfError(ErrorCodes.badFrame, `bad frame: nested deeper than ${MAX_JSON_DEPTH} levels`);
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push([item, depth + 1]);
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (key === '__proto__') throw new WharfError(ErrorCodes.badFrame, 'bad frame: "__proto__" is not allowed as a key');
+      stack.push([(value as Record<string, unknown>)[key], depth + 1]);
+    }
+  }
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Keys outside `allowed` are refused, so a typo is an error rather than silently ignored. */
+export function hasOnlyKeys(value: Record<string, unknown>, allowed: readonly string[]): boolean {
+  return Object.keys(value).every((key) => allowed.includes(key));
+}
+
+const REQUEST_KEYS = ['v', 'id', 'method', 'params'] as const;
+
+/** A parsed frame as a request, or a WharfError whose context carries the id when it was usable. */
+export function checkRequest(frame: unknown): RequestFrame {
+  if (!isPlainObject(frame)) throw new WharfError(ErrorCodes.badFrame, 'bad frame: a request is a JSON object {v, id, method, params}', { context: { id: null } });
+  const id = Number.isSafeInteger(frame.id) && (frame.id as number) >= 0 ? (frame.id as number) : null;
+  const fail = (code: string, message: string) => new WharfError(code, message, { context: { id } });
+  if (id === null) throw fail(ErrorCodes.badFrame, 'bad frame: "id" must be a non-negative integer');
+  if (frame.v !== PROTOCOL_VERSION) throw fail(ErrorCodes.version, `unsupported protocol version ${JSON.stringify(frame.v) ?? 'undefined'}: this server speaks ${SUPPORTED_VERSIONS.join(', ')}`);
+  if (!hasOnlyKeys(frame, REQUEST_KEYS)) throw fail(ErrorCodes.badFrame, `bad frame: a request has only the keys ${REQUEST_KEYS.join(', ')}`);
+  if (typeof frame.method !== 'string' || frame.method.length === 0 || frame.method.length > 64) {
+    throw fail(ErrorCodes.badFrame, 'bad frame: "method" must be a string of 1 to 64 characters');
+  }
+  return { v: frame.v, id, method: frame.method, ...('params' in frame ? { params: frame.params } : {}) };
+}
+
+// ---- methods ---------------------------------------------------------------------------------
+
+/**
+ * Every built-in method with its params checked into a typed object: the wire's contract, which
+ * the server binds to the supervisor's AdminApi. Unknown keys are refused so typos surface.
+ */
+export const METHOD_PARAMS = {
+  ping: (p: unknown) => objectParams(p, 'ping', []) && {},
+  'state.describe': (p: unknown) => objectParams(p, 'state.describe', []) && {},
+  'state.get': (p: unknown) => ({ name: nameParam(objectParams(p, 'state.get', ['name']).name, 'state.get') }),
+  'state.set': (p: unknown) => {
+    const params = objectParams(p, 'state.set', ['name', 'value', 'kind']);
+    if (!('value' in params)) throw badParams('state.set: "value" is required (any JSON value, null included)');
+    if (params.kind !== undefined && (typeof params.kind !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(params.kind))) {
+      throw badParams('state.set: "kind" must be a lower-case word such as map, list, value or counter');
+    }
+    return { name: nameParam(params.name, 'state.set'), value: params.value, kind: params.kind as string | undefined };
+  },
+  'state.delete': (p: unknown) => ({ name: nameParam(objectParams(p, 'state.delete', ['name']).name, 'state.delete') }),
+  'state.snapshot': (p: unknown) => objectParams(p, 'state.snapshot', []) && {},
+  'state.watch': (p: unknown) => {
+    const { name } = objectParams(p, 'state.watch', ['name']);
+    return { name: name === undefined || name === null ? undefined : nameParam(name, 'state.watch') };
+  },
+  'state.unwatch': (p: unknown) => {
+    const { watch } = objectParams(p, 'state.unwatch', ['watch']);
+    if (!Number.isSafeInteger(watch) || (watch as number) < 0) throw badParams('state.unwatch: "watch" must be the id of the state.watch request');
+    return { watch: watch as number };
+  },
+  status: (p: unknown) => objectParams(p, 'status', []) && {},
+  scale: (p: unknown) => {
+    const { service, consumers } = objectParams(p, 'scale', ['service', 'consumers']);
+    if (!Number.isSafeInteger(consumers) || (consumers as number) < 0) throw badParams('scale: "consumers" must be a whole number, 0 or more');
+    return { service: nameParam(service, 'scale', 'service'), consumers: consumers as number };
+  },
+} as const;
+
+export type BuiltinMethod = keyof typeof METHOD_PARAMS;
+
+function badParams(message: string): WharfError {
+  return new WharfError(ErrorCodes.badParams, message);
+}
+
+function objectParams(params: unknown, method: string, allowed: readonly string[]): Record<string, unknown> {
+  const value = params ?? {};
+  if (!isPlainObject(value) || !hasOnlyKeys(value, allowed)) throw badParams(`${method} takes params {${allowed.join(', ')}}`);
+  return value;
+}
+
+function nameParam(value: unknown, method: string, field = 'name'): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256) throw badParams(`${method}: "${field}" must be a string of 1 to 256 characters`);
+  return value;
+}
+
+export function isHex(value: unknown, bytes: number): value is string {
+  return typeof value === 'string' && value.length === bytes * 2 && /^[0-9a-f]+$/.test(value);
+}

@@ -1,0 +1,256 @@
+import type { WharfConfig } from '../config/schema.js';
+import type { LoadedService } from '../config/services.js';
+import { WharfError } from '../errors.js';
+import { createKafka } from '../kafka/client.js';
+import { deadLetterTopic } from '../kafka/dead-letter.js';
+import { ensureTopics } from '../kafka/topics.js';
+import type { Logger } from '../log.js';
+import { createStateStore, type StateStore } from '../state/store.js';
+import { createSupervisorEvents, type SupervisorEvents } from './events.js';
+import { createRestartPolicy, type RestartPolicy } from './restart-policy.js';
+import type { Role, ServiceHealth, SupervisorStatus } from './status.js';
+import { createWorkerSlot, type WorkerSlot } from './worker-slot.js';
+
+export interface SupervisorOptions {
+  config: WharfConfig;
+  services: LoadedService[];
+  brokers: string[];
+  logger: Logger;
+  store?: StateStore;
+  /** Pretty logs in workers (a terminal). */
+  pretty?: boolean;
+}
+
+export interface StopResult {
+  ok: boolean;
+  /** Workers that did not finish draining within the drain timeout. */
+  unfinished: string[];
+}
+
+export interface Supervisor {
+  readonly store: StateStore;
+  readonly events: SupervisorEvents;
+  /** Creates declared topics, spawns every worker and resolves once each is ready or its service failed. */
+  start(): Promise<void>;
+  /** Graceful shutdown: drain every worker within the drain timeout; those that do not finish are terminated. */
+  stop(): Promise<StopResult>;
+  /** Forced shutdown: terminate every thread now. */
+  terminateAll(): Promise<void>;
+  status(): SupervisorStatus;
+  scale(service: string, count: number, role?: Role): Promise<SupervisorStatus>;
+  /** Terminates one worker thread as a crash would; the supervisor replaces it. */
+  kill(workerId: string): Promise<void>;
+}
+
+interface ServiceRuntime {
+  loaded: LoadedService;
+  policy: RestartPolicy;
+  slots: WorkerSlot[];
+  failed: string | null;
+  nextIndex: Record<Role, number>;
+}
+
+export function createSupervisor({ config, services, brokers, logger, store = createStateStore({ logger }), pretty = false }: SupervisorOptions): Supervisor {
+  const log = logger.child({ component: 'supervisor' });
+  const events = createSupervisorEvents(log);
+  const settings = config.supervisor;
+  const startedAt = Date.now();
+  const runtimes = new Map<string, ServiceRuntime>();
+  const timers = new Set<NodeJS.Timeout>();
+  let stopping = false;
+  let health: NodeJS.Timeout | undefined;
+
+  function later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, ms);
+    timers.add(timer);
+  }
+
+  function addSlot(runtime: ServiceRuntime, role: Role): WorkerSlot {
+    const { loaded } = runtime;
+    const index = runtime.nextIndex[role]++;
+    const slot = createWorkerSlot({
+      workerId: `${loaded.name}/${role}/${index}`,
+      service: loaded.name,
+      role,
+      data: {
+        modulePath: loaded.entry.module,
+        brokers,
+        consumes: loaded.consumes,
+        rate: loaded.rate,
+        options: loaded.entry.options,
+        heartbeatIntervalMs: settings.heartbeatIntervalMs,
+        kafka: config.kafka,
+        logLevel: logger.level,
+        pretty,
+      },
+      store,
+      resourceLimits: settings.resourceLimits,
+      heartbeatTimeoutMs: settings.heartbeatTimeoutMs,
+      readyTimeoutMs: settings.readyTimeoutMs,
+      logger,
+      onReady: (s) => {
+        const status = s.status();
+        events.emit('worker:ready', { workerId: s.workerId, service: s.service, role: s.role, restarts: status.restarts, startMs: Date.now() - Date.parse(status.startedAt!) });
+      },
+      onCrash: (s, reason) => onCrash(runtime, s, reason),
+    });
+    runtime.slots.push(slot);
+    slot.spawn();
+    return slot;
+  }
+
+  function onCrash(runtime: ServiceRuntime, slot: WorkerSlot, reason: string): void {
+    events.emit('worker:crashed', { workerId: slot.workerId, service: slot.service, role: slot.role, reason });
+    if (stopping || runtime.failed) {
+      slot.retire(reason);
+      return;
+    }
+    const decision = runtime.policy.onCrash();
+    if (decision.action === 'give-up') {
+      runtime.failed = `${slot.workerId} ${decision.reason}; last: ${reason}`;
+      log.error({ service: runtime.loaded.name, reason: runtime.failed }, 'service failed (crash loop): giving up on it, the rest keeps running');
+      slot.retire(reason);
+      for (const other of runtime.slots) if (other !== slot) void other.drain().then(() => other.state === 'crashed' && other.retire('service failed'));
+      events.emit('service:failed', { service: runtime.loaded.name, reason: runtime.failed });
+      return;
+    }
+    events.emit('worker:restarting', { workerId: slot.workerId, service: slot.service, role: slot.role, delayMs: decision.delayMs, attempt: decision.attempt });
+    later(decision.delayMs, () => {
+      if (!stopping && !runtime.failed && slot.state === 'crashed') slot.spawn();
+    });
+  }
+
+  function serviceHealth(runtime: ServiceRuntime): ServiceHealth {
+    if (runtime.failed) return 'failed';
+    const active = runtime.slots.filter((s) => s.state !== 'stopped');
+    if (active.length === 0) return 'stopped';
+    if (active.every((s) => s.state === 'ready')) return 'healthy';
+    if (active.every((s) => s.state === 'starting')) return 'starting';
+    return 'degraded';
+  }
+
+  function status(): SupervisorStatus {
+    const all = [...runtimes.values()];
+    const workers = all.flatMap((r) => r.slots.map((s) => s.status()));
+    return {
+      pid: process.pid,
+      startedAt: new Date(startedAt).toISOString(),
+      uptimeMs: Date.now() - startedAt,
+      brokers,
+      services: all.map((r) => {
+        const mine = workers.filter((w) => w.service === r.loaded.name);
+        const active = mine.filter((w) => w.state !== 'stopped');
+        return {
+          name: r.loaded.name,
+          health: serviceHealth(r),
+          reason: r.failed,
+          workers: { consumer: active.filter((w) => w.role === 'consumer').length, producer: active.filter((w) => w.role === 'producer').length },
+          handled: mine.reduce((sum, w) => sum + w.handled, 0),
+          restarts: mine.reduce((sum, w) => sum + w.restarts, 0),
+        };
+      }),
+      workers,
+    };
+  }
+
+  function settled(): boolean {
+    return [...runtimes.values()].every((r) => r.failed || r.slots.every((s) => s.state === 'ready' || s.state === 'stopped'));
+  }
+
+  return {
+    store,
+    events,
+    status,
+    async start() {
+      const kafka = createKafka({ brokers, logger: log, clientId: `${config.kafka.clientId}-supervisor` });
+      // Declared topics, consumed ones (subscribing to a missing topic races its auto-creation), and their dead-letter topics.
+      const declared = services.flatMap((s) => s.topics);
+      const consumed = services.flatMap((s) => s.consumes?.topics ?? []).filter((t) => !declared.some((d) => d.topic === t));
+      const topics = [...declared, ...[...new Set(consumed)].map((topic) => ({ topic })), ...services.flatMap((s) => s.consumes?.topics ?? []).map((t) => ({ topic: deadLetterTopic(t) }))];
+      await ensureTopics(kafka, topics, log);
+      for (const loaded of services) {
+        const runtime: ServiceRuntime = { loaded, policy: createRestartPolicy(settings.restart), slots: [], failed: null, nextIndex: { consumer: 0, producer: 0 } };
+        runtimes.set(loaded.name, runtime);
+        for (let i = 0; i < loaded.workers.consumer; i++) addSlot(runtime, 'consumer');
+        for (let i = 0; i < loaded.workers.producer; i++) addSlot(runtime, 'producer');
+      }
+      health = setInterval(() => {
+        const now = Date.now();
+        for (const runtime of runtimes.values()) for (const slot of runtime.slots) slot.checkHealth(now);
+      }, Math.max(50, Math.min(1_000, settings.heartbeatTimeoutMs / 4)));
+      await new Promise<void>((resolve) => {
+        if (settled()) return resolve();
+        const offs = [events.on('worker:ready', check), events.on('service:failed', check)];
+        function check() {
+          if (!settled()) return;
+          offs.forEach((off) => off());
+          resolve();
+        }
+      });
+    },
+    async stop() {
+      stopping = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      const all = [...runtimes.values()].flatMap((r) => r.slots);
+      // A slot waiting out its restart delay has no thread to drain.
+      for (const slot of all) if (slot.state === 'crashed') slot.retire('stopped while waiting to restart');
+      const slots = all.filter((s) => s.state !== 'stopped');
+      events.emit('supervisor:draining', { workers: slots.length });
+      // Producers first, so no new traffic starts while consumers finish theirs.
+      const order = [...slots.filter((s) => s.role === 'producer'), ...slots.filter((s) => s.role === 'consumer')];
+      const deadline = Date.now() + settings.drainTimeoutMs;
+      const outcome = await Promise.all(
+        order.map(async (slot) => {
+          const finished = await Promise.race([slot.drain(), new Promise<boolean>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref())]);
+          if (!finished) {
+            await slot.terminate('did not drain within the drain timeout');
+            if (slot.state === 'crashed') slot.retire('did not drain in time');
+          }
+          return { slot, finished };
+        }),
+      );
+      clearInterval(health);
+      const unfinished = outcome.filter((o) => !o.finished).map((o) => o.slot.workerId);
+      const result = { ok: unfinished.length === 0, unfinished };
+      events.emit('supervisor:stopped', result);
+      return result;
+    },
+    async terminateAll() {
+      stopping = true;
+      clearInterval(health);
+      for (const timer of timers) clearTimeout(timer);
+      await Promise.all([...runtimes.values()].flatMap((r) => r.slots).map((s) => s.terminate('forced shutdown')));
+    },
+    async kill(workerId) {
+      const slot = [...runtimes.values()].flatMap((r) => r.slots).find((s) => s.workerId === workerId);
+      if (!slot) throw new WharfError('ERR_UNKNOWN_WORKER', `No worker "${workerId}"; see \`npm run admin -- workers\`.`, { context: { workerId } });
+      await slot.terminate('killed by an operator');
+    },
+    async scale(service, count, role = 'consumer') {
+      const runtime = runtimes.get(service);
+      if (!runtime) throw new WharfError('ERR_UNKNOWN_SERVICE', `No service "${service}": running services are ${[...runtimes.keys()].join(', ')}.`, { context: { service } });
+      if (!Number.isInteger(count) || count < (role === 'consumer' ? 1 : 0) || count > 64) {
+        throw new WharfError('ERR_BAD_SCALE', `${role} workers of ${service} must be a whole number from ${role === 'consumer' ? 1 : 0} to 64; got ${count}.`);
+      }
+      if (runtime.failed) throw new WharfError('ERR_SERVICE_FAILED', `Service ${service} has failed (${runtime.failed}); restart the supervisor to run it again.`);
+      if (role === 'consumer' && !runtime.loaded.definition.consumes) throw new WharfError('ERR_BAD_SCALE', `Service ${service} consumes nothing.`);
+      if (role === 'producer' && !runtime.loaded.definition.producer) throw new WharfError('ERR_BAD_SCALE', `Service ${service} has no producer role.`);
+      const active = runtime.slots.filter((s) => s.role === role && s.state !== 'stopped');
+      const added = Array.from({ length: Math.max(0, count - active.length) }, () => addSlot(runtime, role));
+      const surplus = active.slice(count).reverse();
+      await Promise.all([
+        ...added.map((s) => events.once('worker:ready', (p) => p.workerId === s.workerId)),
+        ...surplus.map(async (s) => {
+          await s.drain();
+          if (s.state === 'crashed') s.retire('scaled down');
+        }),
+      ]);
+      runtime.slots = runtime.slots.filter((s) => s.state !== 'stopped' || !surplus.includes(s));
+      return status();
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { createTopic, kafkaForTest, SERVICE_MODULES, startSupervisor, uniqueName, waitFor } from '../helpers.js';
+
+/** Tony asks, `answerer` (Jarvis or a test double) answers, on 6-partition topics and groups of this test only. */
+async function conversation(answerer: string, { answerers = 4, rate = 20, extra = [] as Record<string, unknown>[], supervisor = {} } = {}) {
+  const admin = await kafkaForTest().admin();
+  const requests = await createTopic(admin, uniqueName('requests'), 6);
+  const replies = await createTopic(admin, uniqueName('replies'), 6);
+  return {
+    services: [
+      { module: answerer, workers: { consumer: answerers }, consumes: { topics: [requests], groupId: uniqueName('answerers') } },
+      {
+        module: SERVICE_MODULES.tony,
+        workers: { consumer: 1, producer: 1 },
+        rate,
+        consumes: { topics: [replies], groupId: uniqueName('tony') },
+        options: { requests, replies },
+      },
+      ...extra,
+    ],
+    supervisor,
+  };
+}
+
+type State = Awaited<ReturnType<typeof startSupervisor>>['store'];
+const count = (store: State, name: string) => store.local.counter(name).get();
+
+/** Stops Tony asking, then waits until every question sent has its answer recorded. */
+async function everyQuestionAnswered(supervisor: Awaited<ReturnType<typeof startSupervisor>>) {
+  await supervisor.scale('tony', 0, 'producer');
+  const sent = await count(supervisor.store, 'sent');
+  await waitFor(async () => (await count(supervisor.store, 'replied')) === sent, { timeoutMs: 60_000, message: `${sent} replies` });
+  const conversation = supervisor.store.get('conversation')!.value as Record<string, { n: number }>;
+  const numbers = Object.keys(conversation).map(Number).sort((a, b) => a - b);
+  expect(numbers, 'one entry per question, for every question').toEqual(Array.from({ length: sent }, (_, i) => i + 1));
+  return { sent, duplicates: await count(supervisor.store, 'duplicates') };
+}
+
+describe('supervisor', () => {
+  it('runs the demo: 4 Jarvis workers ready, every question gets exactly one answer', async () => {
+    const supervisor = await startSupervisor(await conversation(SERVICE_MODULES.jarvis, { answerers: 4 }));
+    const status = supervisor.status();
+    const jarvis = status.workers.filter((w) => w.service === 'jarvis');
+    expect(jarvis).toHaveLength(4);
+    expect(jarvis.every((w) => w.state === 'ready')).toBe(true);
+    expect(status.services.map((s) => [s.name, s.health])).toEqual([
+      ['jarvis', 'healthy'],
+      ['tony', 'healthy'],
+    ]);
+
+    await waitFor(async () => (await count(supervisor.store, 'replied')) >= 40, { timeoutMs: 30_000, message: '40 exchanges' });
+    const { sent } = await everyQuestionAnswered(supervisor);
+    expect(sent).toBeGreaterThanOrEqual(40);
+    // Workers report their counts with each heartbeat.
+    await waitFor(() => supervisor.status().services.find((s) => s.name === 'jarvis')!.handled >= sent, { message: 'Jarvis to report what it handled' });
+  });
+
+  it('replaces a killed worker, one that throws uncaught, and one that blocks its event loop, losing nothing', { timeout: 180_000 }, async () => {
+    const supervisor = await startSupervisor(await conversation(SERVICE_MODULES.fixture('answerer'), { answerers: 2, rate: 30 }));
+    const restarted = (workerId?: string) =>
+      supervisor.events.once('worker:ready', (p) => p.service === 'answerer' && p.restarts > 0 && (!workerId || p.workerId === workerId));
+    const progress = async () => {
+      const target = (await count(supervisor.store, 'replied')) + 20;
+      await waitFor(async () => (await count(supervisor.store, 'replied')) >= target, { timeoutMs: 60_000, message: 'the conversation to go on' });
+    };
+    await progress();
+
+    // 1. The thread terminated from outside.
+    let back = restarted('answerer/consumer/0');
+    await supervisor.kill('answerer/consumer/0');
+    await back;
+    await progress();
+
+    // 2. A handler that throws outside its promise: an uncaught exception ends the thread.
+    back = restarted();
+    await supervisor.store.local.value('fault').set('throw-uncaught');
+    const crashed = await supervisor.events.once('worker:crashed', (p) => p.service === 'answerer');
+    expect(crashed.reason).toMatch(/injected uncaught error/);
+    await back;
+    await progress();
+
+    // 3. A handler that never returns: no heartbeats, replaced after heartbeatTimeoutMs.
+    back = restarted();
+    await supervisor.store.local.value('fault').set('block');
+    const blocked = await supervisor.events.once('worker:crashed', (p) => p.service === 'answerer');
+    expect(blocked.reason).toMatch(/unresponsive: no heartbeat/);
+    await back;
+
+    const { duplicates } = await everyQuestionAnswered(supervisor);
+    const answerer = supervisor.status().services.find((s) => s.name === 'answerer')!;
+    expect(answerer.restarts).toBeGreaterThanOrEqual(3);
+    expect(answerer.health).toBe('healthy');
+    // Redelivered answers are counted, never recorded twice (the conversation check above).
+    expect(duplicates).toBeGreaterThanOrEqual(0);
+  });
+
+  it('gives up on a crash-looping service while the others keep working', { timeout: 120_000 }, async () => {
+    const supervisor = await startSupervisor(
+      await conversation(SERVICE_MODULES.jarvis, {
+        answerers: 1,
+        extra: [{ module: SERVICE_MODULES.fixture('crasher'), workers: { producer: 1 } }],
+        supervisor: { restart: { initialDelayMs: 20, maxDelayMs: 100, maxRestarts: 3, windowMs: 60_000 } },
+      }),
+    );
+    const crasher = await waitFor(() => supervisor.status().services.find((s) => s.name === 'crasher' && s.health === 'failed'), {
+      message: 'the crasher to be given up on',
+    });
+    expect(crasher.reason).toMatch(/crashed 4 times within 60000 ms \(limit 3 restarts\)/);
+    expect(crasher.reason).toMatch(/crasher always fails/);
+    expect(crasher.restarts).toBe(3);
+
+    const before = await count(supervisor.store, 'replied');
+    await waitFor(async () => (await count(supervisor.store, 'replied')) >= before + 10, { message: 'the demo to go on' });
+    expect(supervisor.status().services.filter((s) => s.name !== 'crasher').every((s) => s.health === 'healthy')).toBe(true);
+  });
+});
