@@ -77,6 +77,7 @@ async function run({ argv, env, stdout, logger }: CommandContext): Promise<numbe
     if (flag !== 'help' && !allowed.includes(flag)) throw new UsageError(`--${flag} does not apply to \`kafka ${sub}\`. Run \`npm run kafka -- --help\`.`);
   }
   const dir = values.dir ? resolve(values.dir) : localClusterDir(env);
+  const dirFlag = values.dir ? ` --dir ${values.dir}` : '';
 
   if (sub === 'start') {
     const brokers = Number(choiceFlag(values.brokers, 'brokers', ['1', '3'], '1')) as 1 | 3;
@@ -88,7 +89,7 @@ async function run({ argv, env, stdout, logger }: CommandContext): Promise<numbe
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     if (values.json) writeJson(stdout, { ...describe(status), alreadyRunning, startSeconds: Number(seconds) });
     else if (alreadyRunning) stdout.write(`Kafka ${status.version} is already running at ${status.bootstrap} (${dir}).\n`);
-    else stdout.write(`Kafka ${status.version} is running at ${status.bootstrap} (${status.nodes.length} node${status.nodes.length > 1 ? 's' : ''}, started in ${seconds} s).\nUse it with KAFKA_BROKERS=${status.bootstrap}; stop it with \`npm run kafka -- stop\`.\n`);
+    else stdout.write(`Kafka ${status.version} is running at ${status.bootstrap} (${status.nodes.length} node${status.nodes.length > 1 ? 's' : ''}, started in ${seconds} s).\nUse it with KAFKA_BROKERS=${status.bootstrap}; stop it with \`npm run kafka -- stop${dirFlag}\`.\n`);
     return 0;
   }
 

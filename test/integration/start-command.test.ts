@@ -76,6 +76,38 @@ describe('npm start', () => {
     expect(all.length).toBeGreaterThan(handledFirst);
   });
 
+  it('exits 1 naming the workers a drain timed out on, and at once on a second signal', { timeout: 120_000 }, async () => {
+    const k = kafkaForTest();
+    const producer = await k.producer();
+    const run = async (drainTimeoutMs: number) => {
+      const topic = await createTopic(await k.admin(), uniqueName('slow'), 1);
+      const startedFile = join(dir, `${uniqueName('started')}.log`);
+      const supervisor = start({
+        services: [{ module: SERVICE_MODULES.fixture('slow'), consumes: { topics: [topic], groupId: uniqueName('slow') }, options: { holdMs: 60_000, startedFile } }],
+        supervisor: { drainTimeoutMs },
+        kafka: { sessionTimeoutMs: 6_000 },
+      });
+      await waitFor(() => supervisor.output().includes('supervisor ready'), { timeoutMs: 60_000, message: 'the supervisor to be ready' });
+      await producer.send({ topic, messages: [{ value: '{"hold":true}' }] });
+      await waitFor(() => existsSync(startedFile), { message: 'the slow handler to start' });
+      return supervisor;
+    };
+
+    const timedOut = await run(1_000);
+    timedOut.child.kill('SIGTERM');
+    expect(await timedOut.exited(), timedOut.output()).toBe(1);
+    expect(timedOut.output()).toContain('drain timed out; did not finish: slow/consumer/0');
+
+    const forced = await run(30_000);
+    forced.child.kill('SIGTERM');
+    await waitFor(() => forced.output().includes('draining'), { message: 'the drain to begin' });
+    const second = Date.now();
+    forced.child.kill('SIGTERM');
+    expect(await forced.exited(), forced.output()).toBe(130);
+    expect(Date.now() - second).toBeLessThan(5_000);
+    expect(forced.output()).toContain('second signal: exiting now without draining');
+  });
+
   it('rejects bad config before any worker starts, with one line naming the field', () => {
     const file = join(dir, 'bad.json');
     writeFileSync(file, JSON.stringify({ services: [{ module: SERVICE_MODULES.jarvis, workers: { consumer: 0 } }] }));

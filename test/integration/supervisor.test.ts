@@ -113,4 +113,31 @@ describe('supervisor', () => {
     await waitFor(async () => (await count(supervisor.store, 'replied')) >= before + 10, { message: 'the demo to go on' });
     expect(supervisor.status().services.filter((s) => s.name !== 'crasher').every((s) => s.health === 'healthy')).toBe(true);
   });
+
+  it('treats an out-of-memory exit as a crash', async () => {
+    const supervisor = await startSupervisor({
+      services: [{ module: SERVICE_MODULES.fixture('hog'), workers: { producer: 1 } }],
+      supervisor: { resourceLimits: { maxOldGenerationSizeMb: 32 }, restart: { initialDelayMs: 10, maxDelayMs: 10, maxRestarts: 0, windowMs: 60_000 } },
+    });
+    const hog = await waitFor(() => supervisor.status().services.find((s) => s.health === 'failed'), { message: 'the hog to fail' });
+    expect(hog.reason).toMatch(/out of memory \(heap limit 32 MB\)/);
+  });
+
+  it('names the workers that did not drain within the drain timeout', async () => {
+    const admin = await kafkaForTest().admin();
+    const topic = await createTopic(admin, uniqueName('slow'), 1);
+    const supervisor = await startSupervisor({
+      services: [{ module: SERVICE_MODULES.fixture('slow'), consumes: { topics: [topic], groupId: uniqueName('slow') }, options: { holdMs: 60_000 } }],
+      supervisor: { drainTimeoutMs: 1_000 },
+    });
+    const producer = await kafkaForTest().producer();
+    await producer.send({ topic, messages: [{ value: JSON.stringify({ hold: true }) }] });
+    await waitFor(async () => (await supervisor.store.local.value('started').get()) !== undefined, { message: 'the slow handler to start' });
+
+    const began = Date.now();
+    const result = await supervisor.stop();
+    expect(result).toEqual({ ok: false, unfinished: ['slow/consumer/0'] });
+    expect(Date.now() - began).toBeLessThan(10_000);
+    expect(supervisor.status().workers.map((w) => [w.state, w.threadId])).toEqual([['stopped', null]]);
+  });
 });

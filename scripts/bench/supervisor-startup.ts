@@ -1,0 +1,68 @@
+/**
+ * How fast the supervisor brings workers up and replaces a crashed one, and what a worker costs.
+ * `npm run build && node dist/scripts/bench/supervisor-startup.js [--json] [--workers 1,4,16] [--kills 5]`
+ */
+import { parseArgs } from 'node:util';
+import { parseConfig } from '../../src/config/load.js';
+import { loadServices } from '../../src/config/services.js';
+import { resolveBroker } from '../../src/kafka/broker.js';
+import { createKafka } from '../../src/kafka/client.js';
+import { ensureTopics } from '../../src/kafka/topics.js';
+import { createLogger } from '../../src/log.js';
+import { compiled } from '../../src/paths.js';
+import { createSupervisor } from '../../src/supervisor/supervisor.js';
+
+const { values } = parseArgs({ options: { json: { type: 'boolean' }, workers: { type: 'string', default: '1,4,16' }, kills: { type: 'string', default: '5' } } });
+const counts = values.workers!.split(',').map(Number);
+const logger = createLogger({ fd: 2, level: 'warn' });
+const broker = await resolveBroker({ logger });
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+
+async function measure(workers: number) {
+  const id = `${Date.now().toString(36)}-${workers}`;
+  const topic = `bench.startup.${id}`;
+  await ensureTopics(createKafka({ brokers: broker.brokers, logger }), [{ topic, numPartitions: 16 }], logger);
+  const config = parseConfig(
+    {
+      services: [{ module: compiled('workers/demo/jarvis.js'), workers: { consumer: workers }, consumes: { topics: [topic], groupId: `bench-${id}` } }],
+      supervisor: { restart: { initialDelayMs: 0, maxDelayMs: 0, maxRestarts: 100, windowMs: 60_000 } },
+      kafka: { sessionTimeoutMs: 6_000 },
+    },
+    'bench',
+    process.cwd(),
+  );
+  const supervisor = createSupervisor({ config, services: await loadServices(config), brokers: broker.brokers, logger });
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  const began = performance.now();
+  await supervisor.start();
+  const readyMs = performance.now() - began;
+  // Let heartbeats report heaps, then measure the process with every worker up.
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  const rssPerWorker = (process.memoryUsage().rss - rssBefore) / workers;
+  const heaps = supervisor.status().workers.map((w) => w.heapUsedBytes ?? 0);
+
+  const replaceMs: number[] = [];
+  for (let i = 0; i < Number(values.kills); i++) {
+    const victim = `jarvis/consumer/${i % workers}`;
+    const back = supervisor.events.once('worker:ready', (p) => p.workerId === victim);
+    const killed = performance.now();
+    await supervisor.kill(victim);
+    await back;
+    replaceMs.push(performance.now() - killed);
+  }
+  await supervisor.stop();
+  supervisor.store.close();
+  return { workers, readyMs: Math.round(readyMs), rssPerWorkerMiB: mib(rssPerWorker), heapPerWorkerMiB: mib(median(heaps)), replaceMsMedian: Math.round(median(replaceMs)), replaceMs: replaceMs.map(Math.round) };
+}
+
+const results = [];
+for (const workers of counts) results.push(await measure(workers));
+await broker.release();
+if (values.json) process.stdout.write(JSON.stringify({ brokers: broker.brokers, results }) + '\n');
+else {
+  console.log('workers  start→all ready  RSS/worker  heap/worker  crash→replacement ready (median)');
+  for (const r of results) console.log(`${String(r.workers).padEnd(8)} ${`${r.readyMs} ms`.padEnd(16)} ${`${r.rssPerWorkerMiB} MiB`.padEnd(11)} ${`${r.heapPerWorkerMiB} MiB`.padEnd(12)} ${r.replaceMsMedian} ms  (${r.replaceMs.join(', ')})`);
+}
+process.exit(0);
