@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { inject, onTestFinished } from 'vitest';
 import type { Admin, Consumer, Producer } from 'kafkajs';
 import { resolve } from 'node:path';
@@ -8,40 +7,17 @@ import { createKafka } from '../src/kafka/client.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { compiled } from '../src/paths.js';
 import { createSupervisor, type Supervisor } from '../src/supervisor/supervisor.js';
+import { uniqueName, waitFor } from './wait.js';
+
+export { uniqueName, waitFor };
 
 /** The run's broker, resolved once by test/global-setup.ts. */
 export function testBrokers(): string[] {
   return inject('brokers').split(',');
 }
 
-/** A name no other test (or earlier run) uses: `topic-3f9a2c1b…`. */
-export function uniqueName(prefix: string): string {
-  return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-}
-
 export function testLogger(): Logger {
   return createLogger({ fd: 2, level: (process.env.WHARF_LOG_LEVEL as 'info') ?? 'warn' });
-}
-
-/** Waits until `condition` returns truthy, or fails with `message` at the deadline. */
-export async function waitFor<T>(
-  condition: () => T | Promise<T>,
-  { timeoutMs = 20_000, intervalMs = 50, message = 'condition' }: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message}${last ? `: ${String(last)}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 type Client = Admin | Producer | Consumer;

@@ -10,6 +10,7 @@ import { connectAdmin, type AdminClient, type ConnectAdminOptions } from '../../
 import { computeProof, newNonce } from '../../../src/state/admin-auth.js';
 import { CLIENT_MAX_FRAME_BYTES, createFrameDecoder, encodeFrame, type StateChange } from '../../../src/state/admin-protocol.js';
 import type { SupervisorStatus } from '../../../src/supervisor/status.js';
+import { waitFor } from '../../wait.js';
 
 /**
  * A small in-memory AdminApi standing in for the supervisor: named objects in a Map, changes to
@@ -68,20 +69,7 @@ export function memoryApi(initial: Record<string, { kind: string; value: unknown
   return { api, objects, listenerCount: () => listeners.size };
 }
 
-/**
- * Waits until `condition` is truthy, failing at the deadline. The same contract as waitFor in
- * test/helpers.ts, kept here because that module imports the whole supervisor (and Kafka), which
- * these socket-only tests must not depend on.
- */
-export async function waitFor<T>(condition: () => T | Promise<T>, { timeoutMs = 10_000, message = 'condition' }: { timeoutMs?: number; message?: string } = {}): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+export { waitFor };
 
 export const silentLogger: Logger = createLogger({ level: 'silent' });
 
