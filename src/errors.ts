@@ -81,3 +81,65 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
 }
+
+// ---- messaging (src/kafka, src/worker) --------------------------------------------------------
+
+/**
+ * A message that can never be handled as it is — a value that does not decode, fails the
+ * service's schema or is over its size limit. Never retried: parked in `<topic>.dlq` at once,
+ * with `code` as the reason (ERR_DECODE, ERR_SCHEMA, ERR_MESSAGE_TOO_LARGE).
+ */
+export class RejectedMessageError extends WharfError {
+  override readonly name: string = 'RejectedMessageError';
+  constructor(code: string, message: string, options?: WharfErrorOptions) {
+    super(code, message, { ...options, retriable: false });
+  }
+}
+
+/** A value that its codec cannot decode (not JSON, empty). */
+export class DecodeError extends RejectedMessageError {
+  override readonly name: string = 'DecodeError';
+  constructor(message: string, options?: WharfErrorOptions) {
+    super('ERR_DECODE', message, options);
+  }
+}
+
+/** A value that decodes but fails the service's (or a request's) schema; `context.issues` lists why. */
+export class SchemaError extends RejectedMessageError {
+  override readonly name: string = 'SchemaError';
+  constructor(message: string, options?: WharfErrorOptions) {
+    super('ERR_SCHEMA', message, options);
+  }
+}
+
+/** A value over the service's `maxMessageBytes`. */
+export class MessageTooLargeError extends RejectedMessageError {
+  override readonly name: string = 'MessageTooLargeError';
+  constructor(message: string, options?: WharfErrorOptions) {
+    super('ERR_MESSAGE_TOO_LARGE', message, options);
+  }
+}
+
+/** A value a codec cannot encode (undefined for JSON, a non-bytes value for raw). */
+export class EncodeError extends WharfError {
+  override readonly name: string = 'EncodeError';
+  constructor(message: string, options?: WharfErrorOptions) {
+    super('ERR_ENCODE', message, { ...options, retriable: false });
+  }
+}
+
+/** A Kafka operation that failed; `cause` is the client's error, `retriable` what it said. */
+export class KafkaError extends WharfError {
+  override readonly name: string = 'KafkaError';
+  constructor(message: string, options?: WharfErrorOptions) {
+    super('ERR_KAFKA', message, options);
+  }
+}
+
+/** A dead letter that is not there (wrong topic, partition or offset). */
+export class DeadLetterNotFoundError extends WharfError {
+  override readonly name: string = 'DeadLetterNotFoundError';
+  constructor(message: string, options?: WharfErrorOptions) {
+    super('ERR_DLQ_NOT_FOUND', message, options);
+  }
+}

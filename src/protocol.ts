@@ -8,6 +8,7 @@
  * every `heartbeatIntervalMs` from its event loop, so a blocked loop shows as silence.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { DeliveryOptions } from './config/schema.js';
 import type { Role } from './supervisor/status.js';
 
 /** What a worker is started with (structured-cloned; the state port is transferred). */
@@ -18,8 +19,12 @@ export interface WorkerData {
   /** Absolute path of the compiled service module (its default export is a defineService result). */
   modulePath: string;
   brokers: string[];
-  /** The consumer role's subscription (config overrides applied); null for a producer. */
-  consumes: { topics: string[]; groupId: string; fromBeginning: boolean } | null;
+  /**
+   * The consumer role's subscription (config overrides applied) and how it consumes (retries,
+   * commits, backpressure, size limit: definition < config, defaults filled in the worker);
+   * null when the service consumes nothing. Producer workers get it too.
+   */
+  consumes: { topics: string[]; groupId: string; fromBeginning: boolean; delivery?: DeliveryOptions } | null;
   /** Producer ticks per second, where the service has a producer role. */
   rate: number;
   /** Free-form per-service settings from the config, handed to the service as `ctx.options`. */
@@ -36,6 +41,62 @@ export interface WorkerCounters {
   handled: number;
   errors: number;
   heapUsedBytes: number;
+  /** Delivery details since this thread started (also published in the shared map `wharf.delivery`). */
+  delivery?: DeliveryCounters;
+  /** Set when the consumer runs its handler in a thread pool. */
+  pool?: PoolHealth;
+}
+
+/** What a worker's consumer runner and requester have done; see docs/messaging.md. */
+export interface DeliveryCounters {
+  handled: number;
+  errors: number;
+  retries: number;
+  deadLettered: number;
+  rejected: number;
+  inFlight: number;
+  maxInFlightSeen: number;
+  pausedPartitions: number;
+  commits: number;
+  commitFailures: number;
+  rebalances: number;
+  requests: number;
+  replies: number;
+  timeouts: number;
+  lateReplies: number;
+  duplicateReplies: number;
+  unknownReplies: number;
+  pendingRequests: number;
+}
+
+/**
+ * The health of a consumer worker's thread pool (`consumes.concurrency`; src/pool/), sent with
+ * every heartbeat and shown by `npm run admin -- workers`.
+ */
+export interface PoolHealth {
+  mode: 'key' | 'partition' | 'unordered';
+  /** Threads set up and taking tasks, of `maxThreads`. */
+  threads: number;
+  maxThreads: number;
+  /** Messages taken from Kafka and not finished, of `maxInFlight` (fetching pauses there). */
+  inFlight: number;
+  maxInFlight: number;
+  /** On a thread now. */
+  running: number;
+  /** Free to run, waiting for a thread. */
+  queued: number;
+  /** Behind an earlier message of the same key (or partition) that has not finished. */
+  waitingOnKey: number;
+  /** Waiting out a retry backoff, or being parked in the dead-letter topic. */
+  retrying: number;
+  /** Attempts the threads ran to the end. */
+  completed: number;
+  /** Time spent in handlers, all threads together, since the worker started. */
+  busyMs: number;
+  /** Busy time / (threads × wall time) over the last second, 0..1. */
+  utilization: number;
+  /** Pool threads that ended (crash, process.exit, out of memory) and were replaced. */
+  threadExits: number;
 }
 
 export type WorkerToSupervisor =
@@ -44,11 +105,15 @@ export type WorkerToSupervisor =
   /** The worker finished draining: in-flight work done, offsets committed, clients closed. */
   | ({ type: 'drained' } & WorkerCounters)
   /** A failure the worker caught but cannot go on from (it exits right after). */
-  | { type: 'fatal'; error: { name: string; message: string; code?: string } };
+  | { type: 'fatal'; error: { name: string; message: string; code?: string } }
+  /** A consumer worker asks for a shared-state port for one of its pool threads (src/pool/state-ports.ts). */
+  | { type: 'state-port:request'; requestId: number; suffix: string };
 
 export type SupervisorToWorker =
   /** Stop taking new work, finish what is in flight, commit, leave the group, close, then post `drained`. */
-  { type: 'drain' };
+  | { type: 'drain' }
+  /** The answer to `state-port:request`: a port of holder `<workerId>/pool/<suffix>`, transferred. */
+  | { type: 'state-port'; requestId: number; holderId: string; port: MessagePort };
 
 export function isWorkerMessage(value: unknown): value is WorkerToSupervisor {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';

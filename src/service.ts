@@ -1,3 +1,6 @@
+import type { DeliveryOptions } from './config/schema.js';
+import type { Codec, CodecName } from './kafka/codec.js';
+import type { MessageSchema } from './kafka/message-schema.js';
 import type { Logger } from './log.js';
 import type { SharedState } from './state/client.js';
 import type { StateChange } from './state/store.js';
@@ -22,6 +25,18 @@ export interface SendOptions {
   key?: string | null;
   headers?: Record<string, string>;
   partition?: number;
+  /** Encode this value with another codec than the service's (`defineService({ codec })`, JSON by default). */
+  codec?: CodecName | Codec;
+}
+
+export interface RequestOptions<R = unknown> {
+  /** Rejects with a TimeoutError (code ERR_TIMEOUT) when no reply arrived by then; default: the service's `requestTimeoutMs`, else 30 s. */
+  timeoutMs?: number;
+  key?: string | null;
+  headers?: Record<string, string>;
+  codec?: CodecName | Codec;
+  /** Checks the reply; one that fails rejects the request with a SchemaError. */
+  schema?: MessageSchema<R>;
 }
 
 export interface RoleContext<O = Record<string, unknown>> {
@@ -32,8 +47,19 @@ export interface RoleContext<O = Record<string, unknown>> {
   /** The service's `options` from the config. */
   options: O;
   state: SharedState;
-  /** Sends one JSON value; resolves once every in-sync replica has it (acks=all). */
+  /**
+   * Sends one value (JSON unless the service or `options.codec` says otherwise); resolves once
+   * every in-sync replica has it (acks=all). In a handler, it carries a child of the inbound
+   * message's `traceparent`; elsewhere a new trace.
+   */
   send(topic: string, value: unknown, options?: SendOptions): Promise<void>;
+  /**
+   * Sends `value` to `topic` with `reply-to` (this worker's reply topic) and a new
+   * `correlation-id`, and resolves with the decoded reply — the value a handler there passed to
+   * `ctx.reply`. Rejects with a TimeoutError at `timeoutMs` if none came; a reply arriving later
+   * is counted and logged, never delivered. See docs/messaging.md.
+   */
+  request<R = unknown>(topic: string, value: unknown, options?: RequestOptions<R>): Promise<R>;
 }
 
 export interface MessageContext<V = unknown, O = Record<string, unknown>> extends RoleContext<O>, InboundMessage<V> {
@@ -61,9 +87,26 @@ export interface ProducerRole<O = Record<string, unknown>> {
   defaultRate?: number;
 }
 
+/** What a service consumes, and how (retries, commits, backpressure, size limit, a thread pool for the handler — `concurrency`, docs/pool.md: see DeliveryOptions). */
+export interface ConsumeOptions extends DeliveryOptions {
+  topics: string[];
+  groupId?: string;
+  fromBeginning?: boolean;
+}
+
 export interface ServiceDefinition<V = unknown, O = Record<string, unknown>> {
   name: string;
-  consumes?: { topics: string[]; groupId?: string; fromBeginning?: boolean };
+  consumes?: ConsumeOptions;
+  /**
+   * Checks every inbound value before the handler sees it (any Standard Schema: `z.object({…})`);
+   * the handler gets the parsed value, typed. A value that fails is parked in `<topic>.dlq` with
+   * the reasons, never retried.
+   */
+  schema?: MessageSchema<V>;
+  /** How inbound values are decoded, and the default for sends: "json" (default), "raw" (Buffers) or a Codec. */
+  codec?: CodecName | Codec;
+  /** Default deadline of `ctx.request` in this service (default 30 s). */
+  requestTimeoutMs?: number;
   handler?: (message: InboundMessage<V>, ctx: MessageContext<V, O>) => Promise<void> | void;
   producer?: ProducerRole<O>;
   /** Topics created at start when missing. */

@@ -45,16 +45,18 @@ export function kafkaForTest(logger = testLogger()) {
   };
 }
 
-/** Creates a topic and waits until every partition has a leader that serves it. */
+/**
+ * Creates a topic and waits until every partition has a leader that serves it. Right after
+ * creation a broker can still answer "does not host this topic-partition" (retriable), so the
+ * wait asks again until the deadline instead of failing on the first answer.
+ */
 export async function createTopic(admin: Admin, topic: string, numPartitions = 1, replicationFactor?: number): Promise<string> {
-  await admin.createTopics({
-    topics: [{ topic, numPartitions, ...(replicationFactor ? { replicationFactor } : {}) }],
-    waitForLeaders: true,
-  });
+  await admin.createTopics({ topics: [{ topic, numPartitions, ...(replicationFactor ? { replicationFactor } : {}) }] });
   await waitFor(
     async () => {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return offsets.length === numPartitions;
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      const partitions = topics[0]?.partitions ?? [];
+      return partitions.length === numPartitions && partitions.every((p) => p.leader >= 0) && (await admin.fetchTopicOffsets(topic)).length === numPartitions;
     },
     { message: `leaders for ${topic}` },
   );

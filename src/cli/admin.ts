@@ -5,6 +5,7 @@ import { stateHome } from '../paths.js';
 import { connectAdmin, type AdminClient } from '../state/admin-client.js';
 import { ErrorCodes, type StateChange } from '../state/admin-protocol.js';
 import type { SupervisorStatus } from '../supervisor/status.js';
+import { DLQ_HELP, DLQ_USAGE, parseDlq, runDlq } from './admin-dlq.js';
 import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from './args.js';
 
 const HELP = `Usage: npm run admin -- <command> [args] [flags]      (or: wharf admin <command>)
@@ -14,17 +15,20 @@ Inspect and steer the supervisor started from this folder (found through .wharf/
 Commands:
   state [name]              list the shared objects, or print one
   watch [name]              print changes (to one object, or all) as they happen, until Ctrl-C
-  workers                   services and worker threads: health, restarts, handled, heap, heartbeat
+  workers                   services and worker threads: health, restarts, handled, heap, heartbeat,
+                            and thread pools: threads, in flight, queues, utilization
   set <name> <json-value>   set an object's value: 42, '"text"', '{"a":1}' (negative: set n -- -5)
   delete <name>             delete an object
   snapshot                  every object with its value
   scale <service> <n>       run n consumer workers for a service
   ping                      check that the supervisor answers
-
+${DLQ_HELP}
 Flags:
   --json          one JSON object on stdout (watch: one JSON object per line, per change)
   --kind K        set: the kind to create (value, map, list, counter, …); default: the object's own
   --count N       watch: stop after N changes
+  --limit N       dlq list: at most N dead letters per topic, the most recent (default 100)
+  --all           dlq replay: every dead letter of the topic not replayed yet
   --dir D         folder of the supervisor's connection file (default .wharf, or WHARF_HOME)
   --address A     connect to this socket path or 127.0.0.1:PORT instead of the connection file's
   --key-file F    read the authkey from F
@@ -41,6 +45,8 @@ const FLAGS = {
   json: { type: 'boolean' },
   kind: { type: 'string' },
   count: { type: 'string' },
+  limit: { type: 'string' },
+  all: { type: 'boolean' },
   dir: { type: 'string' },
   address: { type: 'string' },
   'key-file': { type: 'string' },
@@ -60,13 +66,14 @@ const COMMANDS: Record<string, { args: [number, number]; usage: string; flags: r
   snapshot: { args: [0, 0], usage: 'snapshot', flags: ['json'] },
   scale: { args: [2, 2], usage: 'scale <service> <n>', flags: ['json'] },
   ping: { args: [0, 0], usage: 'ping', flags: ['json'] },
+  dlq: { args: [1, 1_001], usage: DLQ_USAGE, flags: ['json', 'limit', 'all'] },
 };
 const NAMES = Object.keys(COMMANDS).join(', ');
 
 async function run({ argv, env, stdout, stderr }: CommandContext): Promise<number> {
   // Everything after `--` is an argument, so that `set n -- -5` can set a negative number.
   const end = argv.indexOf('--');
-  const { values, positionals: before } = parseFlags(end < 0 ? argv : argv.slice(0, end), FLAGS, 'npm run admin', { positionals: 3 });
+  const { values, positionals: before } = parseFlags(end < 0 ? argv : argv.slice(0, end), FLAGS, 'npm run admin', { positionals: 1_002 });
   const positionals = end < 0 ? before : [...before, ...argv.slice(end + 1)];
   const [sub, ...args] = positionals;
   if (values.help || sub === 'help') {
@@ -83,17 +90,20 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
   // Arguments are checked before connecting, so a typo fails fast even with no supervisor.
   const value = sub === 'set' ? parseValue(args[1]!) : undefined;
   const consumers = sub === 'scale' ? parseCount(args[1]!) : 0;
+  const dlq = sub === 'dlq' ? parseDlq(args, { limit: values.limit, all: values.all }) : undefined;
   const count = intFlag(values.count, 'count', { min: 1, fallback: 0 });
   const timeoutMs = intFlag(values.timeout, 'timeout', { min: 1, max: 600_000, fallback: 5_000 });
   const dir = values.dir ? resolve(values.dir) : stateHome(env);
 
-  const client = await connectAdmin({ dir, address: values.address, keyFile: values['key-file'], timeoutMs, env });
+  // Reading a dead-letter topic joins a consumer group first: give it longer than a state call.
+  const client = await connectAdmin({ dir, address: values.address, keyFile: values['key-file'], timeoutMs, env, ...(dlq ? { callTimeoutMs: 120_000 } : {}) });
   try {
     const json = values.json === true;
     const [name] = args;
     switch (sub) {
       case 'state': return await showState(client, name, json, stdout);
       case 'watch': return await watch(client, name, json, count, stdout, stderr);
+      case 'dlq': return await runDlq(client, dlq!, json, stdout);
       case 'workers': {
         const status = await client.status();
         if (json) writeJson(stdout, status);
@@ -221,6 +231,16 @@ function workersTable(status: SupervisorStatus): string {
       w.heapUsedBytes === null ? '-' : `${(w.heapUsedBytes / 1024 / 1024).toFixed(1)} MiB`,
       w.lastHeartbeatAt === null ? '-' : `${duration(now - Date.parse(w.lastHeartbeatAt))} ago`,
     ])));
+  // Consumers that run their handler in a thread pool (consumes.concurrency, docs/pool.md).
+  const pooled = status.workers.filter((w) => w.pool);
+  if (pooled.length > 0) {
+    lines.push('\n');
+    lines.push(table(['POOL OF', 'MODE', 'THREADS', 'IN FLIGHT', 'RUNNING', 'QUEUED', 'WAITING ON KEY', 'RETRYING', 'UTILIZATION', 'BUSY', 'THREAD EXITS'],
+      pooled.map(({ workerId, pool: p }) => [
+        workerId, p!.mode, `${p!.threads}/${p!.maxThreads}`, `${p!.inFlight}/${p!.maxInFlight}`, String(p!.running), String(p!.queued),
+        String(p!.waitingOnKey), String(p!.retrying), `${Math.round(p!.utilization * 100)}%`, duration(p!.busyMs), String(p!.threadExits),
+      ])));
+  }
   return lines.join('');
 }
 
@@ -236,4 +256,4 @@ function table(header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
-export const adminCommand: Command = { name: 'admin', summary: 'inspect and steer a running supervisor: state, watch, workers, scale', run };
+export const adminCommand: Command = { name: 'admin', summary: 'inspect and steer a running supervisor: state, watch, workers, scale, dlq', run };

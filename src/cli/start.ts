@@ -2,9 +2,11 @@ import { loadConfig } from '../config/load.js';
 import { loadServices } from '../config/services.js';
 import { describeError } from '../errors.js';
 import { resolveBroker } from '../kafka/broker.js';
+import { dlqAdminMethods } from '../kafka/dead-letter-admin.js';
 import { createLogger } from '../log.js';
 import { stateHome } from '../paths.js';
 import { startAdminServer } from '../state/admin-server.js';
+import { openStatePersistence, persistSettings } from '../state/persist-start.js';
 import type { StateKind } from '../state/store.js';
 import { createSupervisor } from '../supervisor/supervisor.js';
 import { intFlag, parseFlags, type Command, type CommandContext } from './args.js';
@@ -53,10 +55,16 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
   // Everything that can be wrong with the config fails here, before a broker or a worker starts.
   const config = await loadConfig(flags);
   const services = await loadServices(config);
+  // ── shared-state persistence, settings: checked with the rest of the config, before any broker ──
+  const persist = persistSettings(config, env);
+  // ──
   const logger = createLogger({ fd: 1 });
   logger.info({ config: config.source, services: services.map((s) => `${s.name} (${s.workers.consumer} consumer, ${s.workers.producer} producer)`) }, 'wharf starting');
   const broker = await resolveBroker({ logger, env });
-  const supervisor = createSupervisor({ config, services, brokers: broker.brokers, logger, pretty: Boolean(process.stdout.isTTY) });
+  // ── shared-state persistence, restore: the store is rebuilt from its changelog before any worker exists ──
+  const persistence = await openStatePersistence({ settings: persist, brokers: broker.brokers, logger, clientId: config.kafka.clientId });
+  // ──
+  const supervisor = createSupervisor({ config, services, brokers: broker.brokers, logger, pretty: Boolean(process.stdout.isTTY), store: persistence.store });
 
   let signals = 0;
   const stopped = new Promise<number>((resolve) => {
@@ -91,6 +99,9 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
       },
       status: () => supervisor.status(),
       scale: (service, consumers) => supervisor.scale(service, consumers),
+      // ── dead letters: `npm run admin -- dlq list|show|replay` (src/kafka/dead-letter-admin.ts) ──
+      extra: dlqAdminMethods({ brokers: broker.brokers, clientId: config.kafka.clientId, topics: services.flatMap((s) => s.consumes?.topics ?? []), state: store.local, logger }),
+      // ──
     },
     dir: stateHome(env),
     logger,
@@ -123,9 +134,15 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
     }
   }
   await admin.close();
+  // ── shared-state persistence, shutdown: the workers drained; wait for the last acknowledgements, then disconnect ──
+  const persisted = await persistence.close(config.supervisor.drainTimeoutMs).then(
+    () => true,
+    (error: unknown) => (logger.error({ err: describeError(error) }, 'persisted shared state: the last changes may not be in the changelog'), false),
+  );
+  // ──
   supervisor.store.close();
   await broker.release();
-  return code;
+  return persisted ? code : Math.max(code, 1);
 }
 
 export const startCommand: Command = { name: 'start', summary: 'run a supervisor with the configured services (the demo by default)', run };

@@ -93,6 +93,7 @@ export function parseConfig(raw: unknown, source: string, baseDir: string, flags
     },
     kafka: { ...DEFAULTS.kafka, ...input.kafka },
     overrides: { workers: flags.workers, rate: flags.rate },
+    state: input.state ?? {},
   };
 }
 

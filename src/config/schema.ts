@@ -1,10 +1,68 @@
 import { z } from 'zod';
+import type { ConcurrencyOptions } from '../pool/settings.js';
 
 /**
  * The one configuration schema (file < env < flags, see load.ts). Every object is strict, so a
  * misspelt key is an error that names it instead of a setting silently ignored.
  */
 const ms = (min: number) => z.number().int().min(min);
+
+/**
+ * How a service consumes (src/kafka/consumer-runner.ts): retries, commit batching, backpressure
+ * and the inbound size limit. The same keys go in a definition's `consumes` and in a config
+ * entry's `consumes`; the config wins, then the definition, then DEFAULTS.delivery.
+ */
+export const deliveryShape = {
+  retry: z
+    .strictObject({
+      /** Handler attempts before a message is dead-lettered (1: no retries). */
+      attempts: z.number().int().min(1).max(100).optional(),
+      initialDelayMs: ms(0).optional(),
+      maxDelayMs: ms(0).optional(),
+    })
+    .optional(),
+  commit: z
+    .strictObject({
+      /** Offsets handled are committed at least this often… */
+      intervalMs: ms(10).optional(),
+      /** …and as soon as this many are waiting. */
+      threshold: z.number().int().min(1).optional(),
+    })
+    .optional(),
+  /** Messages fetched but not finished, per worker; above it every partition is paused. */
+  maxInFlight: z.number().int().min(1).max(1_000_000).optional(),
+  /** The same per partition, so one stuck partition cannot take the whole budget. */
+  maxInFlightPerPartition: z.number().int().min(1).max(1_000_000).optional(),
+  /** Handlers running at once per worker (each partition stays in order). */
+  partitionsConsumedConcurrently: z.number().int().min(1).max(1_000).optional(),
+  /** Values bigger than this go to the dead-letter topic unread. */
+  maxMessageBytes: z.number().int().min(1).max(100 * 1024 * 1024).optional(),
+  /**
+   * Run the handler in a pool of threads per consumer worker (src/pool/, docs/pool.md), keeping
+   * order per key, per partition or none; defaults in src/pool/settings.ts.
+   */
+  concurrency: z
+    .strictObject({
+      mode: z.enum(['key', 'partition', 'unordered']).optional(),
+      threads: z.number().int().min(1).max(256).optional(),
+      maxInFlight: z.number().int().min(1).max(1_000_000).optional(),
+    })
+    .optional(),
+};
+
+/** Checks across fields of one `consumes` block, reported through `issue` with paths relative to the block. */
+export function checkDelivery(value: { retry?: { initialDelayMs?: number; maxDelayMs?: number }; maxInFlight?: number; maxInFlightPerPartition?: number; concurrency?: { threads?: number; maxInFlight?: number } }, issue: (path: (string | number)[], message: string) => void): void {
+  const { retry, maxInFlight, maxInFlightPerPartition, concurrency } = value;
+  if (concurrency?.threads !== undefined && concurrency.maxInFlight !== undefined && concurrency.maxInFlight < concurrency.threads) {
+    issue(['concurrency', 'maxInFlight'], `must be at least concurrency.threads (${concurrency.threads}), or threads would wait for work; got ${concurrency.maxInFlight}`);
+  }
+  if (retry?.initialDelayMs !== undefined && retry.maxDelayMs !== undefined && retry.maxDelayMs < retry.initialDelayMs) {
+    issue(['retry', 'maxDelayMs'], `must be at least retry.initialDelayMs (${retry.initialDelayMs}), got ${retry.maxDelayMs}`);
+  }
+  if (maxInFlight !== undefined && maxInFlightPerPartition !== undefined && maxInFlightPerPartition > maxInFlight) {
+    issue(['maxInFlightPerPartition'], `must be at most maxInFlight (${maxInFlight}), got ${maxInFlightPerPartition}`);
+  }
+}
 
 export const serviceEntrySchema = z.strictObject({
   /** Path of the compiled service module, relative to the config file. */
@@ -20,7 +78,9 @@ export const serviceEntrySchema = z.strictObject({
     .strictObject({
       topics: z.array(z.string().min(1)).min(1).optional(),
       groupId: z.string().min(1).optional(),
+      ...deliveryShape,
     })
+    .superRefine((value, ctx) => checkDelivery(value, (path, message) => ctx.addIssue({ code: 'custom', path, message, input: value })))
     .optional(),
   /** Producer ticks per second. */
   rate: z.number().positive().max(1_000_000).optional(),
@@ -59,6 +119,15 @@ export const configSchema = z.strictObject({
       sessionTimeoutMs: ms(6_000).optional(),
     })
     .optional(),
+  /** Shared objects backed by a compacted changelog topic (see docs/state.md, Persistence). */
+  state: z
+    .strictObject({
+      /** Names, `prefix*` or `*`. */
+      persist: z.array(z.string().min(1)).optional(),
+      topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name: 1-249 of A-Z a-z 0-9 . _ -').optional(),
+      lingerMs: ms(0).optional(),
+    })
+    .optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
@@ -73,12 +142,50 @@ export interface SupervisorSettings {
   resourceLimits: { maxOldGenerationSizeMb: number; maxYoungGenerationSizeMb?: number };
 }
 
+/** The filled-in delivery settings of one service's consumer role. */
+export interface DeliverySettings {
+  retry: { attempts: number; initialDelayMs: number; maxDelayMs: number };
+  commit: { intervalMs: number; threshold: number };
+  maxInFlight: number;
+  maxInFlightPerPartition: number;
+  partitionsConsumedConcurrently: number;
+  maxMessageBytes: number;
+}
+
+/** What a `consumes` block may set (definition or config): every delivery key optional. */
+export interface DeliveryOptions {
+  retry?: Partial<DeliverySettings['retry']>;
+  commit?: Partial<DeliverySettings['commit']>;
+  maxInFlight?: number;
+  maxInFlightPerPartition?: number;
+  partitionsConsumedConcurrently?: number;
+  maxMessageBytes?: number;
+  /** Handlers in a thread pool: see src/pool/settings.ts and docs/pool.md. */
+  concurrency?: ConcurrencyOptions;
+}
+
+const DELIVERY_KEYS = ['maxInFlight', 'maxInFlightPerPartition', 'partitionsConsumedConcurrently', 'maxMessageBytes'] as const;
+
+/** `over` on top of `under`, key by key, ignoring keys that are absent or undefined (other keys of the objects are left out). */
+export function mergeDeliveryOptions(under: DeliveryOptions, over: DeliveryOptions): DeliveryOptions {
+  const defined = <T extends object>(o: T | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const out: DeliveryOptions = {};
+  for (const key of DELIVERY_KEYS) {
+    const value = over[key] ?? under[key];
+    if (value !== undefined) out[key] = value;
+  }
+  if (under.retry || over.retry) out.retry = { ...defined(under.retry), ...defined(over.retry) };
+  if (under.commit || over.commit) out.commit = { ...defined(under.commit), ...defined(over.commit) };
+  if (under.concurrency || over.concurrency) out.concurrency = { ...defined(under.concurrency), ...defined(over.concurrency) };
+  return out;
+}
+
 export interface ServiceEntry {
   /** Absolute path of the module. */
   module: string;
   workers: { consumer: number; producer: number };
   rate?: number;
-  consumes: { topics?: string[]; groupId?: string };
+  consumes: { topics?: string[]; groupId?: string } & DeliveryOptions;
   options: Record<string, unknown>;
 }
 
@@ -90,6 +197,7 @@ export interface WharfConfig {
   kafka: { clientId: string; sessionTimeoutMs: number };
   /** Flags that apply to every service: consumer workers of those that consume, rate of those that produce. */
   overrides: { workers?: number; rate?: number };
+  state: { persist?: string[]; topic?: string; lingerMs?: number };
 }
 
 export const DEFAULTS = {
@@ -102,4 +210,14 @@ export const DEFAULTS = {
     resourceLimits: { maxOldGenerationSizeMb: 512 },
   },
   kafka: { clientId: 'wharf', sessionTimeoutMs: 10_000 },
-} satisfies Omit<WharfConfig, 'source' | 'services' | 'overrides'>;
+  delivery: {
+    retry: { attempts: 3, initialDelayMs: 100, maxDelayMs: 2_000 },
+    commit: { intervalMs: 1_000, threshold: 1_000 },
+    maxInFlight: 1_000,
+    maxInFlightPerPartition: 250,
+    partitionsConsumedConcurrently: 4,
+    maxMessageBytes: 1024 * 1024,
+  },
+  /** ctx.request's deadline when the call and the definition name none. */
+  requestTimeoutMs: 30_000,
+} satisfies Omit<WharfConfig, 'source' | 'services' | 'overrides' | 'state'> & { delivery: DeliverySettings; requestTimeoutMs: number };

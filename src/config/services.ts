@@ -1,9 +1,13 @@
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { isCodec } from '../kafka/codec.js';
+import { isMessageSchema } from '../kafka/message-schema.js';
 import { isDefinedService, type DefinedService, type TopicSpec } from '../service.js';
-import type { ServiceEntry, WharfConfig } from './schema.js';
+import { checkDelivery, deliveryShape, mergeDeliveryOptions, type DeliveryOptions, type ServiceEntry, type WharfConfig } from './schema.js';
+import { describeIssue } from './load.js';
 
 /** A config entry with its definition loaded and checked, and its worker counts settled. */
 export interface LoadedService {
@@ -12,8 +16,11 @@ export interface LoadedService {
   definition: DefinedService;
   workers: { consumer: number; producer: number };
   rate: number;
-  /** What the consumer role subscribes to: the definition's, with the config's overrides. */
-  consumes: { topics: string[]; groupId: string; fromBeginning: boolean } | null;
+  /**
+   * What the consumer role subscribes to, and how it consumes: the definition's, with the
+   * config's overrides (delivery defaults are filled in by the worker, see deliverySettings).
+   */
+  consumes: { topics: string[]; groupId: string; fromBeginning: boolean; delivery: DeliveryOptions } | null;
   topics: TopicSpec[];
 }
 
@@ -35,6 +42,18 @@ async function importDefinition(entry: ServiceEntry, index: number): Promise<Def
   return module.default;
 }
 
+const definitionDelivery = z.strictObject(deliveryShape).superRefine((value, ctx) => checkDelivery(value, (path, message) => ctx.addIssue({ code: 'custom', path, message, input: value })));
+
+/** The delivery keys of a definition's `consumes` (its topics and group are checked above), checked as the config's are. */
+function checkDefinitionDelivery(d: DefinedService, index: number): void {
+  const { topics: _t, groupId: _g, fromBeginning: _f, ...delivery } = d.consumes ?? { topics: [] };
+  const result = definitionDelivery.safeParse(delivery);
+  if (result.success) return;
+  const issue = { ...result.error.issues[0]!, path: ['consumes', ...result.error.issues[0]!.path] } as z.core.$ZodIssue;
+  const field = issue.path.map(String).join('.');
+  throw new ConfigError(`Invalid service services[${index}] (the definition of "${d.name}"): ${describeIssue(issue, { consumes: delivery })}.`, { context: { field: `services[${index}].${field}` } });
+}
+
 function checkDefinition(d: DefinedService, index: number): void {
   if (typeof d.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(d.name)) fail(index, 'name', `must be a name of letters, digits, ".", "_" or "-", got ${JSON.stringify(d.name)}`);
   if (d.consumes !== undefined) {
@@ -51,6 +70,19 @@ function checkDefinition(d: DefinedService, index: number): void {
     if (typeof tick !== 'function' && typeof run !== 'function') fail(index, 'producer', 'needs a tick(ctx) or run(ctx) function');
   }
   if (d.consumes === undefined && d.producer === undefined) fail(index, 'module', `service "${d.name}" neither consumes nor produces`);
+  if (d.consumes !== undefined) checkDefinitionDelivery(d, index);
+  if (d.schema !== undefined && !isMessageSchema(d.schema)) fail(index, 'schema', 'must be a Standard Schema (a zod schema such as z.object({...}), valibot, arktype…)');
+  if (d.codec !== undefined && d.codec !== 'json' && d.codec !== 'raw' && !isCodec(d.codec)) {
+    fail(index, 'codec', `must be "json", "raw" or a codec object {name, contentType, encode, decode}, got ${JSON.stringify(d.codec)}`);
+  }
+  if (d.requestTimeoutMs !== undefined && (!Number.isInteger(d.requestTimeoutMs) || d.requestTimeoutMs < 1)) {
+    fail(index, 'requestTimeoutMs', `must be a whole number of milliseconds of at least 1, got ${JSON.stringify(d.requestTimeoutMs)}`);
+  }
+}
+
+/** The definition's delivery settings with the config's on top, key by key (retry and commit too). */
+function mergeDelivery(d: DefinedService, entry: ServiceEntry): DeliveryOptions {
+  return mergeDeliveryOptions(d.consumes ?? {}, entry.consumes);
 }
 
 export async function loadServices(config: WharfConfig): Promise<LoadedService[]> {
@@ -78,6 +110,7 @@ export async function loadServices(config: WharfConfig): Promise<LoadedService[]
             topics: entry.consumes.topics ?? definition.consumes.topics,
             groupId: entry.consumes.groupId ?? definition.consumes.groupId ?? definition.name,
             fromBeginning: definition.consumes.fromBeginning ?? true,
+            delivery: mergeDelivery(definition, entry),
           }
         : null,
       topics: (definition.topics ?? []).map((t) => (typeof t === 'string' ? { topic: t } : t)),

@@ -1,19 +1,20 @@
-import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { InboundMessage } from '../service.js';
-import { HEADERS, headersToStrings, jsonCodec, type Codec } from './codec.js';
+import { jsonCodec, type Codec } from './codec.js';
 import { consumerConfig } from './client.js';
-import { deadLetter, type DeadLetterReason } from './dead-letter.js';
+import { deadLetter } from './dead-letter.js';
+import { createFlowControl } from './flow-control.js';
+import { createInboundDecoder } from './inbound.js';
+import type { MessageSchema } from './message-schema.js';
+import { createOffsetCommitter } from './offset-committer.js';
+import { createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
+import { createSlots, sleep, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
 
-export interface RetryPolicy {
-  /** Handler attempts before a message is dead-lettered. */
-  attempts: number;
-  initialDelayMs: number;
-  maxDelayMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, initialDelayMs: 100, maxDelayMs: 2_000 };
+export type { RetryPolicy } from './retry.js';
+export const DEFAULT_RETRY: RetryPolicy = DEFAULTS.delivery.retry;
 
 export interface ConsumerRunnerOptions {
   kafka: Kafka;
@@ -25,79 +26,186 @@ export interface ConsumerRunnerOptions {
   /** Sends dead letters; shared with the worker's own sends. */
   sender: Sender;
   codec?: Codec;
-  retry?: RetryPolicy;
-  partitionsConsumedConcurrently?: number;
+  schema?: MessageSchema;
+  /** Retries, commits, backpressure, size limit; DEFAULTS.delivery for what is left out. */
+  delivery?: DeliveryOptions;
   handle(message: InboundMessage): Promise<void>;
   /** A failure kafkajs will not recover from: the worker should exit and be replaced. */
   onFatal(error: Error): void;
 }
 
+export interface ConsumerStats extends DeliveryStats {
+  inFlight: number;
+  maxInFlightSeen: number;
+  pausedPartitions: number;
+  commits: number;
+  commitFailures: number;
+  rebalances: number;
+}
+
 export interface ConsumerRunner {
   /** Connects, joins the group and starts fetching; resolves once the group is joined. */
   start(): Promise<void>;
-  /** Stops fetching, lets handlers in flight finish, commits their offsets and leaves the group. */
+  /** Stops fetching, lets the handlers running finish, commits what is done and leaves the group. */
   drain(): Promise<void>;
-  readonly stats: { handled: number; errors: number; retries: number; deadLettered: number };
+  readonly stats: Readonly<ConsumerStats>;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Delivery settings with defaults filled and limits made consistent. */
+export function deliverySettings(delivery: DeliveryOptions = {}): DeliverySettings {
+  const d = DEFAULTS.delivery;
+  const m = mergeDeliveryOptions(d, delivery);
+  const retry = { ...d.retry, ...m.retry };
+  const maxInFlight = m.maxInFlight ?? d.maxInFlight;
+  return {
+    // A limit given alone can make a default contradict it: the default gives way.
+    retry: { ...retry, maxDelayMs: Math.max(retry.maxDelayMs, retry.initialDelayMs) },
+    commit: { ...d.commit, ...m.commit },
+    maxInFlight,
+    maxInFlightPerPartition: Math.min(delivery.maxInFlightPerPartition ?? d.maxInFlightPerPartition, maxInFlight),
+    partitionsConsumedConcurrently: m.partitionsConsumedConcurrently ?? d.partitionsConsumedConcurrently,
+    maxMessageBytes: m.maxMessageBytes ?? d.maxMessageBytes,
+  };
+}
+
+const laneKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 /**
- * At-least-once consumption: kafkajs resolves a message's offset only after `eachMessage`
- * returns, and commits resolved offsets after each batch and on stop — so an offset is committed
- * only after its handler finished and the sends it awaited were acknowledged. A failing handler
- * is retried with backoff; after the last attempt, or at once for a value that cannot be decoded,
- * the message is parked in `<topic>.dlq` and the partition moves on.
+ * At-least-once consumption that does not let one partition hold up the rest. kafkajs fetches
+ * (eachBatch, returning at once) into one lane per partition; lanes run handlers in offset order,
+ * several partitions at a time. kafkajs's own model would wait for every batch of a fetch to be
+ * handled before fetching again, so one message in retry backoff would stall every partition.
+ *
+ * - Commits: an offset is committed only once its message and every earlier one in the
+ *   partition were handled (sends awaited) or parked; batched by `commit.intervalMs` and
+ *   `commit.threshold`, and flushed when the group rebalances and when the worker drains.
+ * - Backpressure: flow-control.ts pauses partitions whose backlog is full.
+ * - Retries with backoff, then `<topic>.dlq`; bad input (size, codec, schema) parked at once.
+ * - Rebalance: lanes of revoked partitions drop what they queued (the next owner reads it from
+ *   the last commit); kept partitions skip what kafkajs fetches again from that commit.
  */
 export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRunner {
-  const { kafka, groupId, topics, fromBeginning = true, sessionTimeoutMs, logger, sender, codec = jsonCodec, retry = DEFAULT_RETRY } = options;
+  const { kafka, groupId, topics, fromBeginning = true, sessionTimeoutMs, logger, sender } = options;
+  const settings = deliverySettings(options.delivery);
   const consumer: Consumer = kafka.consumer(consumerConfig(groupId, { sessionTimeout: sessionTimeoutMs }));
-  const stats = { handled: 0, errors: 0, retries: 0, deadLettered: 0 };
+  const lanes = new Map<string, PartitionLane>();
+  /** Fetched messages waiting for room under the flow limits, per lane. */
+  const held = new Map<string, KafkaMessage[]>();
+  const delivery: DeliveryStats = { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0 };
+  let rebalances = 0;
   let draining = false;
+  let rebalancing: { opened: Promise<void>; open(): void } | undefined;
 
-  async function park(payload: EachMessagePayload, reason: DeadLetterReason): Promise<void> {
-    await deadLetter(sender, payload, reason);
-    stats.deadLettered++;
-    logger.warn({ topic: payload.topic, partition: payload.partition, offset: payload.message.offset, reason: reason.error.message }, 'message parked in the dead-letter topic');
-  }
-
-  async function eachMessage(payload: EachMessagePayload): Promise<void> {
-    const { topic, partition, message } = payload;
-    let value: unknown;
-    try {
-      value = codec.decode(message.value ?? Buffer.alloc(0));
-    } catch (error) {
-      stats.errors++;
-      await park(payload, { error: error as Error, attempts: 0 });
-      return;
-    }
-    const inbound: InboundMessage = {
-      value,
-      key: message.key ? message.key.toString('utf8') : null,
-      headers: headersToStrings(message.headers),
-      topic,
-      partition,
-      offset: message.offset,
-      timestamp: message.timestamp,
-    };
-    for (let attempt = 1; ; attempt++) {
+  const flow = createFlowControl({
+    maxInFlight: settings.maxInFlight,
+    maxInFlightPerPartition: settings.maxInFlightPerPartition,
+    setPaused(partitions, paused) {
+      const byTopic = new Map<string, number[]>();
+      for (const { topic, partition } of partitions) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+      const list = [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps }));
       try {
-        await options.handle({ ...inbound, headers: { ...inbound.headers, [HEADERS.attempt]: String(attempt) } });
-        stats.handled++;
-        return;
+        if (paused) consumer.pause(list);
+        else consumer.resume(list);
       } catch (error) {
-        stats.errors++;
-        if (attempt >= retry.attempts) {
-          await park(payload, { error: error as Error, attempts: attempt });
-          return;
-        }
-        stats.retries++;
-        logger.debug({ topic, partition, offset: message.offset, attempt, error: (error as Error).message }, 'handler failed; retrying');
-        const delay = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** (attempt - 1));
-        await sleep(draining ? 0 : delay * (0.5 + Math.random() / 2));
+        // Between a crash and kafkajs's restart there is no group to pause; assign() re-applies.
+        logger.debug({ err: error }, 'could not change pause state');
       }
-    }
+    },
+  });
+  const committer = createOffsetCommitter({
+    commit: (offsets) => consumer.commitOffsets(offsets),
+    intervalMs: settings.commit.intervalMs,
+    threshold: settings.commit.threshold,
+    isAssigned: (topic, partition) => lanes.get(laneKey(topic, partition))?.owned === true,
+    logger,
+  });
+  const slots = createSlots(settings.partitionsConsumedConcurrently);
+  const laneContext: LaneContext = {
+    decode: createInboundDecoder({ codec: options.codec ?? jsonCodec, schema: options.schema, maxMessageBytes: settings.maxMessageBytes }),
+    handle: options.handle,
+    park: (source, reason) => deadLetter(sender, source, reason),
+    retry: settings.retry,
+    slots,
+    stats: delivery,
+    logger,
+    gate: () => rebalancing?.opened ?? Promise.resolve(),
+    finished(lane, message, committable) {
+      const key = laneKey(lane.topic, lane.partition);
+      const mine = lanes.get(key) === lane;
+      flow.done(lane.topic, mine ? lane.partition : undefined, 1);
+      if (committable && mine && lane.owned) committer.mark(lane.topic, lane.partition, (BigInt(message.offset) + 1n).toString());
+      if (mine && lane.owned && !draining) feed(key, lane);
+    },
+  };
+
+  function openGate(): void {
+    rebalancing?.open();
+    rebalancing = undefined;
   }
+
+  function stopLane(key: string, lane: PartitionLane): void {
+    held.delete(key);
+    const dropped = lane.revoke();
+    lanes.delete(key);
+    committer.forget(lane.topic, lane.partition);
+    flow.done(lane.topic, undefined, dropped);
+  }
+
+  function assign(memberAssignment: Record<string, number[]>): void {
+    const assigned = Object.entries(memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition })));
+    const keys = new Set(assigned.map((tp) => laneKey(tp.topic, tp.partition)));
+    for (const [key, lane] of lanes) if (!keys.has(key)) stopLane(key, lane);
+    for (const { topic, partition } of assigned) {
+      const key = laneKey(topic, partition);
+      if (!lanes.has(key)) lanes.set(key, createPartitionLane(topic, partition, laneContext));
+    }
+    flow.assign(assigned);
+    logger.debug({ partitions: assigned.length }, 'partitions assigned');
+  }
+
+  /**
+   * Hands held messages to a lane while the flow limits leave room. Messages over the limit stay
+   * held here rather than being fetched (and decoded) again: the partition is paused meanwhile,
+   * so what is held never exceeds one fetch per partition.
+   */
+  function feed(key: string, lane: PartitionLane): void {
+    const queue = held.get(key);
+    if (!queue || queue.length === 0) return;
+    const taken = queue.splice(0, flow.room(lane.topic, lane.partition));
+    if (queue.length === 0) held.delete(key);
+    if (taken.length === 0) return;
+    flow.add(lane.topic, lane.partition, taken.length);
+    lane.push(taken);
+  }
+
+  async function eachBatch({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
+    const key = laneKey(batch.topic, batch.partition);
+    const lane = lanes.get(key);
+    if (draining || !lane?.owned) return;
+    // Skip what was taken before a rebalance made kafkajs fetch it again.
+    const fresh = lane.nextOffset === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= lane.nextOffset!);
+    // The whole batch is ours now: its last offset also steps over trailing control records.
+    const end = BigInt(batch.lastOffset()) + 1n;
+    if (lane.nextOffset === undefined || end > lane.nextOffset) lane.nextOffset = end;
+    resolveOffset(batch.lastOffset());
+    if (fresh.length === 0) return;
+    held.set(key, [...(held.get(key) ?? []), ...fresh]);
+    feed(key, lane);
+  }
+
+  const stats = {
+    get handled() { return delivery.handled; },
+    get errors() { return delivery.errors; },
+    get retries() { return delivery.retries; },
+    get deadLettered() { return delivery.deadLettered; },
+    get rejected() { return delivery.rejected; },
+    get inFlight() { return flow.stats.inFlight; },
+    get maxInFlightSeen() { return flow.stats.maxInFlightSeen; },
+    get pausedPartitions() { return flow.stats.pausedPartitions; },
+    get commits() { return committer.stats.commits; },
+    get commitFailures() { return committer.stats.commitFailures; },
+    get rebalances() { return rebalances; },
+  };
 
   return {
     stats,
@@ -108,8 +216,30 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
           resolve();
         });
       });
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        rebalances++;
+        assign(payload.memberAssignment);
+        openGate();
+        void committer.flush();
+      });
+      // The group is about to be re-formed: finish nothing new, and commit what is done, while
+      // this member still owns its partitions.
+      consumer.on(consumer.events.REBALANCING, () => {
+        if (!draining && !rebalancing) {
+          let open!: () => void;
+          const opened = new Promise<void>((resolve) => (open = resolve));
+          rebalancing = { opened, open };
+        }
+        void committer.flush();
+      });
       consumer.on(consumer.events.CRASH, ({ payload }) => {
+        // kafkajs has left the group (and rejoins, when it restarts): nothing here is ours now.
+        for (const [key, lane] of lanes) stopLane(key, lane);
+        committer.forgetAll();
+        flow.assign([]);
+        openGate();
         if (!payload.restart) options.onFatal(payload.error);
+        else logger.warn({ err: payload.error }, 'consumer crashed; kafkajs restarts it');
       });
       await consumer.connect();
       // Right after a topic is created, metadata can lag ("does not host this topic-partition"):
@@ -124,12 +254,21 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
           await sleep(100 * attempt);
         }
       }
-      await consumer.run({ partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 4, eachMessage });
+      // eachBatch only hands messages to the lanes, so one kafkajs worker is plenty.
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
+      committer.start();
       await joined;
     },
     async drain() {
       draining = true;
-      // disconnect() stops fetching, waits for the batch in flight, commits and leaves the group.
+      held.clear();
+      flow.stop();
+      openGate();
+      const running = [...lanes.values()];
+      for (const lane of running) flow.done(lane.topic, lane.partition, lane.stop());
+      await Promise.all(running.map((lane) => lane.idle()));
+      committer.stop();
+      await committer.flush();
       await consumer.disconnect();
     },
   };

@@ -1,4 +1,5 @@
 import type { Kafka } from 'kafkajs';
+import { KafkaError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TopicSpec } from '../service.js';
 
@@ -32,7 +33,9 @@ export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[], lo
       if (spec.numPartitions && topic && topic.partitions.length !== spec.numPartitions) {
         logger.warn({ topic: spec.topic, declared: spec.numPartitions, actual: topic.partitions.length }, 'topic exists with another partition count');
       }
-      if (topic?.partitions.some((p) => p.leader < 0)) throw new Error(`topic ${spec.topic} has partitions without a leader`);
+      if (topic?.partitions.some((p) => p.leader < 0)) {
+        throw new KafkaError(`Topic ${spec.topic} has partitions without a leader: check that every broker of the cluster is up.`, { retriable: true, context: { topic: spec.topic } });
+      }
     }
   } finally {
     await admin.disconnect();

@@ -1,5 +1,6 @@
 import { WharfError } from '../errors.js';
 import { intArg } from './args.js';
+import { NO_SLOT } from './messages.js';
 import { describeObject, loadError, opTable, type ObjectEnv, type StateObject } from './object.js';
 
 /**
@@ -89,7 +90,7 @@ export function createCounter(env: ObjectEnv, slots: CounterSlots, onWrite: (slo
   return {
     kind: 'counter',
     ops: opTable({
-      slot: () => slot,
+      slot: () => (env.persisted ? NO_SLOT : slot),
       get: read,
       add: ([n]) => {
         const by = intArg(n ?? 1, where('add') + ' n');

@@ -1,6 +1,6 @@
 import { WharfError } from '../errors.js';
 import { assertJson, copyJson } from './json.js';
-import type { ObjectInit } from './messages.js';
+import { NO_SLOT, type ObjectInit } from './messages.js';
 import type {
   LeaseHandle, LeaseOptions, MapBatchOp, QueueOptions, SharedCounter, SharedLock, SharedSemaphore, SharedState, StateKind,
   StateListener, UpdateOptions,
@@ -163,11 +163,14 @@ export function createSharedState(transport: StateTransport): SharedState {
           }
           const slot = counters.cached(name);
           // The hot path: one Atomics.add on shared memory, no message.
-          if (slot !== undefined) return Promise.resolve(addAt(slot, n));
-          return counters.resolve(name).then((resolved) => addAt(resolved, n));
+          if (slot !== undefined && slot !== NO_SLOT) return Promise.resolve(addAt(slot, n));
+          // A persisted counter: the store applies the add and answers once the changelog has it.
+          if (slot === NO_SLOT) return call('counter', name, 'add', [n]) as Promise<number>;
+          return counters.resolve(name).then((resolved) => (resolved === NO_SLOT ? (call('counter', name, 'add', [n]) as Promise<number>) : addAt(resolved, n)));
         },
         async get() {
           const slot = counters.cached(name) ?? (await counters.resolve(name));
+          if (slot === NO_SLOT) return call('counter', name, 'get', []) as Promise<number>;
           return Number(Atomics.load(counters.view(), slot));
         },
         set: (value) => call('counter', name, 'set', [value]) as Promise<void>,

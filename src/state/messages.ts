@@ -10,7 +10,15 @@ import { STATE_KINDS, type StateChange, type StateKind } from './types.js';
  * where pipelined throughput comes from. Structured clone decodes without running code; the store
  * then only checks shapes and looks operations up in fixed tables (see decodeClientFrame).
  */
-export const STATE_PROTOCOL_VERSION = 1;
+// 2: a counter's `slot` may answer NO_SLOT (a persisted counter: add through the store).
+export const STATE_PROTOCOL_VERSION = 2;
+
+/**
+ * The slot answered for a persisted counter. An add in shared memory never reaches the store, so
+ * it could not be written to the changelog before being acknowledged: clients send those adds to
+ * the store like any other call.
+ */
+export const NO_SLOT = -1;
 
 /** Creation settings that travel with each call, so first use anywhere creates the object right. */
 export interface ObjectInit {

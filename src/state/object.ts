@@ -44,6 +44,8 @@ export interface StateObject {
 /** What an object gets from the store when it is made. */
 export interface ObjectEnv {
   name: string;
+  /** Backed by the changelog: changes must reach the store (a counter then has no shared-memory fast path). */
+  persisted?: boolean;
   /** Announces a mutation to watchers; cheap when nobody watches. */
   emit(op: string, key?: string | number, value?: unknown): void;
   logger?: Logger;

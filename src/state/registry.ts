@@ -6,6 +6,7 @@ import { copyJson } from './json.js';
 import { createLeases } from './leases.js';
 import { isStateKind, type ObjectInit } from './messages.js';
 import { describeObject, type CallContext, type ObjectEnv, type StateObject } from './object.js';
+import type { Persister } from './persist-tracker.js';
 import { createEvent, createQueue } from './signals.js';
 import type { ObjectSnapshot, StateKind } from './types.js';
 import type { WatchRegistry } from './watchers.js';
@@ -31,10 +32,14 @@ export interface Registry {
 }
 
 export interface RegistryOptions {
+  /** Where the objects live; passed in so persistence can read them too (default: a new map). */
+  objects?: Map<string, StateObject>;
   counters: CounterSlots;
   watchers: WatchRegistry;
   /** Owner-side writes to a counter slot, so watchers of counters are not told twice. */
   onCounterWrite(slot: number, total: number): void;
+  /** Told of every mutation and consulted before every write, when some objects are persisted. */
+  persister?: Pick<Persister, 'isPersisted' | 'changed' | 'check'>;
   logger?: Logger;
 }
 
@@ -62,8 +67,7 @@ function initFromValue(kind: StateKind, value: unknown): ObjectInit | undefined 
   return undefined;
 }
 
-export function createRegistry({ counters, watchers, onCounterWrite, logger }: RegistryOptions): Registry {
-  const objects = new Map<string, StateObject>();
+export function createRegistry({ objects = new Map(), counters, watchers, onCounterWrite, persister, logger }: RegistryOptions): Registry {
   let closed = false;
 
   function build(kind: StateKind, name: string, init: ObjectInit | undefined): StateObject {
@@ -71,7 +75,9 @@ export function createRegistry({ counters, watchers, onCounterWrite, logger }: R
     const env: ObjectEnv = {
       name,
       logger,
+      persisted: persister?.isPersisted(name) ?? false,
       emit(op, key, value) {
+        persister?.changed(name, kind, op, key, value);
         if (!watchers.wants(name)) return;
         watchers.emit({ name, kind, op, ...(key !== undefined && { key }), ...(value !== undefined && { value }), at: Date.now() });
       },
@@ -116,6 +122,7 @@ export function createRegistry({ counters, watchers, onCounterWrite, logger }: R
     objects,
     execute(call, kind, name, op, args, init) {
       checkOpen();
+      persister?.check(name, kind);
       let object = objects.get(name);
       if (object === undefined) {
         object = build(kind, name, init);
@@ -138,6 +145,7 @@ export function createRegistry({ counters, watchers, onCounterWrite, logger }: R
     },
     set(name, value, kind) {
       checkOpen();
+      persister?.check(name, objects.get(name)?.kind ?? kind);
       const existing = objects.get(name);
       if (existing && kind !== undefined && existing.kind !== kind) throw kindError(name, existing.kind, kind);
       if (existing) return existing.load(value);
@@ -152,14 +160,17 @@ export function createRegistry({ counters, watchers, onCounterWrite, logger }: R
     delete(name, reason) {
       const object = objects.get(name);
       if (!object) return false;
+      persister?.check(name, object.kind);
       object.dispose?.(reason ?? new WharfError('ERR_STATE_DELETED', `${describeObject(object.kind, name)} was deleted; waits on it are cancelled.`, { context: { name } }));
       objects.delete(name);
+      persister?.changed(name, object.kind, 'drop');
       if (watchers.wants(name)) watchers.emit({ name, kind: object.kind, op: 'drop', at: Date.now() });
       return true;
     },
     snapshot: () => Object.fromEntries([...objects].map(([name, object]) => [name, snapshotOf(object)])),
     restore(snapshot) {
       checkOpen();
+      for (const name of Object.keys(snapshot ?? {})) persister?.check(name);
       if (typeof snapshot !== 'object' || snapshot === null) throw new WharfError('ERR_STATE_VALUE', 'A state snapshot must be an object of {kind, value} by name.');
       // Everything is checked and built before anything is replaced: a bad snapshot changes nothing.
       const ready: [string, StateObject | number][] = [];

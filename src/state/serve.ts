@@ -2,9 +2,10 @@ import type { MessagePort } from 'node:worker_threads';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
-  decodeClientFrame, encodeError, frameId, STATE_PROTOCOL_VERSION, type ClientFrame, type OwnerFrame, type WelcomeMessage,
+  decodeClientFrame, encodeError, frameId, STATE_PROTOCOL_VERSION, type ClientFrame, type OwnerFrame, type ReplyFrame, type WelcomeMessage,
 } from './messages.js';
 import { PENDING, type CallContext } from './object.js';
+import type { Persister } from './persist-tracker.js';
 import type { Registry } from './registry.js';
 import type { StateListener } from './types.js';
 
@@ -26,20 +27,21 @@ export interface ConnectionOptions {
   watch(name: string | undefined, listener: StateListener): () => void;
   /** The port closed from the other side (the worker ended or closed its client). */
   onClosed(connection: Connection): void;
+  /** When some objects are persisted: replies about them wait for the changelog's acknowledgement. */
+  durability?: Pick<Persister, 'covers' | 'barrier'>;
   logger?: Logger;
 }
 
-export function serveConnection({ holderId, port, counters, registry, watch, onClosed, logger }: ConnectionOptions): Connection {
+export function serveConnection({ holderId, port, counters, registry, watch, onClosed, durability, logger }: ConnectionOptions): Connection {
   let outbox: OwnerFrame[] = [];
+  /** Replies about persisted objects, held until what they reflect is acknowledged by Kafka. */
+  let held: ReplyFrame[] = [];
   let flushScheduled = false;
   let open = true;
   const subscriptions = new Map<number, () => void>();
 
-  function flush(): void {
-    flushScheduled = false;
-    if (!open || outbox.length === 0) return;
-    const frames = outbox;
-    outbox = [];
+  function post(frames: OwnerFrame[]): void {
+    if (!open || frames.length === 0) return;
     try {
       port.postMessage(frames);
     } catch (error) {
@@ -48,13 +50,45 @@ export function serveConnection({ holderId, port, counters, registry, watch, onC
     }
   }
 
-  function send(frame: OwnerFrame): void {
+  function flush(): void {
+    flushScheduled = false;
     if (!open) return;
-    outbox.push(frame);
+    if (held.length > 0) {
+      // Taken after the whole batch of calls ran: it covers every change those calls made (and
+      // any value they read). Barriers settle in order, so held replies still leave in order.
+      const barrier = durability?.barrier();
+      const frames = held;
+      held = [];
+      if (barrier === undefined) outbox.push(...frames);
+      else {
+        barrier.then(
+          () => post(frames),
+          (error: WharfError) => post(frames.map(([, id]): OwnerFrame => ['e', id, encodeError(error)])),
+        );
+      }
+    }
+    const frames = outbox;
+    outbox = [];
+    post(frames);
+  }
+
+  function schedule(): void {
     if (!flushScheduled) {
       flushScheduled = true;
       queueMicrotask(flush);
     }
+  }
+
+  function send(frame: OwnerFrame): void {
+    if (!open) return;
+    outbox.push(frame);
+    schedule();
+  }
+
+  function hold(frame: ReplyFrame): void {
+    if (!open) return;
+    held.push(frame);
+    schedule();
   }
 
   function fail(id: number, error: unknown): void {
@@ -70,10 +104,12 @@ export function serveConnection({ holderId, port, counters, registry, watch, onC
     if (frame[0] === 'c') {
       const [, , kind, name, op, args, init] = frame;
       let settled = false;
+      // Reads wait too: a value read before it is durable could be acted on, then lost with the supervisor.
+      const durable = durability?.covers(name, kind) === true;
       const call: CallContext = {
         holderId,
         resolve: (value) => {
-          if (!settled) (settled = true), send(['r', id, value]);
+          if (!settled) (settled = true), durable ? hold(['r', id, value]) : send(['r', id, value]);
         },
         reject: (error) => {
           if (!settled) (settled = true), fail(id, error);

@@ -4,7 +4,10 @@ import type { Logger } from '../log.js';
 import { createCounterSlots, type CounterSlotsOptions } from './counters.js';
 import { createSharedState, type StateTransport } from './handles.js';
 import { copyJson } from './json.js';
-import { PENDING, type CallContext } from './object.js';
+import { NO_SLOT } from './messages.js';
+import { PENDING, type CallContext, type StateObject } from './object.js';
+import { createNameMatcher } from './persist-records.js';
+import { createPersister, type ChangelogSink } from './persist-tracker.js';
 import { createRegistry } from './registry.js';
 import { serveConnection, type Connection } from './serve.js';
 import type { ObjectSnapshot, SharedState, StateChange, StateKind, StateListener } from './types.js';
@@ -25,6 +28,19 @@ export interface StateStoreOptions {
    * watches a counter, its value is sampled this often and a change is announced (default 100 ms).
    */
   counterSampleMs?: number;
+  /** Objects backed by a compacted Kafka topic (see docs/state.md, "Persistence"). */
+  persist?: PersistOptions;
+}
+
+export interface PersistOptions {
+  /** Names of persisted objects: exact names, `prefix*` patterns, or `*` for all. */
+  names: readonly string[];
+  /** Where changelog records go (src/state/changelog.ts); resolves once Kafka acknowledged them. */
+  sink: ChangelogSink;
+  /** The state read back from the changelog: loaded before anyone is served, and not written again. */
+  restored?: Record<string, ObjectSnapshot>;
+  /** Extra wait before a batch of records is sealed (default 0: the next turn of the event loop). */
+  lingerMs?: number;
 }
 
 export interface StateStore {
@@ -44,19 +60,37 @@ export interface StateStore {
   sharedBuffer(): SharedArrayBuffer;
   /** Holders with a live connection. */
   holders(): string[];
+  /** Whether `name` is backed by the changelog. */
+  isPersisted(name: string): boolean;
+  /** Resolves once every change to a persisted object so far is acknowledged by Kafka (at once when none is persisted). */
+  flush(): Promise<void>;
   close(): void;
 }
 
 /** The holder name of the supervisor's own `local` calls. */
 export const LOCAL_HOLDER = '@supervisor';
 
-export function createStateStore({ logger, counters: counterOptions, counterSampleMs = 100 }: StateStoreOptions = {}): StateStore {
+export function createStateStore({ logger, counters: counterOptions, counterSampleMs = 100, persist }: StateStoreOptions = {}): StateStore {
   const log = logger?.child({ component: 'state' });
   const counters = createCounterSlots(counterOptions);
   const watchers = createWatchRegistry(log);
   /** Last counter totals announced, by slot: the sampler announces only what moved since. */
   const announced = new Map<number, number>();
-  const registry = createRegistry({ counters, watchers, logger: log, onCounterWrite: (slot, total) => announced.set(slot, total) });
+  const objects = new Map<string, StateObject>();
+  const persister = persist && createPersister({
+    isPersisted: createNameMatcher(persist.names, 'persist.names'),
+    objects,
+    sink: persist.sink,
+    lingerMs: persist.lingerMs,
+    logger: log?.child({ component: 'changelog' }),
+  });
+  const isPersisted = (name: string) => persister?.isPersisted(name) ?? false;
+  const registry = createRegistry({ objects, counters, watchers, persister, logger: log, onCounterWrite: (slot, total) => announced.set(slot, total) });
+  if (persist?.restored) {
+    registry.restore(persist.restored);
+    // Read from the changelog, so already in it: recorded as written, not written again.
+    persister!.adopt();
+  }
   const connections = new Map<string, Connection>();
   let sampler: NodeJS.Timeout | undefined;
   let closed = false;
@@ -109,17 +143,26 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
   const localTransport: StateTransport = {
     call: (kind, name, op, args, init) =>
       new Promise((resolve, reject) => {
-        const call: CallContext = { holderId: LOCAL_HOLDER, resolve: (value) => resolve(copyJson(value)), reject };
+        // As for workers (serve.ts): an answer about a persisted object waits until Kafka has what it reflects.
+        const settle = (value: unknown) => {
+          if (!persister?.covers(name, kind)) return resolve(value);
+          queueMicrotask(() => {
+            const barrier = persister!.barrier();
+            if (barrier === undefined) resolve(value);
+            else barrier.then(() => resolve(value), reject);
+          });
+        };
+        const call: CallContext = { holderId: LOCAL_HOLDER, resolve: (value) => settle(copyJson(value)), reject };
         try {
           const result = registry.execute(call, kind, name, op, copyJson(args), init);
-          if (result !== PENDING) resolve(copyJson(result));
+          if (result !== PENDING) call.resolve(result);
         } catch (error) {
           reject(error);
         }
       }),
     watch: async (name, listener) => watchCopies(name, listener),
     counters: {
-      cached: (name) => (registry.objects.get(name)?.kind === 'counter' ? counters.slotOf(name) : undefined),
+      cached: (name) => (registry.objects.get(name)?.kind !== 'counter' ? undefined : isPersisted(name) ? NO_SLOT : counters.slotOf(name)),
       resolve: (name) => localTransport.call('counter', name, 'slot', []) as Promise<number>,
       view: () => counters.view,
       added(name, slot, total) {
@@ -147,6 +190,7 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
         counters: counters.buffer,
         registry,
         watch,
+        durability: persister,
         logger: log,
         onClosed: (closedConnection) => {
           // Only if it is still the live connection of that id (a reconnect already released the old one).
@@ -167,10 +211,13 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
     watch: watchCopies,
     sharedBuffer: () => counters.buffer,
     holders: () => [...connections.keys()],
+    isPersisted,
+    flush: async () => persister?.flush(),
     close() {
       if (closed) return;
       closed = true;
       stopSampler();
+      persister?.close();
       for (const holderId of [...connections.keys()]) releaseHolder(holderId);
       registry.close();
       watchers.clear();

@@ -1,3 +1,5 @@
+import type { PoolHealth } from '../protocol.js';
+
 /** What a running supervisor reports about itself (admin `workers`, status files, tests). */
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopped' | 'crashed';
 export type Role = 'consumer' | 'producer';
@@ -17,6 +19,8 @@ export interface WorkerStatus {
   /** Heap used by the thread, from its last heartbeat. */
   heapUsedBytes: number | null;
   lastError: string | null;
+  /** The consumer's thread pool (`consumes.concurrency`), from its last heartbeat; null without one. */
+  pool?: PoolHealth | null;
 }
 
 export type ServiceHealth = 'starting' | 'healthy' | 'degraded' | 'failed' | 'stopped';

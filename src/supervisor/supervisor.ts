@@ -166,10 +166,11 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
     status,
     async start() {
       const kafka = createKafka({ brokers, logger: log, clientId: `${config.kafka.clientId}-supervisor` });
-      // Declared topics, consumed ones (subscribing to a missing topic races its auto-creation), and their dead-letter topics.
-      const declared = services.flatMap((s) => s.topics);
-      const consumed = services.flatMap((s) => s.consumes?.topics ?? []).filter((t) => !declared.some((d) => d.topic === t));
-      const topics = [...declared, ...[...new Set(consumed)].map((topic) => ({ topic })), ...services.flatMap((s) => s.consumes?.topics ?? []).map((t) => ({ topic: deadLetterTopic(t) }))];
+      // Declared topics, consumed ones (subscribing to a missing topic races its auto-creation), and
+      // their dead-letter topics; each once, the first declaration winning.
+      const consumed = services.flatMap((s) => s.consumes?.topics ?? []);
+      const wanted = [...services.flatMap((s) => s.topics), ...consumed.map((topic) => ({ topic })), ...consumed.map((t) => ({ topic: deadLetterTopic(t) }))];
+      const topics = wanted.filter((spec, i) => wanted.findIndex((other) => other.topic === spec.topic) === i);
       await ensureTopics(kafka, topics, log);
       for (const loaded of services) {
         const runtime: ServiceRuntime = { loaded, policy: createRestartPolicy(settings.restart), slots: [], failed: null, nextIndex: { consumer: 0, producer: 0 } };

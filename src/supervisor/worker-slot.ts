@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import { compiled } from '../paths.js';
-import { isWorkerMessage, type SupervisorToWorker, type WorkerData, type WorkerToSupervisor } from '../protocol.js';
+import { isWorkerMessage, type PoolHealth, type SupervisorToWorker, type WorkerData, type WorkerToSupervisor } from '../protocol.js';
 import type { StateStore } from '../state/store.js';
 import { assertTransition } from './lifecycle.js';
 import type { Role, WorkerState, WorkerStatus } from './status.js';
@@ -55,6 +55,9 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
   let startedAt: number | null = null;
   let lastHeartbeatAt: number | null = null;
   let heapUsedBytes: number | null = null;
+  let pool: PoolHealth | null = null;
+  // State holders of the thread's pool threads: released with the thread, whatever way it ends.
+  const poolHolders = new Set<string>();
   let lastError: string | null = null;
   let pendingReason: string | undefined;
   let drained: ((ok: boolean) => void) | undefined;
@@ -86,6 +89,7 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
           lastHeartbeatAt = Date.now();
           live = { handled: message.handled, errors: message.errors };
           heapUsedBytes = message.heapUsedBytes;
+          pool = message.pool ?? null;
           if (message.type === 'drained' && state === 'draining') {
             move('stopped');
             // Resolve once the thread is gone, so a stopped slot never has a live thread.
@@ -95,6 +99,18 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
         case 'fatal':
           lastError = `${message.error.name}: ${message.error.message}`;
           break;
+        case 'state-port:request': {
+          // The id is made here, under this worker's own, so a worker cannot take another's holder.
+          const holderId = `${workerId}/pool/${String(message.suffix).replace(/[^\w.-]/g, '_').slice(0, 64)}`;
+          try {
+            const port = store.connect(holderId);
+            poolHolders.add(holderId);
+            thread.postMessage({ type: 'state-port', requestId: message.requestId, holderId, port } satisfies SupervisorToWorker, [port]);
+          } catch (error) {
+            log.warn({ err: error, holderId }, 'no state port for a pool thread (the store is closing?)'); // the request times out there
+          }
+          break;
+        }
       }
     });
     thread.on('error', (error: Error & { code?: string }) => {
@@ -106,6 +122,8 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
       if (!current()) return;
       worker = undefined;
       store.releaseHolder(workerId);
+      for (const holderId of poolHolders) store.releaseHolder(holderId);
+      poolHolders.clear();
       foldCounters();
       if (state === 'stopped') return; // drained, then terminated by us
       const reason = pendingReason ?? lastError ?? `exited with code ${code}`;
@@ -183,6 +201,7 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
         lastHeartbeatAt: lastHeartbeatAt ? new Date(lastHeartbeatAt).toISOString() : null,
         heapUsedBytes,
         lastError,
+        pool: worker ? pool : null,
       };
     },
   };

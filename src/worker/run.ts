@@ -1,17 +1,24 @@
 import { getHeapStatistics } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
+import { DEFAULTS } from '../config/schema.js';
 import { WharfError } from '../errors.js';
 import { createKafka } from '../kafka/client.js';
-import { createConsumerRunner } from '../kafka/consumer-runner.js';
+import { resolveCodec } from '../kafka/codec.js';
+import { createConsumerRunner, type ConsumerRunner } from '../kafka/consumer-runner.js';
+import { createRequester, replyTopicFor } from '../kafka/request-reply.js';
 import { createSender } from '../kafka/sender.js';
 import { createLogger, type Logger } from '../log.js';
-import type { SupervisorToWorker, WorkerData, WorkerToSupervisor } from '../protocol.js';
+import { createWorkerPoolRunner } from '../pool/pool-runner.js';
+import type { DeliveryCounters, PoolHealth, SupervisorToWorker, WorkerData, WorkerToSupervisor } from '../protocol.js';
 import type { DefinedService } from '../service.js';
 import { createStateClient } from '../state/client.js';
 import type { Role } from '../supervisor/status.js';
 import { messageContext, roleContext } from './context.js';
 import { startProducerLoop } from './producer-loop.js';
+
+/** The shared map where every worker publishes its DeliveryCounters, keyed by worker id. */
+export const DELIVERY_STATE = 'wharf.delivery';
 
 /**
  * The worker-thread side of the supervisor handshake: set up, post `ready`, heartbeat from the
@@ -28,16 +35,50 @@ export async function runWorker(role: Role): Promise<void> {
     role,
     workerId: data.workerId,
   });
-  const counters = { handled: 0, errors: 0 };
-  const snapshot = () => ({ ...counters, heapUsedBytes: getHeapStatistics().used_heap_size });
-  const heartbeat = setInterval(() => post({ type: 'heartbeat', at: Date.now(), ...snapshot() }), data.heartbeatIntervalMs);
-
   const state = createStateClient(data.statePort);
-  const kafka = createKafka({ brokers: data.brokers, logger, clientId: `${data.kafka.clientId}-${data.workerId}` });
-  const sender = createSender(kafka);
-  await sender.connect();
   const definition = ((await import(pathToFileURL(data.modulePath).href)) as { default: DefinedService }).default;
-  const base = roleContext({ data, role, logger, state, sender });
+  const codec = resolveCodec(definition.codec);
+  const kafka = createKafka({ brokers: data.brokers, logger, clientId: `${data.kafka.clientId}-${data.workerId}` });
+  const sender = createSender(kafka, { codec });
+  await sender.connect();
+  const requester = createRequester({
+    kafka,
+    sender,
+    logger,
+    replyTopic: replyTopicFor(data.kafka.clientId, data.workerId),
+    sessionTimeoutMs: data.kafka.sessionTimeoutMs,
+    defaultTimeoutMs: definition.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+  });
+  const base = roleContext({ data, role, logger, state, sender, requester });
+
+  let runner: ConsumerRunner | undefined;
+  const counters = { handled: () => 0, errors: () => 0 };
+  const delivery = (): DeliveryCounters => {
+    const c = runner?.stats;
+    const r = requester.stats;
+    return {
+      handled: c?.handled ?? 0, errors: c?.errors ?? 0, retries: c?.retries ?? 0, deadLettered: c?.deadLettered ?? 0, rejected: c?.rejected ?? 0,
+      inFlight: c?.inFlight ?? 0, maxInFlightSeen: c?.maxInFlightSeen ?? 0, pausedPartitions: c?.pausedPartitions ?? 0,
+      commits: c?.commits ?? 0, commitFailures: c?.commitFailures ?? 0, rebalances: c?.rebalances ?? 0,
+      requests: r.requests, replies: r.replies, timeouts: r.timeouts, lateReplies: r.lateReplies, duplicateReplies: r.duplicateReplies, unknownReplies: r.unknownReplies, pendingRequests: r.pending,
+    };
+  };
+  let poolHealth: (() => PoolHealth) | undefined;
+  const snapshot = () => ({ handled: counters.handled(), errors: counters.errors(), heapUsedBytes: getHeapStatistics().used_heap_size, delivery: delivery(), ...(poolHealth ? { pool: poolHealth() } : {}) });
+  // Published where operators and tests can read them (`npm run admin -- state wharf.delivery`),
+  // only when they changed: an idle worker costs no state traffic.
+  let published = '';
+  const publish = async () => {
+    const current = delivery();
+    const text = JSON.stringify(current);
+    if (text === published) return;
+    published = text;
+    await state.map(DELIVERY_STATE).set(data.workerId, { ...current, at: new Date().toISOString() }).catch(() => undefined);
+  };
+  const heartbeat = setInterval(() => {
+    post({ type: 'heartbeat', at: Date.now(), ...snapshot() });
+    void publish();
+  }, data.heartbeatIntervalMs);
 
   const fatal = (error: Error) => {
     post({ type: 'fatal', error: { name: error.name, message: error.message, code: (error as WharfError).code } });
@@ -48,7 +89,10 @@ export async function runWorker(role: Role): Promise<void> {
   let stopRole: () => Promise<void>;
   if (role === 'consumer') {
     const consumes = data.consumes!;
-    const runner = createConsumerRunner({
+    // `consumes.concurrency`: the handler runs in a thread pool (src/pool/), this thread only fetches and commits.
+    const pool = consumes.delivery?.concurrency ? createWorkerPoolRunner({ data, kafka, logger, sender, requester, parent: port, onFatal: fatal }) : undefined;
+    poolHealth = pool?.health;
+    const consumer = pool ?? createConsumerRunner({
       kafka,
       groupId: consumes.groupId,
       topics: consumes.topics,
@@ -56,23 +100,23 @@ export async function runWorker(role: Role): Promise<void> {
       sessionTimeoutMs: data.kafka.sessionTimeoutMs,
       logger,
       sender,
+      codec,
+      schema: definition.schema,
+      delivery: consumes.delivery,
       handle: async (message) => {
         await definition.handler!(message, messageContext(base, message));
       },
       onFatal: fatal,
     });
-    await runner.start();
-    Object.defineProperties(counters, {
-      handled: { get: () => runner.stats.handled, enumerable: true },
-      errors: { get: () => runner.stats.errors, enumerable: true },
-    });
-    stopRole = () => runner.drain();
+    runner = consumer;
+    await consumer.start();
+    counters.handled = () => consumer.stats.handled;
+    counters.errors = () => consumer.stats.errors;
+    stopRole = () => consumer.drain();
   } else {
     const loop = startProducerLoop({ base, role: definition.producer!, rate: data.rate, logger });
-    Object.defineProperties(counters, {
-      handled: { get: () => loop.stats.ticks, enumerable: true },
-      errors: { get: () => loop.stats.errors, enumerable: true },
-    });
+    counters.handled = () => loop.stats.ticks;
+    counters.errors = () => loop.stats.errors;
     stopRole = () => loop.stop();
   }
 
@@ -80,6 +124,8 @@ export async function runWorker(role: Role): Promise<void> {
     if (message.type !== 'drain') return;
     try {
       await stopRole();
+      await requester.close();
+      await publish();
       await sender.disconnect();
     } finally {
       clearInterval(heartbeat);

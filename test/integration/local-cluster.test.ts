@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createKafka } from '../../src/kafka/client.js';
 import { isPortFree } from '../../src/kafka/local/ports.js';
 import { compiled, stateHome } from '../../src/paths.js';
-import { testLogger, uniqueName } from '../helpers.js';
+import { createTopic, testLogger, uniqueName } from '../helpers.js';
 
 /** `npm run kafka` as a user runs it (the built CLI), against folders of this test's own. */
 function kafkaCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -73,8 +73,7 @@ describe('npm run kafka (local broker)', () => {
       await admin.connect();
       const { brokers } = await admin.describeCluster();
       expect(brokers.map((b) => b.nodeId).sort()).toEqual([1, 2, 3]);
-      const topic = uniqueName('replicated');
-      await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+      const topic = await createTopic(admin, uniqueName('replicated'), 2);
       const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
       for (const partition of metadata.topics[0]!.partitions) expect(partition.replicas).toHaveLength(3);
       const configs = await admin.describeConfigs({

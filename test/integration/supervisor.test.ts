@@ -1,21 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { createTopic, kafkaForTest, SERVICE_MODULES, startSupervisor, uniqueName, waitFor } from '../helpers.js';
 
-/** Tony asks, `answerer` (Jarvis or a test double) answers, on 6-partition topics and groups of this test only. */
+/** Tony asks, `answerer` (Jarvis or a test double) answers, on a 6-partition topic and a group of this test only. */
 async function conversation(answerer: string, { answerers = 4, rate = 20, extra = [] as Record<string, unknown>[], supervisor = {} } = {}) {
   const admin = await kafkaForTest().admin();
   const requests = await createTopic(admin, uniqueName('requests'), 6);
-  const replies = await createTopic(admin, uniqueName('replies'), 6);
   return {
     services: [
       { module: answerer, workers: { consumer: answerers }, consumes: { topics: [requests], groupId: uniqueName('answerers') } },
-      {
-        module: SERVICE_MODULES.tony,
-        workers: { consumer: 1, producer: 1 },
-        rate,
-        consumes: { topics: [replies], groupId: uniqueName('tony') },
-        options: { requests, replies },
-      },
+      // Tony asks with ctx.request: the answers come back on his worker's own reply topic.
+      { module: SERVICE_MODULES.tony, workers: { producer: 1 }, rate, options: { requests } },
       ...extra,
     ],
     supervisor,

@@ -32,6 +32,8 @@ describe('config validation names the field', () => {
     ['no services', { services: [] }, 'services must be a list of at least 1'],
     ['a missing module', { services: [{}] }, 'services[0].module is required'],
     ['a wrong nested type', { services: [{ module: 'echo.mjs' }], supervisor: { drainTimeoutMs: '5s' } }, 'supervisor.drainTimeoutMs must be a number, got "5s"'],
+    ['a changelog topic that is no topic name', { services: [{ module: 'echo.mjs' }], state: { topic: 'my state' } }, 'state.topic: must be a Kafka topic name'],
+    ['a misspelt state key', { services: [{ module: 'echo.mjs' }], state: { persits: ['x'] } }, 'unknown key "state.persits"'],
   ])('%s', async (_, raw, message) => {
     const error = await failure(raw);
     expect(error.message).toContain(message);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { nodeProperties, portsFrom } from '../../src/kafka/local/properties.js';
 import { parseJavaMajor } from '../../src/kafka/local/prerequisites.js';
+import { randomClusterId } from '../../src/kafka/local/cluster.js';
 
 function parse(text: string): Record<string, string> {
   return Object.fromEntries(text.trim().split('\n').map((line) => line.split('=', 2) as [string, string]));
@@ -38,5 +39,14 @@ describe('java version', () => {
     ['no version here', undefined],
   ])('%s → %s', (text, major) => {
     expect(parseJavaMajor(text)).toBe(major);
+  });
+});
+
+describe('cluster id', () => {
+  it('is 22 base64url characters and never starts with "-" (the storage tool would take it for a flag)', () => {
+    for (let i = 0; i < 2_000; i++) {
+      const id = randomClusterId();
+      expect(id).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/);
+    }
   });
 });

@@ -8,7 +8,11 @@ export const STATE = {
   asked: 'tony.asked',
   sent: 'sent',
   replied: 'replied',
-  /** Replies that arrived again for a question already answered (at-least-once redelivery). */
+  /**
+   * Questions asked again because no answer came in time: each may be answered twice, and the
+   * answer to the earlier ask is then dropped as late (wharf counts those per worker in the
+   * shared map `wharf.delivery`). The conversation still records one answer per question.
+   */
   duplicates: 'duplicates',
 } as const;
 

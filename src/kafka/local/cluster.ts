@@ -187,9 +187,15 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<S
   return { status: clusterStatus(dir)!, alreadyRunning: false };
 }
 
-/** A KRaft cluster id: 16 random bytes, base64url. */
-function randomClusterId(): string {
-  return Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+/**
+ * A KRaft cluster id: 16 random bytes, base64url. Like Kafka's own Uuid.randomUuid, it never
+ * starts with "-", which the storage tool would read as a flag.
+ */
+export function randomClusterId(): string {
+  for (;;) {
+    const id = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 export interface StopOptions {

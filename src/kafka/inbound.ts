@@ -1,0 +1,41 @@
+import type { KafkaMessage } from 'kafkajs';
+import { MessageTooLargeError } from '../errors.js';
+import type { InboundMessage } from '../service.js';
+import { headersToStrings, type Codec } from './codec.js';
+import { validateMessage, type MessageSchema } from './message-schema.js';
+
+export interface InboundOptions {
+  codec: Codec;
+  schema?: MessageSchema;
+  maxMessageBytes: number;
+}
+
+/**
+ * Turns a Kafka record into what a handler gets, in the order that costs least for bad input:
+ * size (no bytes read), then the codec, then the schema. Anything that fails throws a
+ * RejectedMessageError whose code says which (ERR_MESSAGE_TOO_LARGE, ERR_DECODE, ERR_SCHEMA):
+ * the consumer parks such a message at once instead of retrying it.
+ */
+export function createInboundDecoder({ codec, schema, maxMessageBytes }: InboundOptions) {
+  return async function decode(topic: string, partition: number, message: KafkaMessage): Promise<InboundMessage> {
+    const bytes = message.value ?? Buffer.alloc(0);
+    if (bytes.length > maxMessageBytes) {
+      throw new MessageTooLargeError(`value of ${bytes.length} bytes is over the ${maxMessageBytes}-byte limit (consumes.maxMessageBytes)`, {
+        context: { bytes: bytes.length, maxMessageBytes },
+      });
+    }
+    const decoded = codec.decode(bytes);
+    const value = schema ? await validateMessage(schema, decoded) : decoded;
+    return {
+      value,
+      key: message.key ? message.key.toString('utf8') : null,
+      headers: headersToStrings(message.headers),
+      topic,
+      partition,
+      offset: message.offset,
+      timestamp: message.timestamp,
+    };
+  };
+}
+
+export type InboundDecoder = ReturnType<typeof createInboundDecoder>;

@@ -1,0 +1,104 @@
+import type { Logger } from '../log.js';
+
+export interface PartitionOffset {
+  topic: string;
+  partition: number;
+  /** The next offset to read: last handled + 1, as Kafka commits it. */
+  offset: string;
+}
+
+export interface CommitterOptions {
+  commit(offsets: PartitionOffset[]): Promise<void>;
+  /** Commit at least this often while there is something to commit… */
+  intervalMs: number;
+  /** …and as soon as this many handled messages wait. */
+  threshold: number;
+  /** Whether a partition is still this member's: a failed commit is re-queued only for those. */
+  isAssigned(topic: string, partition: number): boolean;
+  logger: Logger;
+}
+
+export interface OffsetCommitter {
+  /** Records that everything in the partition before `offset` is done (handled or parked). */
+  mark(topic: string, partition: number, offset: string): void;
+  /** Drops what is waiting for a partition that is no longer ours. */
+  forget(topic: string, partition: number): void;
+  forgetAll(): void;
+  /** Commits everything waiting now; resolves when that commit (and any already running) is done. Never rejects. */
+  flush(): Promise<void>;
+  start(): void;
+  stop(): void;
+  readonly stats: { commits: number; commitFailures: number; committedMessages: number };
+}
+
+/**
+ * Batches offset commits by time and count, as kafkajs's autoCommitInterval/autoCommitThreshold
+ * do — but for offsets this runner resolves itself, because it fetches ahead of its handlers
+ * (kafkajs would commit what was fetched). Commits run one at a time; a failed one is tried
+ * again with the next, and only ever covers messages that were finished.
+ */
+export function createOffsetCommitter({ commit, intervalMs, threshold, isAssigned, logger }: CommitterOptions): OffsetCommitter {
+  let pending = new Map<string, PartitionOffset>();
+  let marked = 0;
+  let running: Promise<void> = Promise.resolve();
+  // The commit waiting for the running one: every flush until it starts shares it.
+  let queued: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const stats = { commits: 0, commitFailures: 0, committedMessages: 0 };
+  const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+  async function commitNow(): Promise<void> {
+    if (pending.size === 0) return;
+    const batch = pending;
+    const count = marked;
+    pending = new Map();
+    marked = 0;
+    try {
+      await commit([...batch.values()]);
+      stats.commits++;
+      stats.committedMessages += count;
+    } catch (error) {
+      stats.commitFailures++;
+      logger.warn({ err: error, partitions: batch.size }, 'offset commit failed; retrying with the next commit (those messages may be delivered again)');
+      for (const [k, entry] of batch) if (!pending.has(k) && isAssigned(entry.topic, entry.partition)) pending.set(k, entry);
+      marked += count;
+    }
+  }
+
+  function flush(): Promise<void> {
+    if (!queued) {
+      queued = running.then(() => {
+        queued = undefined;
+        return commitNow();
+      });
+      running = queued;
+    }
+    return queued;
+  }
+
+  return {
+    stats,
+    mark(topic, partition, offset) {
+      pending.set(key(topic, partition), { topic, partition, offset });
+      if (++marked >= threshold) void flush();
+    },
+    forget(topic, partition) {
+      pending.delete(key(topic, partition));
+    },
+    forgetAll() {
+      pending.clear();
+      marked = 0;
+    },
+    flush,
+    start() {
+      timer ??= setInterval(() => {
+        if (pending.size > 0) void flush();
+      }, intervalMs);
+      timer.unref();
+    },
+    stop() {
+      clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import type { Admin, Consumer, Kafka, Transaction } from 'kafkajs';
+import { parseConfig } from '../config/load.js';
+import { loadServices } from '../config/services.js';
+import { TimeoutError } from '../errors.js';
+import { consumerConfig, producerConfig } from '../kafka/client.js';
+import type { Logger } from '../log.js';
+import { compiled } from '../paths.js';
+import { createSupervisor } from '../supervisor/supervisor.js';
+import { burnCpu } from './cpu-work.js';
+import { waitForStableGroup } from './lag.js';
+import { HANDLED_COUNTER, SINK_MODULE } from './sink.js';
+
+/**
+ * Consume benchmarks: how fast wharf drains a pre-filled topic, against a bare kafkajs consumer.
+ *
+ * Every measurement gets an identical topic whose messages are written in one Kafka transaction
+ * that stays open while the consumers start: consumers read committed data only (kafkajs's
+ * default, and wharf's), so they join, rebalance and settle on an empty-looking topic. The clock
+ * starts at the commit, when all messages appear at once, and stops at the last one handled —
+ * so neither thread start-up nor a rebalance while workers join counts as anyone's throughput,
+ * and a fast consumer cannot finish before the clock starts. Start-up is reported apart.
+ */
+export interface DrainMeasure {
+  /** Messages handled per second from the commit to the last one. */
+  msgsPerSec: number;
+  drainS: number;
+  /** Seconds from starting the consumer (threads, connections, group join) to a stable group. */
+  startupS: number;
+}
+
+export interface DrainCase {
+  brokers: string[];
+  kafka: Kafka;
+  admin: Admin;
+  partitions: number;
+  expected: number;
+  /** Hash iterations per message (0: a no-op handler). */
+  hashIterations: number;
+  logger: Logger;
+  timeoutMs?: number;
+}
+
+interface StartedSink {
+  members: number;
+  handled(): number | Promise<number>;
+  stop(): Promise<void>;
+}
+
+type SinkFactory = (topic: string, groupId: string) => Promise<StartedSink>;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Writes `count` small JSON messages over all partitions inside a transaction left open. */
+async function prefillUncommitted(kafka: Kafka, topic: string, count: number, size = 100): Promise<{ commit(): Promise<void>; close(): Promise<void> }> {
+  const producer = kafka.producer(producerConfig({ transactionalId: `wharf-bench-${randomBytes(6).toString('hex')}`, maxInFlightRequests: 1, idempotent: true }));
+  await producer.connect();
+  let transaction: Transaction | undefined = await producer.transaction();
+  const pad = 'x'.repeat(Math.max(0, size - 30));
+  for (let done = 0; done < count; ) {
+    const batch = Array.from({ length: Math.min(2_000, count - done) }, (_, i) => ({ key: `k${(done + i) % 1_000}`, value: `{"i":${done + i},"pad":"${pad}"}` }));
+    await transaction.send({ topic, acks: -1, messages: batch });
+    done += batch.length;
+  }
+  return {
+    async commit() {
+      await transaction!.commit();
+      transaction = undefined;
+    },
+    async close() {
+      if (transaction) await transaction.abort().catch(() => undefined);
+      await producer.disconnect();
+    },
+  };
+}
+
+async function measureDrain(c: DrainCase, start: SinkFactory): Promise<DrainMeasure> {
+  const name = `wharf-bench-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  await c.admin.createTopics({ waitForLeaders: true, topics: [{ topic: name, numPartitions: c.partitions }] });
+  const gate = await prefillUncommitted(c.kafka, name, c.expected);
+  let sink: StartedSink | undefined;
+  try {
+    const started = performance.now();
+    sink = await start(name, name);
+    await waitForStableGroup(c.admin, name, sink.members);
+    const opened = performance.now();
+    await gate.commit();
+    const deadline = opened + (c.timeoutMs ?? 300_000);
+    let handled = await sink.handled();
+    while (handled < c.expected) {
+      if (performance.now() > deadline) throw new TimeoutError(`Benchmark consumer handled ${handled} of ${c.expected} messages in ${(c.timeoutMs ?? 300_000) / 1_000} s: is the broker overloaded?`);
+      await sleep(2);
+      handled = await sink.handled();
+    }
+    const drainS = (performance.now() - opened) / 1_000;
+    return { msgsPerSec: Math.round(c.expected / drainS), drainS: Math.round(drainS * 1_000) / 1_000, startupS: Math.round(opened - started) / 1_000 };
+  } finally {
+    await sink?.stop();
+    await gate.close();
+    await c.admin.deleteTopics({ topics: [name] }).catch(() => undefined);
+    await c.admin.deleteGroups([name]).catch(() => undefined);
+  }
+}
+
+/** The topic through wharf: a supervisor running the sink service with `workers` consumer workers. */
+export function consumeWithWharf(c: DrainCase & { workers: number }): Promise<DrainMeasure> {
+  return measureDrain(c, async (topic, groupId) => {
+    const config = parseConfig(
+      {
+        services: [{ module: compiled(SINK_MODULE), workers: { consumer: c.workers }, consumes: { topics: [topic], groupId }, options: { hashIterations: c.hashIterations } }],
+        kafka: { clientId: 'wharf-bench' },
+      },
+      'bench',
+      process.cwd(),
+    );
+    const supervisor = createSupervisor({ config, services: await loadServices(config), brokers: c.brokers, logger: c.logger });
+    await supervisor.start();
+    const counter = supervisor.store.local.counter(HANDLED_COUNTER);
+    return {
+      members: c.workers,
+      handled: () => counter.get(),
+      async stop() {
+        await supervisor.stop();
+        supervisor.store.close();
+      },
+    };
+  });
+}
+
+export type BareMode = 'eachMessage' | 'eachBatch';
+
+/**
+ * The baseline: the kafkajs consumer a user would write by hand, with the same fetch settings and
+ * partition concurrency as wharf's consumer runner, in this (main) thread.
+ */
+export function consumeWithKafkajs(c: DrainCase & { mode: BareMode }): Promise<DrainMeasure> {
+  return measureDrain(c, async (topic, groupId) => {
+    const consumer: Consumer = c.kafka.consumer(consumerConfig(groupId));
+    let handled = 0;
+    const handle = () => {
+      if (c.hashIterations) burnCpu(c.hashIterations);
+      handled++;
+    };
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run(
+      c.mode === 'eachMessage'
+        ? { partitionsConsumedConcurrently: 4, eachMessage: async () => handle() }
+        : {
+            partitionsConsumedConcurrently: 4,
+            eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+              for (const message of batch.messages) {
+                handle();
+                resolveOffset(message.offset);
+              }
+              await heartbeat();
+            },
+          },
+    );
+    return { members: 1, handled: () => handled, stop: () => consumer.disconnect() };
+  });
+}

@@ -1,0 +1,73 @@
+import type { BenchReport, RoundTrip } from './bench.js';
+import type { Sampled } from './bench-stats.js';
+
+/** The benchmark's table for people: medians, their spread, and each ratio against its target. */
+const n = (v: number | null | undefined, digits = 0) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const x = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${v.toFixed(2)}×`);
+const spread = (s: Sampled, digits = 0) => `${n(s.median, digits)} (${n(s.min, digits)}–${n(s.max, digits)})`;
+const verdict = (value: number | null, target: number) => (value === null ? 'not measured' : value >= target ? `met (≥ ${target}×)` : `missed (target ≥ ${target}×)`);
+
+function row(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+}
+
+function drainTable(variants: Record<string, { msgsPerSec: Sampled; drainS: Sampled; startupS: Sampled }>): string[] {
+  const widths = [22, 28, 20, 10];
+  return [
+    row(['variant', 'msg/s median (min–max)', 'drain s (min–max)', 'startup s'], widths),
+    ...Object.entries(variants).map(([name, v]) => row([name, spread(v.msgsPerSec), spread(v.drainS, 2), n(v.startupS.median, 1)], widths)),
+  ];
+}
+
+function roundTripLines(label: string, r: RoundTrip): string[] {
+  const widths = [22, 24, 24, 24, 6];
+  return [
+    `  ${label}, ${n(r.messages)} requests`,
+    '  ' + row(['responder', 'answered/s (min–max)', 'p50 ms (min–max)', 'p99 ms (min–max)', 'lost'], widths),
+    ...(['wharf', 'kafkajs'] as const).map((k) => '  ' + row([k === 'wharf' ? 'wharf (Jarvis, 1 worker)' : 'bare kafkajs thread', spread(r[k].perSec), spread(r[k].p50, 2), spread(r[k].p99, 2), n(r[k].lost)], widths)),
+    `  wharf ÷ kafkajs throughput: ${x(r.wharfVsKafkajs)}`,
+  ];
+}
+
+export function formatBench(report: BenchReport, file: string | null): string {
+  const m = report.machine;
+  const out: string[] = [
+    `wharf bench ${report.quick ? '(--quick) ' : ''}— ${report.startedAt}, ${report.durationS} s, median of ${report.reps} interleaved reps`,
+    `machine: ${m.cpus} × ${m.model}, Node ${m.node}, load average ${m.loadavgStart.map((l) => l.toFixed(2)).join(' ')} at start, ${m.loadavgEnd.map((l) => l.toFixed(2)).join(' ')} at end; broker ${report.brokers.join(',')}`,
+    '',
+  ];
+  if (report.consume) {
+    const c = report.consume;
+    out.push(`(1) consume ${n(c.messages)} small messages from a ${c.partitions}-partition topic, no-op handler (msg/s once the group is stable)`);
+    out.push(...drainTable(c.variants).map((l) => `  ${l}`));
+    out.push(`  wharf ÷ kafkajs eachMessage: ${x(c.wharfVsEachMessage)} — ${verdict(c.wharfVsEachMessage, c.target)}`);
+    out.push(`  wharf ÷ kafkajs eachBatch:   ${x(c.wharfVsEachBatch)}`, '');
+  }
+  if (report.scaling) {
+    const s = report.scaling;
+    out.push(`(2) CPU-bound handler (${s.msPerMessage} ms of SHA-256 per message), ${n(s.messages)} messages, ${s.partitions} partitions`);
+    out.push(...drainTable(s.variants).map((l) => `  ${l}`));
+    out.push(`  scaling vs the bare kafkajs consumer: ${Object.entries(s.vsKafkajs).map(([k, v]) => `${k.replace('wharf, ', '')} ${x(v)}`).join(', ')}`);
+    out.push(`  2 workers ÷ kafkajs: ${verdict(s.vsKafkajs['wharf, 2 workers'] ?? null, s.target)}`, '');
+  }
+  if (report.state) {
+    out.push('(3) shared state (scripts/bench/state.ts): operations/s, all workers together');
+    if ('error' in report.state) out.push(`  not measured: ${report.state.error}`, '');
+    else {
+      const widths = [8, 36, 12, 10, 12, 8];
+      out.push('  ' + row(['workers', 'measure', 'wharf', 'comlink', 'python', 'w/py'], widths));
+      for (const r of report.state.rows) {
+        out.push('  ' + row([String(r.workers), r.measure, n(r.wharf), n(r.comlink), n(r.python), x(r.wharfVsPython ?? r.wharfVsPythonAwaited)], widths));
+      }
+      out.push(`  python: ${report.state.python ?? report.state.pythonError}; pipelined w/py compares with Python's awaited calls (a Manager cannot pipeline)`, '');
+    }
+  }
+  if (report.roundtrip) {
+    out.push('(4) request/reply round trip through Jarvis vs a bare kafkajs responder (both one thread, same partitions)');
+    out.push(...roundTripLines('awaited one at a time', report.roundtrip.awaited));
+    out.push(...roundTripLines(`${report.roundtrip.pipelined.inFlight} in flight`, report.roundtrip.pipelined), '');
+  }
+  if (file) out.push(`results: ${file}`);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,159 @@
+import { cpus, loadavg } from 'node:os';
+import type { Kafka } from 'kafkajs';
+import { createKafka } from '../kafka/client.js';
+import type { Logger } from '../log.js';
+import { consumeWithKafkajs, consumeWithWharf, type DrainMeasure } from './bench-consume.js';
+import { runStateBench, type StateBenchReport } from './bench-state.js';
+import { interleave, ratio, sampled, type Sampled } from './bench-stats.js';
+import { calibrateCpuWork } from './cpu-work.js';
+import { runLoad } from './run.js';
+import { resolveTarget } from './target.js';
+
+/**
+ * `npm run bench`: wharf against baselines measured in the same run on the same broker, each a
+ * ratio of medians over interleaved repetitions (bench-stats.ts says why).
+ */
+export const SECTIONS = ['consume', 'scaling', 'state', 'roundtrip'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export interface BenchSettings {
+  brokers: string[];
+  quick: boolean;
+  reps: number;
+  sections: readonly Section[];
+  logger: Logger;
+  /** The supervisors' logger (its level is their workers' level). */
+  serviceLogger: Logger;
+  say(line: string): void;
+}
+
+interface DrainSummary {
+  msgsPerSec: Sampled;
+  drainS: Sampled;
+  startupS: Sampled;
+}
+
+export interface BenchReport {
+  startedAt: string;
+  durationS: number;
+  quick: boolean;
+  reps: number;
+  machine: { cpus: number; model: string; node: string; loadavgStart: number[]; loadavgEnd: number[] };
+  brokers: string[];
+  consume?: { messages: number; partitions: number; variants: Record<string, DrainSummary>; wharfVsEachMessage: number | null; wharfVsEachBatch: number | null; target: number };
+  scaling?: { messages: number; partitions: number; msPerMessage: number; iterations: number; variants: Record<string, DrainSummary>; vsKafkajs: Record<string, number | null>; target: number };
+  state?: StateBenchReport | { error: string };
+  roundtrip?: { workers: number; awaited: RoundTrip; pipelined: RoundTrip & { inFlight: number } };
+}
+
+export interface RoundTrip {
+  messages: number;
+  wharf: { perSec: Sampled; p50: Sampled; p99: Sampled; lost: number };
+  kafkajs: { perSec: Sampled; p50: Sampled; p99: Sampled; lost: number };
+  /** wharf's throughput ÷ the bare responder's. */
+  wharfVsKafkajs: number | null;
+}
+
+const SIZES = {
+  full: { consume: 100_000, scaling: 12_000, awaited: 300, pipelined: 5_000 },
+  quick: { consume: 20_000, scaling: 3_000, awaited: 100, pipelined: 1_500 },
+};
+const PARTITIONS = 12;
+const IN_FLIGHT = 100;
+
+const summarize = (runs: DrainMeasure[]): DrainSummary => ({
+  msgsPerSec: sampled(runs.map((r) => r.msgsPerSec)),
+  drainS: sampled(runs.map((r) => r.drainS)),
+  startupS: sampled(runs.map((r) => r.startupS)),
+});
+
+export async function runBench(settings: BenchSettings): Promise<BenchReport> {
+  const { brokers, quick, reps, sections, logger, serviceLogger, say } = settings;
+  const sizes = quick ? SIZES.quick : SIZES.full;
+  const started = Date.now();
+  const report: BenchReport = {
+    startedAt: new Date(started).toISOString(),
+    durationS: 0,
+    quick,
+    reps,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, loadavgStart: loadavg(), loadavgEnd: [] },
+    brokers,
+  };
+  const kafka: Kafka = createKafka({ brokers, logger, clientId: 'wharf-bench' });
+  const admin = kafka.admin();
+  await admin.connect();
+  const logRun = (section: string) => (name: string, rep: number, r: DrainMeasure) =>
+    say(`${section} rep ${rep + 1}/${reps} ${name}: ${r.msgsPerSec.toLocaleString('en-US')} msg/s (drained in ${r.drainS} s after a ${r.startupS} s start)`);
+  try {
+    if (sections.includes('consume')) {
+      const base = { brokers, kafka, admin, partitions: PARTITIONS, expected: sizes.consume, hashIterations: 0, logger: serviceLogger };
+      say(`consume: ${sizes.consume.toLocaleString('en-US')} messages per measure, ${reps} reps…`);
+      const runs = await interleave(
+        {
+          'wharf, 1 worker': () => consumeWithWharf({ ...base, workers: 1 }),
+          'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
+          'kafkajs eachBatch': () => consumeWithKafkajs({ ...base, mode: 'eachBatch' }),
+        },
+        reps,
+        logRun('consume'),
+      );
+      const variants = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarize(v)]));
+      const rate = (k: string) => variants[k]!.msgsPerSec.median;
+      report.consume = { messages: sizes.consume, partitions: PARTITIONS, variants, wharfVsEachMessage: ratio(rate('wharf, 1 worker'), rate('kafkajs eachMessage')), wharfVsEachBatch: ratio(rate('wharf, 1 worker'), rate('kafkajs eachBatch')), target: 0.9 };
+    }
+
+    if (sections.includes('scaling')) {
+      const work = calibrateCpuWork(1);
+      say(`scaling: ${work.iterations} SHA-256 rounds ≈ ${work.msPerCall} ms per message; ${sizes.scaling.toLocaleString('en-US')} messages per measure…`);
+      const base = { brokers, kafka, admin, partitions: PARTITIONS, expected: sizes.scaling, hashIterations: work.iterations, logger: serviceLogger };
+      const runs = await interleave(
+        {
+          'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
+          'wharf, 1 worker': () => consumeWithWharf({ ...base, workers: 1 }),
+          'wharf, 2 workers': () => consumeWithWharf({ ...base, workers: 2 }),
+          'wharf, 4 workers': () => consumeWithWharf({ ...base, workers: 4 }),
+        },
+        reps,
+        logRun('scaling'),
+      );
+      const variants = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarize(v)]));
+      const bare = variants['kafkajs eachMessage']!.msgsPerSec.median;
+      const vsKafkajs = Object.fromEntries(Object.entries(variants).filter(([k]) => k.startsWith('wharf')).map(([k, v]) => [k, ratio(v.msgsPerSec.median, bare)]));
+      report.scaling = { messages: sizes.scaling, partitions: PARTITIONS, msPerMessage: work.msPerCall, iterations: work.iterations, variants, vsKafkajs, target: 1.6 };
+    }
+
+    if (sections.includes('state')) {
+      say('state: scripts/bench/state.ts (wharf store vs comlink vs Python multiprocessing.Manager)…');
+      report.state = await runStateBench({ reps, quick }).catch((error: Error) => ({ error: error.message }));
+    }
+
+    if (sections.includes('roundtrip')) {
+      const target = resolveTarget('jarvis');
+      const once = async (responder: 'wharf' | 'kafkajs', messages: number, maxInFlight: number) => {
+        const r = await runLoad({ brokers, target, workers: 1, partitions: 6, limit: { messages }, rate: null, maxInFlight, size: 256, keys: 100, logger, serviceLogger, responder, settleTimeoutMs: 20_000 });
+        say(`roundtrip ${responder} ${maxInFlight} in flight: ${r.throughput.answeredPerSec}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, lost ${r.lost}`);
+        return r;
+      };
+      const measure = async (messages: number, maxInFlight: number): Promise<RoundTrip> => {
+        const runs = await interleave({ wharf: () => once('wharf', messages, maxInFlight), kafkajs: () => once('kafkajs', messages, maxInFlight) }, reps);
+        const side = (k: 'wharf' | 'kafkajs') => ({
+          perSec: sampled(runs[k]!.map((r) => r.throughput.answeredPerSec)),
+          p50: sampled(runs[k]!.map((r) => r.latencyMs.p50 ?? NaN)),
+          p99: sampled(runs[k]!.map((r) => r.latencyMs.p99 ?? NaN)),
+          lost: runs[k]!.reduce((sum, r) => sum + r.lost, 0),
+        });
+        const wharf = side('wharf');
+        const kafkajs = side('kafkajs');
+        return { messages, wharf, kafkajs, wharfVsKafkajs: ratio(wharf.perSec.median, kafkajs.perSec.median) };
+      };
+      const awaited = await measure(sizes.awaited, 1);
+      const pipelined = { ...(await measure(sizes.pipelined, IN_FLIGHT)), inFlight: IN_FLIGHT };
+      report.roundtrip = { workers: 1, awaited, pipelined };
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  report.machine.loadavgEnd = loadavg();
+  report.durationS = Math.round((Date.now() - started) / 100) / 10;
+  return report;
+}

@@ -1,0 +1,283 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { consumerConfig } from '../kafka/client.js';
+import { headersToStrings, type CodecName } from '../kafka/codec.js';
+import { deliverySettings, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
+import { deadLetter } from '../kafka/dead-letter.js';
+import { createFlowControl } from '../kafka/flow-control.js';
+import { createOffsetCommitter } from '../kafka/offset-committer.js';
+import type { Requester } from '../kafka/request-reply.js';
+import { sleep } from '../kafka/retry.js';
+import type { Sender } from '../kafka/sender.js';
+import type { Logger } from '../log.js';
+import type { PoolHealth, WorkerData } from '../protocol.js';
+import { createDispatcher, type Job } from './dispatcher.js';
+import { reviveError, type PoolThreadData } from './messages.js';
+import { poolSettings, type ConcurrencyOptions } from './settings.js';
+import { statePortSource, type StatePortSource } from './state-ports.js';
+import { createThreadPool, type ThreadPool, type ThreadPoolOptions } from './thread-pool.js';
+
+export interface PoolRunnerOptions extends Omit<ConsumerRunnerOptions, 'handle' | 'codec' | 'schema'> {
+  concurrency: ConcurrencyOptions;
+  /** What the pool threads need to load the service (the limits come from `delivery`). */
+  thread: Omit<PoolThreadData, 'maxMessageBytes'>;
+  statePort: StatePortSource;
+  request?: ThreadPoolOptions['request'];
+  /** How long the pool threads may take to set up (default 60 s). */
+  readyTimeoutMs?: number;
+  /** The compiled task entry (tests). */
+  filename?: string;
+}
+
+export interface PoolRunner extends ConsumerRunner {
+  health(): PoolHealth;
+}
+
+/** A copy of exactly these bytes: kafkajs's are views of the whole fetch response, which structured clone would copy entire. */
+const own = (bytes: Buffer | null | undefined) => (bytes ? new Uint8Array(bytes) : null);
+
+/**
+ * Consumption with the handler in a thread pool (`consumes.concurrency`): this worker's thread
+ * only fetches, dispatches and commits, so CPU-heavy handlers use as many threads as the pool
+ * has — beyond the one-consumer-per-partition limit — and never stall fetching or heartbeats.
+ *
+ * Fetching runs ahead (eachBatch hands messages to the dispatcher and returns), bounded by
+ * `maxInFlight`: flow-control.ts pauses the partitions while that many are unfinished. Offsets
+ * are committed by this runner, never by kafkajs, and only up to the contiguous prefix of
+ * finished messages of each partition, so a commit never passes unfinished work. On a rebalance
+ * nothing new starts until the group is joined again; revoked partitions' work finishes
+ * uncommitted. Draining lets the attempts running finish and commits them, and abandons the rest.
+ */
+export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
+  const { kafka, groupId, topics, fromBeginning = true, sessionTimeoutMs, logger, sender } = options;
+  const delivery = deliverySettings(options.delivery);
+  const settings = poolSettings(options.concurrency, delivery.maxInFlight);
+  const consumer: Consumer = kafka.consumer(consumerConfig(groupId, { sessionTimeout: sessionTimeoutMs }));
+  let pool: ThreadPool | undefined;
+  let rebalances = 0;
+  let draining = false;
+
+  const flow = createFlowControl({
+    maxInFlight: settings.maxInFlight,
+    // The pool's window is shared by the partitions unless the service limits each one.
+    maxInFlightPerPartition: options.delivery?.maxInFlightPerPartition ?? settings.maxInFlight,
+    setPaused(partitions, paused) {
+      const byTopic = new Map<string, number[]>();
+      for (const { topic, partition } of partitions) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+      const list = [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps }));
+      try {
+        if (paused) consumer.pause(list);
+        else consumer.resume(list);
+      } catch (error) {
+        logger.debug({ err: error }, 'could not change pause state'); // no group right now; assign() re-applies it
+      }
+    },
+  });
+  const committer = createOffsetCommitter({
+    commit: (offsets) => consumer.commitOffsets(offsets),
+    intervalMs: delivery.commit.intervalMs,
+    threshold: delivery.commit.threshold,
+    isAssigned: (topic, partition) => dispatcher.lane(topic, partition)?.current === true,
+    logger,
+  });
+  const dispatcher = createDispatcher({
+    mode: settings.mode,
+    concurrency: settings.threads,
+    retry: delivery.retry,
+    logger,
+    park: (source, reason) => deadLetter(sender, source, reason),
+    async execute({ lane, message, attempt }: Job) {
+      const result = await pool!.run({
+        topic: lane.topic,
+        partition: lane.partition,
+        offset: message.offset,
+        timestamp: message.timestamp,
+        key: own(message.key),
+        value: own(message.value),
+        headers: headersToStrings(message.headers),
+        attempt,
+      });
+      return result.ok ? { ok: true } : { ok: false, rejected: result.rejected, error: reviveError(result.error) };
+    },
+    onFinished(topic, partition, commit) {
+      flow.done(topic, partition, 1);
+      if (partition !== undefined && commit !== undefined) committer.mark(topic, partition, commit);
+    },
+  });
+
+  function assign(memberAssignment: Record<string, number[]>): void {
+    const assigned = Object.entries(memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition })));
+    dispatcher.assign(assigned);
+    flow.assign(assigned);
+    logger.debug({ partitions: assigned.length }, 'partitions assigned to the pool');
+  }
+
+  async function eachBatch({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
+    const lane = dispatcher.lane(batch.topic, batch.partition);
+    if (draining || !lane?.current) return;
+    let room = flow.room(batch.topic, batch.partition);
+    const taken: KafkaMessage[] = [];
+    let complete = true;
+    let last: string | undefined;
+    for (const message of batch.messages) {
+      const offset = BigInt(message.offset);
+      if (lane.nextOffset !== undefined && offset < lane.nextOffset) {
+        last = message.offset; // taken already: fetched again from the last commit after a rebalance
+        continue;
+      }
+      if (room === 0) {
+        complete = false; // the rest is fetched again once the partition resumes
+        break;
+      }
+      taken.push(message);
+      room--;
+      last = message.offset;
+      lane.nextOffset = offset + 1n;
+    }
+    // resolveOffset only moves kafkajs's fetch position: autoCommit is off, commits are ours.
+    if (complete) {
+      const end = BigInt(batch.lastOffset()) + 1n;
+      if (lane.nextOffset === undefined || end > lane.nextOffset) lane.nextOffset = end;
+      resolveOffset(batch.lastOffset());
+    } else if (last !== undefined) {
+      resolveOffset(last);
+    }
+    if (taken.length > 0) {
+      flow.add(batch.topic, batch.partition, taken.length);
+      dispatcher.push(lane, taken);
+    }
+  }
+
+  const d = dispatcher.stats;
+  const stats: ConsumerStats = {
+    get handled() { return d.handled; },
+    get errors() { return d.errors; },
+    get retries() { return d.retries; },
+    get deadLettered() { return d.deadLettered; },
+    get rejected() { return d.rejected; },
+    get inFlight() { return d.inFlight; },
+    get maxInFlightSeen() { return flow.stats.maxInFlightSeen; },
+    get pausedPartitions() { return flow.stats.pausedPartitions; },
+    get commits() { return committer.stats.commits; },
+    get commitFailures() { return committer.stats.commitFailures; },
+    get rebalances() { return rebalances; },
+  };
+
+  return {
+    stats,
+    health() {
+      const threads = pool?.health();
+      return {
+        mode: settings.mode,
+        threads: threads?.threads ?? 0,
+        maxThreads: settings.threads,
+        inFlight: d.inFlight,
+        maxInFlight: settings.maxInFlight,
+        running: d.running,
+        queued: d.queued + (threads?.queued ?? 0),
+        waitingOnKey: d.waitingOnKey,
+        retrying: d.retrying,
+        completed: threads?.completed ?? 0,
+        busyMs: threads?.busyMs ?? 0,
+        utilization: threads?.utilization ?? 0,
+        threadExits: threads?.threadExits ?? 0,
+      };
+    },
+    async start() {
+      pool = createThreadPool({
+        threads: settings.threads,
+        data: { ...options.thread, maxMessageBytes: delivery.maxMessageBytes },
+        statePort: options.statePort,
+        request: options.request,
+        logger,
+        onFatal: options.onFatal,
+        filename: options.filename,
+      });
+      try {
+        await pool.ready(options.readyTimeoutMs ?? 60_000);
+      } catch (error) {
+        await pool.close(1_000);
+        throw error;
+      }
+      const joined = new Promise<void>((resolve) => {
+        const off = consumer.on(consumer.events.GROUP_JOIN, () => {
+          off();
+          resolve();
+        });
+      });
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        rebalances++;
+        assign(payload.memberAssignment);
+        dispatcher.resume();
+        void committer.flush();
+      });
+      // The group is re-forming: start nothing new, and commit what is done while the partitions are still ours.
+      consumer.on(consumer.events.REBALANCING, () => {
+        if (!draining) dispatcher.pause();
+        void committer.flush();
+      });
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        // kafkajs left the group (and rejoins when it restarts): nothing in flight is ours to commit.
+        dispatcher.assign([]);
+        committer.forgetAll();
+        flow.assign([]);
+        dispatcher.resume();
+        if (!payload.restart) options.onFatal(payload.error);
+        else logger.warn({ err: payload.error }, 'consumer crashed; kafkajs restarts it');
+      });
+      await consumer.connect();
+      // Right after a topic is created its metadata can lag: retriable subscribe errors are retried.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await consumer.subscribe({ topics: [...topics], fromBeginning });
+          break;
+        } catch (error) {
+          if (!(error as { retriable?: boolean }).retriable || attempt >= 10) throw error;
+          logger.debug({ err: error, attempt }, 'subscribe failed; retrying');
+          await sleep(100 * attempt);
+        }
+      }
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
+      committer.start();
+      await joined;
+    },
+    async drain() {
+      draining = true;
+      flow.stop();
+      dispatcher.stop();
+      await dispatcher.idle();
+      committer.stop();
+      await committer.flush();
+      await consumer.disconnect();
+      await pool?.close();
+    },
+  };
+}
+
+/** The pool runner of a supervisor's consumer worker: its WorkerData, its clients, its port to the supervisor. */
+export function createWorkerPoolRunner({ data, kafka, logger, sender, requester, parent, onFatal }: {
+  data: WorkerData;
+  kafka: Kafka;
+  logger: Logger;
+  sender: Sender;
+  requester: Pick<Requester, 'request'>;
+  parent: MessagePort;
+  onFatal(error: Error): void;
+}): PoolRunner {
+  const consumes = data.consumes!;
+  return createPoolRunner({
+    kafka,
+    groupId: consumes.groupId,
+    topics: consumes.topics,
+    fromBeginning: consumes.fromBeginning,
+    sessionTimeoutMs: data.kafka.sessionTimeoutMs,
+    logger,
+    sender,
+    delivery: consumes.delivery,
+    concurrency: consumes.delivery?.concurrency ?? {},
+    thread: { workerId: data.workerId, service: data.service, modulePath: data.modulePath, brokers: data.brokers, clientId: data.kafka.clientId, options: data.options, logLevel: data.logLevel, pretty: data.pretty },
+    statePort: statePortSource(parent),
+    request: (topic, value, { codec, ...options }) => requester.request(topic, value, { ...options, codec: codec as CodecName | undefined }),
+    onFatal,
+  });
+}

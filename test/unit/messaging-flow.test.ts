@@ -1,0 +1,211 @@
+import type { KafkaMessage } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { WharfError } from '../../src/errors.js';
+import { createFlowControl, type TopicPartition } from '../../src/kafka/flow-control.js';
+import { createOffsetCommitter, type PartitionOffset } from '../../src/kafka/offset-committer.js';
+import { createPartitionLane, type LaneContext } from '../../src/kafka/partition-lane.js';
+import { createSlots, isRetriable, retryDelay, sleep } from '../../src/kafka/retry.js';
+import type { InboundMessage } from '../../src/service.js';
+import { waitFor } from '../wait.js';
+
+const logger = createLogger({ level: 'silent' });
+
+describe('flow control', () => {
+  function flow(maxInFlight: number, maxInFlightPerPartition: number) {
+    const paused = new Set<string>();
+    const control = createFlowControl({
+      maxInFlight,
+      maxInFlightPerPartition,
+      setPaused: (partitions: TopicPartition[], pause: boolean) => partitions.forEach((p) => (pause ? paused.add(`${p.topic}/${p.partition}`) : paused.delete(`${p.topic}/${p.partition}`))),
+    });
+    control.assign([0, 1, 2].map((partition) => ({ topic: 't', partition })));
+    return { control, paused };
+  }
+
+  it('pauses a partition at its limit and resumes it at half', () => {
+    const { control, paused } = flow(100, 10);
+    expect(control.room('t', 0)).toBe(10);
+    control.add('t', 0, 10);
+    expect([...paused]).toEqual(['t/0']);
+    expect(control.room('t', 0)).toBe(0);
+    expect(control.room('t', 1)).toBe(10);
+    control.done('t', 0, 4);
+    expect([...paused], 'still above half').toEqual(['t/0']);
+    control.done('t', 0, 1);
+    expect([...paused]).toEqual([]);
+  });
+
+  it('pauses every partition when the worker is full, and the room never exceeds the limit', () => {
+    const { control, paused } = flow(20, 10);
+    control.add('t', 0, 8);
+    control.add('t', 1, 8);
+    expect(control.room('t', 2)).toBe(4);
+    control.add('t', 2, 4);
+    expect(paused.size).toBe(3);
+    expect(control.stats).toMatchObject({ inFlight: 20, maxInFlightSeen: 20, pausedPartitions: 3 });
+    control.done('t', 0, 8);
+    expect(paused.size, '12 in flight: above half of 20').toBe(3);
+    control.done('t', 1, 2);
+    expect(paused.size).toBe(0);
+    control.stop();
+    expect(paused.size).toBe(3);
+    expect(control.room('t', 0)).toBe(0);
+  });
+
+  it('counts messages of a partition that was revoked against the worker only', () => {
+    const { control } = flow(20, 10);
+    control.add('t', 0, 5);
+    control.assign([{ topic: 't', partition: 1 }]);
+    control.done('t', undefined, 5);
+    expect(control.stats.inFlight).toBe(0);
+  });
+});
+
+describe('the offset committer', () => {
+  function committer(threshold: number, fail = false) {
+    const commits: PartitionOffset[][] = [];
+    let failing = fail;
+    const c = createOffsetCommitter({
+      commit: async (offsets) => {
+        if (failing) throw new WharfError('ERR_KAFKA', 'coordinator away');
+        commits.push(offsets);
+      },
+      intervalMs: 60_000,
+      threshold,
+      isAssigned: (_topic, partition) => partition !== 9,
+      logger,
+    });
+    return { c, commits, recover: () => (failing = false) };
+  }
+
+  it('commits the newest offset per partition once `threshold` messages are done', async () => {
+    const { c, commits } = committer(3);
+    c.mark('t', 0, '1');
+    c.mark('t', 0, '2');
+    expect(commits).toEqual([]);
+    c.mark('t', 1, '5');
+    await c.flush();
+    expect(commits).toEqual([[{ topic: 't', partition: 0, offset: '2' }, { topic: 't', partition: 1, offset: '5' }]]);
+    await c.flush();
+    expect(commits, 'nothing new, nothing sent').toHaveLength(1);
+    expect(c.stats).toMatchObject({ commits: 1, committedMessages: 3 });
+  });
+
+  it('keeps offsets whose commit failed for the next one, unless the partition was lost', async () => {
+    const { c, commits, recover } = committer(100, true);
+    c.mark('t', 0, '4');
+    c.mark('t', 9, '4');
+    await c.flush();
+    expect(c.stats.commitFailures).toBe(1);
+    recover();
+    await c.flush();
+    expect(commits).toEqual([[{ topic: 't', partition: 0, offset: '4' }]]);
+  });
+
+  it('forgets a revoked partition', async () => {
+    const { c, commits } = committer(100);
+    c.mark('t', 0, '4');
+    c.forget('t', 0);
+    await c.flush();
+    expect(commits).toEqual([]);
+  });
+});
+
+describe('retry pieces', () => {
+  it('backs off exponentially within [50%, 100%] of the capped delay', () => {
+    const policy = { attempts: 5, initialDelayMs: 100, maxDelayMs: 1_000 };
+    expect([1, 2, 3, 4, 5].map((a) => retryDelay(policy, a, () => 1))).toEqual([100, 200, 400, 800, 1_000]);
+    expect(retryDelay(policy, 2, () => 0)).toBe(100);
+  });
+
+  it('retries unless the error says it cannot succeed again', () => {
+    expect(isRetriable(new Error('x'))).toBe(true);
+    expect(isRetriable(new WharfError('ERR_X', 'x'))).toBe(false);
+    expect(isRetriable(new WharfError('ERR_X', 'x', { retriable: true }))).toBe(true);
+  });
+
+  it('sleeps can be cut short; slots are granted in order and given up on abort', async () => {
+    const abort = new AbortController();
+    const slept = sleep(10_000, abort.signal);
+    abort.abort();
+    expect(await slept).toBe(false);
+    const slots = createSlots(1);
+    expect(await slots.acquire()).toBe(true);
+    const order: number[] = [];
+    const second = slots.acquire().then(() => order.push(2));
+    const gone = new AbortController();
+    const third = slots.acquire(gone.signal);
+    gone.abort();
+    expect(await third).toBe(false);
+    slots.release();
+    await second;
+    expect(order).toEqual([2]);
+    expect(slots.active).toBe(1);
+  });
+});
+
+describe('a partition lane', () => {
+  const message = (offset: number, value: unknown = { n: offset }) => ({ offset: String(offset), key: null, value: Buffer.from(JSON.stringify(value)), headers: {}, timestamp: '0', attributes: 0 }) as unknown as KafkaMessage;
+
+  function lane(handle: (m: InboundMessage) => Promise<void>, { attempts = 3, concurrency = 1 } = {}) {
+    const finished: { offset: string; committable: boolean }[] = [];
+    const parked: { offset: string; code: unknown; attempts: number }[] = [];
+    const ctx: LaneContext = {
+      decode: async (topic, partition, m) => {
+        const value = JSON.parse(m.value!.toString());
+        if (value.bad) throw new WharfError('ERR_DECODE', 'bad value');
+        return { value, key: null, headers: {}, topic, partition, offset: m.offset, timestamp: '0' };
+      },
+      handle,
+      park: async ({ message: m }, { error, attempts: a }) => void parked.push({ offset: m.offset, code: (error as WharfError).code ?? error.message, attempts: a }),
+      retry: { attempts, initialDelayMs: 1, maxDelayMs: 2 },
+      slots: createSlots(concurrency),
+      stats: { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0 },
+      logger,
+      gate: async () => undefined,
+      finished: (_lane, m, committable) => void finished.push({ offset: m.offset, committable }),
+    };
+    return { lane: createPartitionLane('t', 0, ctx), finished, parked, stats: ctx.stats };
+  }
+
+  it('handles in offset order, retries, parks failures and rejections, and reports each as committable', async () => {
+    const seen: number[] = [];
+    const { lane: l, finished, parked, stats } = lane(async (m) => {
+      const { n } = m.value as { n: number };
+      if (n === 2 && m.headers.attempt !== '3') throw new Error('flaky');
+      if (n === 4) throw new Error('always');
+      seen.push(n);
+    });
+    l.push([0, 1, 2, 3, 4].map((o) => message(o)).concat(message(5, { bad: true }), message(6)));
+    await waitFor(() => finished.length === 7, { message: 'all seven finished' });
+    expect(seen).toEqual([0, 1, 2, 3, 6]);
+    expect(finished.map((f) => f.offset)).toEqual(['0', '1', '2', '3', '4', '5', '6']);
+    expect(finished.every((f) => f.committable)).toBe(true);
+    expect(parked).toEqual([{ offset: '4', code: 'always', attempts: 3 }, { offset: '5', code: 'ERR_DECODE', attempts: 0 }]);
+    expect(stats).toEqual({ handled: 5, errors: 5, retries: 4, deadLettered: 2, rejected: 1 });
+  });
+
+  it('parks at once an error that says it is not retriable', async () => {
+    const { lane: l, parked } = lane(async () => {
+      throw new WharfError('ERR_NO_REPLY_TO', 'nothing to reply to');
+    });
+    l.push([message(0)]);
+    await waitFor(() => parked.length === 1, { message: 'the park' });
+    expect(parked[0]).toMatchObject({ code: 'ERR_NO_REPLY_TO', attempts: 1 });
+  });
+
+  it('when revoked, drops what it queued and abandons a retry, without committing it', async () => {
+    let calls = 0;
+    const { lane: l, finished, parked } = lane(async () => {
+      calls++;
+      throw new Error('down');
+    }, { attempts: 1_000 });
+    l.push([message(0), message(1), message(2)]);
+    await waitFor(() => calls >= 3, { message: 'a few failed attempts' });
+    expect(l.revoke()).toBe(2);
+    await l.idle();
+    expect(finished).toEqual([{ offset: '0', committable: false }]);
+    expect(parked).toEqual([]);
+  });
+});
