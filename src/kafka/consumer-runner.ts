@@ -90,7 +90,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   const consumer: Consumer = kafka.consumer(consumerConfig(groupId, { sessionTimeout: sessionTimeoutMs }));
   const lanes = new Map<string, PartitionLane>();
   /** Fetched messages waiting for room under the flow limits, per lane. */
-  const held = new Map<string, KafkaMessage[]>();
+  const held = new Map<string, { messages: KafkaMessage[]; next: number }>();
   const delivery: DeliveryStats = { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0 };
   let rebalances = 0;
   let draining = false;
@@ -134,7 +134,8 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
       const mine = lanes.get(key) === lane;
       flow.done(lane.topic, mine ? lane.partition : undefined, 1);
       if (committable && mine && lane.owned) committer.mark(lane.topic, lane.partition, (BigInt(message.offset) + 1n).toString());
-      if (mine && lane.owned && !draining) feed(key, lane);
+      // Room freed here may be the worker's, not only this partition's: every held lane may go on.
+      if (mine && !draining) feedHeld();
     },
   };
 
@@ -170,12 +171,23 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
    */
   function feed(key: string, lane: PartitionLane): void {
     const queue = held.get(key);
-    if (!queue || queue.length === 0) return;
-    const taken = queue.splice(0, flow.room(lane.topic, lane.partition));
-    if (queue.length === 0) held.delete(key);
+    if (!queue) return;
+    const room = flow.room(lane.topic, lane.partition);
+    if (room === 0) return;
+    // A read position, not splice: taking from the front of a large fetch must not copy the rest.
+    const taken = queue.messages.slice(queue.next, queue.next + room);
+    queue.next += taken.length;
+    if (queue.next >= queue.messages.length) held.delete(key);
     if (taken.length === 0) return;
     flow.add(lane.topic, lane.partition, taken.length);
     lane.push(taken);
+  }
+
+  function feedHeld(): void {
+    for (const key of held.keys()) {
+      const lane = lanes.get(key);
+      if (lane?.owned) feed(key, lane);
+    }
   }
 
   async function eachBatch({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
@@ -189,7 +201,8 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     if (lane.nextOffset === undefined || end > lane.nextOffset) lane.nextOffset = end;
     resolveOffset(batch.lastOffset());
     if (fresh.length === 0) return;
-    held.set(key, [...(held.get(key) ?? []), ...fresh]);
+    const queue = held.get(key);
+    held.set(key, queue ? { messages: [...queue.messages.slice(queue.next), ...fresh], next: 0 } : { messages: fresh, next: 0 });
     feed(key, lane);
   }
 
