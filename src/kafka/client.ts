@@ -50,6 +50,10 @@ export function consumerConfig(groupId: string, overrides: Partial<ConsumerConfi
     rebalanceTimeout: 20_000,
     heartbeatInterval: 1_000,
     maxWaitTimeInMs: 100,
+    // What a paused partition's fetch leaves held in memory (src/kafka/fetch-buffer.ts) is bounded
+    // by these: half of kafkajs's defaults, still thousands of small messages per fetch.
+    maxBytesPerPartition: 512 * 1024,
+    maxBytes: 5 * 1024 * 1024,
     ...overrides,
   };
 }

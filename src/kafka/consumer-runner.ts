@@ -1,10 +1,11 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { InboundMessage } from '../service.js';
 import { jsonCodec, type Codec } from './codec.js';
 import { consumerConfig } from './client.js';
 import { deadLetter } from './dead-letter.js';
+import { createFetchBuffer } from './fetch-buffer.js';
 import { createFlowControl } from './flow-control.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
@@ -89,8 +90,6 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   const settings = deliverySettings(options.delivery);
   const consumer: Consumer = kafka.consumer(consumerConfig(groupId, { sessionTimeout: sessionTimeoutMs }));
   const lanes = new Map<string, PartitionLane>();
-  /** Fetched messages waiting for room under the flow limits, per lane. */
-  const held = new Map<string, { messages: KafkaMessage[]; next: number }>();
   const delivery: DeliveryStats = { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0 };
   let rebalances = 0;
   let draining = false;
@@ -110,6 +109,17 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
         // Between a crash and kafkajs's restart there is no group to pause; assign() re-applies.
         logger.debug({ err: error }, 'could not change pause state');
       }
+    },
+  });
+  const buffer = createFetchBuffer<PartitionLane>({
+    lane: (topic, partition) => {
+      const lane = lanes.get(laneKey(topic, partition));
+      return lane?.owned ? lane : undefined;
+    },
+    room: (lane) => flow.room(lane.topic, lane.partition),
+    take(lane, messages) {
+      flow.add(lane.topic, lane.partition, messages.length);
+      lane.push(messages);
     },
   });
   const committer = createOffsetCommitter({
@@ -135,7 +145,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
       flow.done(lane.topic, mine ? lane.partition : undefined, 1);
       if (committable && mine && lane.owned) committer.mark(lane.topic, lane.partition, (BigInt(message.offset) + 1n).toString());
       // Room freed here may be the worker's, not only this partition's: every held lane may go on.
-      if (mine && !draining) feedHeld();
+      if (mine && !draining) buffer.feed();
     },
   };
 
@@ -145,7 +155,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   }
 
   function stopLane(key: string, lane: PartitionLane): void {
-    held.delete(key);
+    buffer.drop(lane.topic, lane.partition);
     const dropped = lane.revoke();
     lanes.delete(key);
     committer.forget(lane.topic, lane.partition);
@@ -164,46 +174,10 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     logger.debug({ partitions: assigned.length }, 'partitions assigned');
   }
 
-  /**
-   * Hands held messages to a lane while the flow limits leave room. Messages over the limit stay
-   * held here rather than being fetched (and decoded) again: the partition is paused meanwhile,
-   * so what is held never exceeds one fetch per partition.
-   */
-  function feed(key: string, lane: PartitionLane): void {
-    const queue = held.get(key);
-    if (!queue) return;
-    const room = flow.room(lane.topic, lane.partition);
-    if (room === 0) return;
-    // A read position, not splice: taking from the front of a large fetch must not copy the rest.
-    const taken = queue.messages.slice(queue.next, queue.next + room);
-    queue.next += taken.length;
-    if (queue.next >= queue.messages.length) held.delete(key);
-    if (taken.length === 0) return;
-    flow.add(lane.topic, lane.partition, taken.length);
-    lane.push(taken);
-  }
-
-  function feedHeld(): void {
-    for (const key of held.keys()) {
-      const lane = lanes.get(key);
-      if (lane?.owned) feed(key, lane);
-    }
-  }
-
   async function eachBatch({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
-    const key = laneKey(batch.topic, batch.partition);
-    const lane = lanes.get(key);
+    const lane = lanes.get(laneKey(batch.topic, batch.partition));
     if (draining || !lane?.owned) return;
-    // Skip what was taken before a rebalance made kafkajs fetch it again.
-    const fresh = lane.nextOffset === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= lane.nextOffset!);
-    // The whole batch is ours now: its last offset also steps over trailing control records.
-    const end = BigInt(batch.lastOffset()) + 1n;
-    if (lane.nextOffset === undefined || end > lane.nextOffset) lane.nextOffset = end;
-    resolveOffset(batch.lastOffset());
-    if (fresh.length === 0) return;
-    const queue = held.get(key);
-    held.set(key, queue ? { messages: [...queue.messages.slice(queue.next), ...fresh], next: 0 } : { messages: fresh, next: 0 });
-    feed(key, lane);
+    buffer.accept(lane, batch, resolveOffset);
   }
 
   const stats = {
@@ -274,7 +248,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     },
     async drain() {
       draining = true;
-      held.clear();
+      buffer.clear();
       flow.stop();
       openGate();
       const running = [...lanes.values()];

@@ -1,9 +1,10 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { consumerConfig } from '../kafka/client.js';
 import { headersToStrings, type CodecName } from '../kafka/codec.js';
 import { deliverySettings, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
 import { deadLetter } from '../kafka/dead-letter.js';
+import { createFetchBuffer } from '../kafka/fetch-buffer.js';
 import { createFlowControl } from '../kafka/flow-control.js';
 import { createOffsetCommitter } from '../kafka/offset-committer.js';
 import type { Requester } from '../kafka/request-reply.js';
@@ -11,7 +12,7 @@ import { sleep } from '../kafka/retry.js';
 import type { Sender } from '../kafka/sender.js';
 import type { Logger } from '../log.js';
 import type { PoolHealth, WorkerData } from '../protocol.js';
-import { createDispatcher, type Job } from './dispatcher.js';
+import { createDispatcher, type Job, type Lane } from './dispatcher.js';
 import { reviveError, type PoolThreadData } from './messages.js';
 import { poolSettings, type ConcurrencyOptions } from './settings.js';
 import { statePortSource, type StatePortSource } from './state-ports.js';
@@ -102,11 +103,29 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
     onFinished(topic, partition, commit) {
       flow.done(topic, partition, 1);
       if (partition !== undefined && commit !== undefined) committer.mark(topic, partition, commit);
+      // Room freed here may be the worker's, not only this partition's: every held lane may go on.
+      if (!draining) buffer.feed();
+    },
+  });
+  const buffer = createFetchBuffer<Lane>({
+    lane: (topic, partition) => {
+      const lane = dispatcher.lane(topic, partition);
+      return lane?.current ? lane : undefined;
+    },
+    room: (lane) => flow.room(lane.topic, lane.partition),
+    take(lane, messages) {
+      flow.add(lane.topic, lane.partition, messages.length);
+      dispatcher.push(lane, messages);
     },
   });
 
+  /** Partitions this member owned at the last assignment, to drop what is held for revoked ones. */
+  let owned: { topic: string; partition: number }[] = [];
+
   function assign(memberAssignment: Record<string, number[]>): void {
     const assigned = Object.entries(memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition })));
+    for (const was of owned) if (!assigned.some((tp) => tp.topic === was.topic && tp.partition === was.partition)) buffer.drop(was.topic, was.partition);
+    owned = assigned;
     dispatcher.assign(assigned);
     flow.assign(assigned);
     logger.debug({ partitions: assigned.length }, 'partitions assigned to the pool');
@@ -115,37 +134,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
   async function eachBatch({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
     const lane = dispatcher.lane(batch.topic, batch.partition);
     if (draining || !lane?.current) return;
-    let room = flow.room(batch.topic, batch.partition);
-    const taken: KafkaMessage[] = [];
-    let complete = true;
-    let last: string | undefined;
-    for (const message of batch.messages) {
-      const offset = BigInt(message.offset);
-      if (lane.nextOffset !== undefined && offset < lane.nextOffset) {
-        last = message.offset; // taken already: fetched again from the last commit after a rebalance
-        continue;
-      }
-      if (room === 0) {
-        complete = false; // the rest is fetched again once the partition resumes
-        break;
-      }
-      taken.push(message);
-      room--;
-      last = message.offset;
-      lane.nextOffset = offset + 1n;
-    }
-    // resolveOffset only moves kafkajs's fetch position: autoCommit is off, commits are ours.
-    if (complete) {
-      const end = BigInt(batch.lastOffset()) + 1n;
-      if (lane.nextOffset === undefined || end > lane.nextOffset) lane.nextOffset = end;
-      resolveOffset(batch.lastOffset());
-    } else if (last !== undefined) {
-      resolveOffset(last);
-    }
-    if (taken.length > 0) {
-      flow.add(batch.topic, batch.partition, taken.length);
-      dispatcher.push(lane, taken);
-    }
+    buffer.accept(lane, batch, resolveOffset);
   }
 
   const d = dispatcher.stats;
@@ -243,6 +232,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
     },
     async drain() {
       draining = true;
+      buffer.clear();
       flow.stop();
       dispatcher.stop();
       await dispatcher.idle();

@@ -1,0 +1,81 @@
+import type { Batch, KafkaMessage } from 'kafkajs';
+
+/** What the buffer needs of a partition's lane (the consumer runner's and the pool's alike). */
+export interface FetchLane {
+  readonly topic: string;
+  readonly partition: number;
+  /** The next offset to accept; lower ones were taken already (fetched again after a rebalance). */
+  nextOffset: bigint | undefined;
+}
+
+export interface FetchBufferOptions<L extends FetchLane> {
+  /** The partition's lane while this member owns it, else undefined. */
+  lane(topic: string, partition: number): L | undefined;
+  /** How many more messages the flow limits let this lane take now. */
+  room(lane: L): number;
+  /** Hands messages to the lane (and counts them in flight). */
+  take(lane: L, messages: KafkaMessage[]): void;
+}
+
+export interface FetchBuffer<L extends FetchLane> {
+  /**
+   * Takes one fetched batch for `lane`: skips what the lane took already, moves kafkajs's fetch
+   * position past the whole batch (its last offset also steps over trailing control records), and
+   * hands on what the limits allow; the rest is held.
+   */
+  accept(lane: L, batch: Batch, resolveOffset: (offset: string) => void): void;
+  /** Hands held messages on wherever the limits leave room now (call when in-flight work ends). */
+  feed(): void;
+  /** Forgets a partition's held messages (revoked: its next owner reads them from the last commit). */
+  drop(topic: string, partition: number): void;
+  clear(): void;
+}
+
+/**
+ * Between kafkajs's fetches and the handlers. Messages over the flow limits are held here, not
+ * left to be fetched (and decoded) again: flow control pauses their partition meanwhile, so what
+ * is held stays within about one fetch per partition. The queue is read by position, so taking
+ * from the front of a large fetch never copies the rest.
+ */
+export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, take }: FetchBufferOptions<L>): FetchBuffer<L> {
+  const held = new Map<string, { topic: string; partition: number; messages: KafkaMessage[]; next: number }>();
+  const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+  function feedOne(key: string, lane: L): void {
+    const queue = held.get(key);
+    if (!queue) return;
+    const free = room(lane);
+    if (free === 0) return;
+    const taken = queue.messages.slice(queue.next, queue.next + free);
+    queue.next += taken.length;
+    if (queue.next >= queue.messages.length) held.delete(key);
+    if (taken.length > 0) take(lane, taken);
+  }
+
+  return {
+    accept(lane, batch, resolveOffset) {
+      const fresh = lane.nextOffset === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= lane.nextOffset!);
+      const end = BigInt(batch.lastOffset()) + 1n;
+      if (lane.nextOffset === undefined || end > lane.nextOffset) lane.nextOffset = end;
+      resolveOffset(batch.lastOffset());
+      if (fresh.length === 0) return;
+      const key = keyOf(lane.topic, lane.partition);
+      const queue = held.get(key);
+      held.set(key, { topic: lane.topic, partition: lane.partition, messages: queue ? [...queue.messages.slice(queue.next), ...fresh] : fresh, next: 0 });
+      feedOne(key, lane);
+    },
+    feed() {
+      for (const [key, queue] of held) {
+        const lane = laneOf(queue.topic, queue.partition);
+        if (lane) feedOne(key, lane);
+        else held.delete(key);
+      }
+    },
+    drop(topic, partition) {
+      held.delete(keyOf(topic, partition));
+    },
+    clear() {
+      held.clear();
+    },
+  };
+}
