@@ -6,12 +6,13 @@ import { jsonCodec, type Codec } from './codec.js';
 import { consumerConfig } from './client.js';
 import { deadLetter } from './dead-letter.js';
 import { createFetchBuffer } from './fetch-buffer.js';
+import { subscribeWithRetry } from './subscribe.js';
 import { createFlowControl } from './flow-control.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
 import { createOffsetCommitter } from './offset-committer.js';
 import { createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
-import { createSlots, sleep, type RetryPolicy } from './retry.js';
+import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
 
 export type { RetryPolicy } from './retry.js';
@@ -229,18 +230,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
         else logger.warn({ err: payload.error }, 'consumer crashed; kafkajs restarts it');
       });
       await consumer.connect();
-      // Right after a topic is created, metadata can lag ("does not host this topic-partition"):
-      // retriable errors while subscribing are retried, not turned into a crash.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await consumer.subscribe({ topics: [...topics], fromBeginning });
-          break;
-        } catch (error) {
-          if (!(error as { retriable?: boolean }).retriable || attempt >= 10) throw error;
-          logger.debug({ err: error, attempt }, 'subscribe failed; retrying');
-          await sleep(100 * attempt);
-        }
-      }
+      await subscribeWithRetry(consumer, topics, fromBeginning, logger);
       // eachBatch only hands messages to the lanes, so one kafkajs worker is plenty.
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
       committer.start();

@@ -5,10 +5,10 @@ import { headersToStrings, type CodecName } from '../kafka/codec.js';
 import { deliverySettings, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
 import { deadLetter } from '../kafka/dead-letter.js';
 import { createFetchBuffer } from '../kafka/fetch-buffer.js';
+import { subscribeWithRetry } from '../kafka/subscribe.js';
 import { createFlowControl } from '../kafka/flow-control.js';
 import { createOffsetCommitter } from '../kafka/offset-committer.js';
 import type { Requester } from '../kafka/request-reply.js';
-import { sleep } from '../kafka/retry.js';
 import type { Sender } from '../kafka/sender.js';
 import type { Logger } from '../log.js';
 import type { PoolHealth, WorkerData } from '../protocol.js';
@@ -215,17 +215,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
         else logger.warn({ err: payload.error }, 'consumer crashed; kafkajs restarts it');
       });
       await consumer.connect();
-      // Right after a topic is created its metadata can lag: retriable subscribe errors are retried.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await consumer.subscribe({ topics: [...topics], fromBeginning });
-          break;
-        } catch (error) {
-          if (!(error as { retriable?: boolean }).retriable || attempt >= 10) throw error;
-          logger.debug({ err: error, attempt }, 'subscribe failed; retrying');
-          await sleep(100 * attempt);
-        }
-      }
+      await subscribeWithRetry(consumer, topics, fromBeginning, logger);
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
       committer.start();
       await joined;
