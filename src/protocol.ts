@@ -9,6 +9,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { DeliveryOptions } from './config/schema.js';
+import type { ConsumerStats } from './kafka/consumer-runner.js';
+import type { RequesterStats } from './kafka/request-reply.js';
 import type { Role } from './supervisor/status.js';
 
 /** What a worker is started with (structured-cloned; the state port is transferred). */
@@ -48,26 +50,7 @@ export interface WorkerCounters {
 }
 
 /** What a worker's consumer runner and requester have done; see docs/messaging.md. */
-export interface DeliveryCounters {
-  handled: number;
-  errors: number;
-  retries: number;
-  deadLettered: number;
-  rejected: number;
-  inFlight: number;
-  maxInFlightSeen: number;
-  pausedPartitions: number;
-  commits: number;
-  commitFailures: number;
-  rebalances: number;
-  requests: number;
-  replies: number;
-  timeouts: number;
-  lateReplies: number;
-  duplicateReplies: number;
-  unknownReplies: number;
-  pendingRequests: number;
-}
+export type DeliveryCounters = ConsumerStats & Omit<RequesterStats, 'pending'> & { pendingRequests: number };
 
 /**
  * The health of a consumer worker's thread pool (`consumes.concurrency`; src/pool/), sent with

@@ -7,10 +7,10 @@ import { consumerConfig } from './client.js';
 import { deadLetter } from './dead-letter.js';
 import { createFetchBuffer } from './fetch-buffer.js';
 import { subscribeWithRetry } from './subscribe.js';
-import { createFlowControl } from './flow-control.js';
+import { createFlowControl, type FlowControl } from './flow-control.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
-import { createOffsetCommitter } from './offset-committer.js';
+import { createOffsetCommitter, type OffsetCommitter } from './offset-committer.js';
 import { createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
 import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
@@ -43,6 +43,29 @@ export interface ConsumerStats extends DeliveryStats {
   commits: number;
   commitFailures: number;
   rebalances: number;
+}
+
+/** A runner's counters as getters over its parts, so whoever reads them (heartbeats) sees them live. */
+export function liveConsumerStats({ delivery, inFlight, flow, committer, rebalances }: {
+  delivery: DeliveryStats;
+  inFlight: () => number;
+  flow: FlowControl;
+  committer: OffsetCommitter;
+  rebalances: () => number;
+}): ConsumerStats {
+  return {
+    get handled() { return delivery.handled; },
+    get errors() { return delivery.errors; },
+    get retries() { return delivery.retries; },
+    get deadLettered() { return delivery.deadLettered; },
+    get rejected() { return delivery.rejected; },
+    get inFlight() { return inFlight(); },
+    get maxInFlightSeen() { return flow.stats.maxInFlightSeen; },
+    get pausedPartitions() { return flow.stats.pausedPartitions; },
+    get commits() { return committer.stats.commits; },
+    get commitFailures() { return committer.stats.commitFailures; },
+    get rebalances() { return rebalances(); },
+  };
 }
 
 export interface ConsumerRunner {
@@ -181,19 +204,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     buffer.accept(lane, batch, resolveOffset);
   }
 
-  const stats = {
-    get handled() { return delivery.handled; },
-    get errors() { return delivery.errors; },
-    get retries() { return delivery.retries; },
-    get deadLettered() { return delivery.deadLettered; },
-    get rejected() { return delivery.rejected; },
-    get inFlight() { return flow.stats.inFlight; },
-    get maxInFlightSeen() { return flow.stats.maxInFlightSeen; },
-    get pausedPartitions() { return flow.stats.pausedPartitions; },
-    get commits() { return committer.stats.commits; },
-    get commitFailures() { return committer.stats.commitFailures; },
-    get rebalances() { return rebalances; },
-  };
+  const stats = liveConsumerStats({ delivery, inFlight: () => flow.stats.inFlight, flow, committer, rebalances: () => rebalances });
 
   return {
     stats,

@@ -2,7 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { consumerConfig } from '../kafka/client.js';
 import { headersToStrings, type CodecName } from '../kafka/codec.js';
-import { deliverySettings, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
+import { deliverySettings, liveConsumerStats, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
 import { deadLetter } from '../kafka/dead-letter.js';
 import { createFetchBuffer } from '../kafka/fetch-buffer.js';
 import { subscribeWithRetry } from '../kafka/subscribe.js';
@@ -138,19 +138,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
   }
 
   const d = dispatcher.stats;
-  const stats: ConsumerStats = {
-    get handled() { return d.handled; },
-    get errors() { return d.errors; },
-    get retries() { return d.retries; },
-    get deadLettered() { return d.deadLettered; },
-    get rejected() { return d.rejected; },
-    get inFlight() { return d.inFlight; },
-    get maxInFlightSeen() { return flow.stats.maxInFlightSeen; },
-    get pausedPartitions() { return flow.stats.pausedPartitions; },
-    get commits() { return committer.stats.commits; },
-    get commitFailures() { return committer.stats.commitFailures; },
-    get rebalances() { return rebalances; },
-  };
+  const stats: ConsumerStats = liveConsumerStats({ delivery: d, inFlight: () => d.inFlight, flow, committer, rebalances: () => rebalances });
 
   return {
     stats,
