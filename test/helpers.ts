@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseConfig } from '../src/config/load.js';
 import { loadServices } from '../src/config/services.js';
 import { createKafka } from '../src/kafka/client.js';
+import { createTopics } from '../src/kafka/topics.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { compiled } from '../src/paths.js';
 import { createSupervisor, type Supervisor } from '../src/supervisor/supervisor.js';
@@ -45,21 +46,9 @@ export function kafkaForTest(logger = testLogger()) {
   };
 }
 
-/**
- * Creates a topic and waits until every partition has a leader that serves it. Right after
- * creation a broker can still answer "does not host this topic-partition" (retriable), so the
- * wait asks again until the deadline instead of failing on the first answer.
- */
+/** Creates a topic and waits until every partition is served (src/kafka/topics.ts). */
 export async function createTopic(admin: Admin, topic: string, numPartitions = 1, replicationFactor?: number): Promise<string> {
-  await admin.createTopics({ topics: [{ topic, numPartitions, ...(replicationFactor ? { replicationFactor } : {}) }] });
-  await waitFor(
-    async () => {
-      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
-      const partitions = topics[0]?.partitions ?? [];
-      return partitions.length === numPartitions && partitions.every((p) => p.leader >= 0) && (await admin.fetchTopicOffsets(topic)).length === numPartitions;
-    },
-    { message: `leaders for ${topic}` },
-  );
+  await createTopics(admin, [{ topic, numPartitions, ...(replicationFactor ? { replicationFactor } : {}) }]);
   return topic;
 }
 

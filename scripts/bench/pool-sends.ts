@@ -13,6 +13,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { resolveBroker } from '../../src/kafka/broker.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { createSender } from '../../src/kafka/sender.js';
+import { createTopics } from '../../src/kafka/topics.js';
 import { createLogger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 
@@ -25,7 +26,7 @@ const kafka = createKafka({ brokers: broker.brokers, logger, clientId: 'wharf-be
 const topic = `wharf-bench-sends-${Date.now().toString(36)}`;
 const admin = kafka.admin();
 await admin.connect();
-await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 2 }] });
+await createTopics(admin, [{ topic, numPartitions: 2 }]);
 const owner = createSender(kafka);
 await owner.connect();
 

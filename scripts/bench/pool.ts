@@ -21,6 +21,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { loadServices } from '../../src/config/services.js';
 import { resolveBroker } from '../../src/kafka/broker.js';
 import { consumerConfig, createKafka, producerConfig } from '../../src/kafka/client.js';
+import { createTopics } from '../../src/kafka/topics.js';
 import { burnCpu } from '../../src/load/cpu-work.js';
 import { waitForStableGroup } from '../../src/load/lag.js';
 import { HANDLED_COUNTER, SINK_MODULE } from '../../src/load/sink.js';
@@ -112,7 +113,7 @@ async function measure(variant: Variant) {
   // Under load the leader check right after creation can fail transiently: try again.
   for (let attempt = 1; ; attempt++) {
     try {
-      await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 2 }] });
+      await createTopics(admin, [{ topic, numPartitions: 2 }]);
       break;
     } catch (error) {
       if (!(error as { retriable?: boolean }).retriable || attempt >= 5) throw error;

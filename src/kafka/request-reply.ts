@@ -8,6 +8,7 @@ import { CODECS, HEADERS, headersToStrings, jsonCodec } from './codec.js';
 import { validateMessage } from './message-schema.js';
 import { sleep } from './retry.js';
 import type { Sender } from './sender.js';
+import { createTopics } from './topics.js';
 
 export interface RequesterOptions {
   kafka: Kafka;
@@ -125,7 +126,7 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
     const admin = kafka.admin();
     await admin.connect();
     try {
-      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: replyTopic, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: REPLY_RETENTION_MS }] }] });
+      await createTopics(admin, [{ topic: replyTopic, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: REPLY_RETENTION_MS }] }]);
     } finally {
       await admin.disconnect();
     }

@@ -4,6 +4,7 @@ import { parseConfig } from '../config/load.js';
 import { loadServices } from '../config/services.js';
 import { TimeoutError } from '../errors.js';
 import { consumerConfig, producerConfig } from '../kafka/client.js';
+import { createTopics } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
 import { compiled } from '../paths.js';
 import { createSupervisor } from '../supervisor/supervisor.js';
@@ -76,7 +77,7 @@ async function prefillUncommitted(kafka: Kafka, topic: string, count: number, si
 
 async function measureDrain(c: DrainCase, start: SinkFactory): Promise<DrainMeasure> {
   const name = `wharf-bench-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-  await c.admin.createTopics({ waitForLeaders: true, topics: [{ topic: name, numPartitions: c.partitions }] });
+  await createTopics(c.admin, [{ topic: name, numPartitions: c.partitions }]);
   const gate = await prefillUncommitted(c.kafka, name, c.expected);
   let sink: StartedSink | undefined;
   try {

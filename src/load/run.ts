@@ -3,6 +3,7 @@ import { cpus, loadavg } from 'node:os';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import { createKafka, producerConfig } from '../kafka/client.js';
 import { deadLetterTopic } from '../kafka/dead-letter.js';
+import { createTopics } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
 import { startBareResponder } from './bare-responder.js';
 import { checkRequestSize, messageSizeLimit } from './broker-limits.js';
@@ -94,14 +95,11 @@ export interface LoadResult {
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 async function createRunTopics(admin: Admin, names: { requests: string; replies: string; dlq: string }, partitions: number): Promise<void> {
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [
-      { topic: names.requests, numPartitions: partitions },
-      { topic: names.replies, numPartitions: partitions },
-      { topic: names.dlq, numPartitions: 1 },
-    ],
-  });
+  await createTopics(admin, [
+    { topic: names.requests, numPartitions: partitions },
+    { topic: names.replies, numPartitions: partitions },
+    { topic: names.dlq, numPartitions: 1 },
+  ]);
 }
 
 export async function runLoad(settings: LoadSettings): Promise<LoadResult> {

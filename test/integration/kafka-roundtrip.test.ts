@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { consumerConfig, producerConfig } from '../../src/kafka/client.js';
+import { createTopics } from '../../src/kafka/topics.js';
 import { createTopic, kafkaForTest, uniqueName, waitFor } from '../helpers.js';
 
 describe('a real broker', () => {
@@ -64,5 +65,28 @@ describe('a real broker', () => {
     }
     // The keys spread over the topic's partitions (the explicit partitioner hashes them).
     expect(new Set(received.map((m) => m.partition)).size).toBeGreaterThan(1);
+  });
+
+  it('serves topics as soon as createTopics returns, many at once, and again when they exist', async () => {
+    const k = kafkaForTest();
+    const admin = await k.admin();
+    // Several topics with many partitions: the case in which a broker's metadata lagged the
+    // controller and kafkajs's own waitForLeaders gave up with "does not host this topic-partition".
+    const topics = Array.from({ length: 4 }, () => ({ topic: uniqueName('served'), numPartitions: 12 }));
+    expect(await createTopics(admin, topics)).toBe(true);
+    for (const { topic } of topics) {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      expect(offsets.map((o) => o.partition).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    }
+    const producer = await k.producer(producerConfig());
+    await producer.send({ topic: topics[3]!.topic, acks: -1, messages: Array.from({ length: 12 }, (_, partition) => ({ partition, value: 'x' })) });
+    expect(await admin.fetchTopicOffsets(topics[3]!.topic)).toSatisfy((o: { high: string }[]) => o.every((p) => p.high === '1'));
+    // Existing topics are fine: nothing created, still served.
+    expect(await createTopics(admin, topics.slice(0, 2))).toBe(false);
+  });
+
+  it('reports a topic the cluster cannot create instead of waiting for it', async () => {
+    const admin = await kafkaForTest().admin();
+    await expect(createTopics(admin, [{ topic: uniqueName('unplaceable'), numPartitions: 1, replicationFactor: 9 }], { timeoutMs: 5_000 })).rejects.toThrow(/refused to create .*unplaceable.*Replication-factor is invalid/);
   });
 });

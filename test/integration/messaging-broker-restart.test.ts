@@ -6,6 +6,7 @@ import { loadServices } from '../../src/config/services.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { jarCacheDir } from '../../src/kafka/broker.js';
 import { startLocalCluster, stopLocalCluster } from '../../src/kafka/local/cluster.js';
+import { createTopics } from '../../src/kafka/topics.js';
 import { stateHome } from '../../src/paths.js';
 import { createSupervisor } from '../../src/supervisor/supervisor.js';
 import { SERVICE_MODULES, testLogger, uniqueName, waitFor } from '../helpers.js';
@@ -37,7 +38,7 @@ describe('a broker restart', () => {
     const admin = createKafka({ brokers: broker.brokers, logger: testLogger() }).admin();
     await admin.connect();
     try {
-      await admin.createTopics({ topics: [{ topic, numPartitions: 4 }], waitForLeaders: true });
+      await createTopics(admin, [{ topic, numPartitions: 4 }]);
     } finally {
       await admin.disconnect();
     }
