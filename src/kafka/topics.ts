@@ -28,7 +28,7 @@ export async function createTopics(admin: Admin, topics: ITopicConfig[], { timeo
   const names = topics.map((t) => t.topic);
   let created: boolean;
   try {
-    created = await admin.createTopics({ topics, timeout: timeoutMs });
+    created = await admin.createTopics({ topics, timeout: timeoutMs, waitForLeaders: false });
   } catch (error) {
     const refused = ((error as { errors?: unknown }).errors as { topic?: string; type?: string; message: string }[] | undefined)?.filter((e) => e.type !== 'TOPIC_ALREADY_EXISTS');
     if (!refused) throw error;
