@@ -10,7 +10,7 @@ import { subscribeWithRetry } from './subscribe.js';
 import { createFlowControl, type FlowControl } from './flow-control.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
-import { createOffsetCommitter, type OffsetCommitter } from './offset-committer.js';
+import { createOffsetCommitter, nextOffset, type OffsetCommitter } from './offset-committer.js';
 import { createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
 import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
@@ -162,12 +162,12 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     slots,
     stats: delivery,
     logger,
-    gate: () => rebalancing?.opened ?? Promise.resolve(),
+    gate: () => rebalancing?.opened,
     finished(lane, message, committable) {
       const key = laneKey(lane.topic, lane.partition);
       const mine = lanes.get(key) === lane;
       flow.done(lane.topic, mine ? lane.partition : undefined, 1);
-      if (committable && mine && lane.owned) committer.mark(lane.topic, lane.partition, (BigInt(message.offset) + 1n).toString());
+      if (committable && mine && lane.owned) committer.mark(lane.topic, lane.partition, nextOffset(message.offset));
       // Room freed here may be the worker's, not only this partition's: every held lane may go on.
       if (mine && !draining) buffer.feed();
     },

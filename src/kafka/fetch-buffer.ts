@@ -24,7 +24,11 @@ export interface FetchBuffer<L extends FetchLane> {
    * hands on what the limits allow; the rest is held.
    */
   accept(lane: L, batch: Batch, resolveOffset: (offset: string) => void): void;
-  /** Hands held messages on wherever the limits leave room now (call when in-flight work ends). */
+  /**
+   * Hands held messages on wherever the limits leave room (call when in-flight work ends). Runs
+   * once at the next turn of the event loop however often it is called meanwhile: messages end
+   * by the thousand per second, and each feed walks every held partition.
+   */
   feed(): void;
   /** Forgets a partition's held messages (revoked: its next owner reads them from the last commit). */
   drop(topic: string, partition: number): void;
@@ -40,6 +44,7 @@ export interface FetchBuffer<L extends FetchLane> {
 export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, take }: FetchBufferOptions<L>): FetchBuffer<L> {
   const held = new Map<string, { topic: string; partition: number; messages: KafkaMessage[]; next: number }>();
   const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+  let feeding: NodeJS.Immediate | undefined;
 
   function feedOne(key: string, lane: L): void {
     const queue = held.get(key);
@@ -54,7 +59,10 @@ export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, tak
 
   return {
     accept(lane, batch, resolveOffset) {
-      const fresh = lane.nextOffset === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= lane.nextOffset!);
+      const from = lane.nextOffset;
+      const first = batch.messages[0];
+      // Offsets rise within a batch: when the first is new, all are (the usual case, no filtering).
+      const fresh = from === undefined || first === undefined || BigInt(first.offset) >= from ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
       const end = BigInt(batch.lastOffset()) + 1n;
       if (lane.nextOffset === undefined || end > lane.nextOffset) lane.nextOffset = end;
       resolveOffset(batch.lastOffset());
@@ -65,17 +73,23 @@ export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, tak
       feedOne(key, lane);
     },
     feed() {
-      for (const [key, queue] of held) {
-        const lane = laneOf(queue.topic, queue.partition);
-        if (lane) feedOne(key, lane);
-        else held.delete(key);
-      }
+      if (feeding || held.size === 0) return;
+      feeding = setImmediate(() => {
+        feeding = undefined;
+        for (const [key, queue] of held) {
+          const lane = laneOf(queue.topic, queue.partition);
+          if (lane) feedOne(key, lane);
+          else held.delete(key);
+        }
+      });
     },
     drop(topic, partition) {
       held.delete(keyOf(topic, partition));
     },
     clear() {
       held.clear();
+      if (feeding) clearImmediate(feeding);
+      feeding = undefined;
     },
   };
 }

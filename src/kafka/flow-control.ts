@@ -31,35 +31,42 @@ export interface FlowControl {
  * `maxInFlight`, every partition is. Each resumes once its backlog has fallen to half (so a
  * partition does not flap between paused and resumed on every message). A paused partition is
  * not fetched: a slow handler makes the lag grow on the broker, not the heap here.
+ *
+ * This runs twice per message (add, done), so a change looks at its own partition only, and at
+ * every partition only when the worker as a whole fills up or frees up.
  */
 export function createFlowControl({ maxInFlight, maxInFlightPerPartition, setPaused }: FlowControlOptions): FlowControl {
+  type Lane = TopicPartition & { inFlight: number; full: boolean; paused: boolean };
   const perPartition = Math.min(maxInFlightPerPartition, maxInFlight);
-  const lanes = new Map<string, TopicPartition & { inFlight: number; full: boolean; paused: boolean }>();
+  const lanes = new Map<string, Lane>();
   let total = 0;
   let workerFull = false;
   let stopped = false;
   const stats = { inFlight: 0, maxInFlightSeen: 0, pausedPartitions: 0, pauses: 0 };
   const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
-  /** Recomputes who should be paused and applies the differences (all of them when `force`). */
-  function reconcile(force = false): void {
+  /** Brings one lane's pause state in line, collecting the change (every lane's state again when `force`). */
+  function settle(lane: Lane, pause: TopicPartition[], resume: TopicPartition[], force: boolean): void {
+    if (lane.inFlight >= perPartition) lane.full = true;
+    else if (lane.inFlight <= perPartition / 2) lane.full = false;
+    const want = stopped || workerFull || lane.full;
+    if (want !== lane.paused) stats.pausedPartitions += want ? 1 : -1;
+    else if (!force) return;
+    lane.paused = want;
+    (want ? pause : resume).push({ topic: lane.topic, partition: lane.partition });
+  }
+
+  /** Recomputes who should be paused after a change to `changed` (every lane when the worker flips, or when `force`). */
+  function reconcile(changed?: Lane, force = false): void {
+    const wasFull = workerFull;
     if (total >= maxInFlight) workerFull = true;
     else if (total <= maxInFlight / 2) workerFull = false;
     const pause: TopicPartition[] = [];
     const resume: TopicPartition[] = [];
-    let paused = 0;
-    for (const lane of lanes.values()) {
-      if (lane.inFlight >= perPartition) lane.full = true;
-      else if (lane.inFlight <= perPartition / 2) lane.full = false;
-      const want = stopped || workerFull || lane.full;
-      if (want) paused++;
-      if (want === lane.paused && !force) continue;
-      lane.paused = want;
-      (want ? pause : resume).push({ topic: lane.topic, partition: lane.partition });
-    }
+    if (force || workerFull !== wasFull || !changed) for (const lane of lanes.values()) settle(lane, pause, resume, force);
+    else settle(changed, pause, resume, false);
     stats.inFlight = total;
-    stats.maxInFlightSeen = Math.max(stats.maxInFlightSeen, total);
-    stats.pausedPartitions = paused;
+    if (total > stats.maxInFlightSeen) stats.maxInFlightSeen = total;
     if (pause.length > 0) {
       stats.pauses++;
       setPaused(pause, true);
@@ -78,24 +85,25 @@ export function createFlowControl({ maxInFlight, maxInFlightPerPartition, setPau
       const lane = lanes.get(key(topic, partition));
       if (lane) lane.inFlight += count;
       total += count;
-      reconcile();
+      reconcile(lane);
     },
     done(topic, partition, count) {
       const lane = partition === undefined ? undefined : lanes.get(key(topic, partition));
       if (lane) lane.inFlight -= count;
       total -= count;
-      reconcile();
+      reconcile(lane);
     },
     assign(partitions) {
-      const next = new Map<string, TopicPartition & { inFlight: number; full: boolean; paused: boolean }>();
+      const next = new Map<string, Lane>();
       for (const { topic, partition } of partitions) {
         const k = key(topic, partition);
         next.set(k, lanes.get(k) ?? { topic, partition, inFlight: 0, full: false, paused: false });
       }
       lanes.clear();
       for (const [k, lane] of next) lanes.set(k, lane);
+      stats.pausedPartitions = [...lanes.values()].filter((lane) => lane.paused).length;
       // A restarted kafkajs consumer forgets its pauses: state them all again.
-      reconcile(true);
+      reconcile(undefined, true);
     },
     stop() {
       stopped = true;

@@ -14,10 +14,11 @@ export interface InboundOptions {
  * Turns a Kafka record into what a handler gets, in the order that costs least for bad input:
  * size (no bytes read), then the codec, then the schema. Anything that fails throws a
  * RejectedMessageError whose code says which (ERR_MESSAGE_TOO_LARGE, ERR_DECODE, ERR_SCHEMA):
- * the consumer parks such a message at once instead of retrying it.
+ * the consumer parks such a message at once instead of retrying it. Synchronous (it throws)
+ * unless there is a schema to validate: this runs for every message, and a promise costs.
  */
 export function createInboundDecoder({ codec, schema, maxMessageBytes }: InboundOptions) {
-  return async function decode(topic: string, partition: number, message: KafkaMessage): Promise<InboundMessage> {
+  return function decode(topic: string, partition: number, message: KafkaMessage): InboundMessage | Promise<InboundMessage> {
     const bytes = message.value ?? Buffer.alloc(0);
     if (bytes.length > maxMessageBytes) {
       throw new MessageTooLargeError(`value of ${bytes.length} bytes is over the ${maxMessageBytes}-byte limit (consumes.maxMessageBytes)`, {
@@ -25,9 +26,8 @@ export function createInboundDecoder({ codec, schema, maxMessageBytes }: Inbound
       });
     }
     const decoded = codec.decode(bytes);
-    const value = schema ? await validateMessage(schema, decoded) : decoded;
-    return {
-      value,
+    const inbound: InboundMessage = {
+      value: decoded,
       key: message.key ? message.key.toString('utf8') : null,
       headers: headersToStrings(message.headers),
       topic,
@@ -35,6 +35,11 @@ export function createInboundDecoder({ codec, schema, maxMessageBytes }: Inbound
       offset: message.offset,
       timestamp: message.timestamp,
     };
+    if (!schema) return inbound;
+    return validateMessage(schema, decoded).then((value) => {
+      inbound.value = value;
+      return inbound;
+    });
   };
 }
 

@@ -7,6 +7,16 @@ export interface PartitionOffset {
   offset: string;
 }
 
+/**
+ * The offset after `offset`, as Kafka commits it. Offsets are int64 decimal strings; below 2^53
+ * (every offset a real log reaches) Number arithmetic is exact and far cheaper than BigInt, which
+ * this runs once per message.
+ */
+export function nextOffset(offset: string): string {
+  const n = Number(offset);
+  return Number.isSafeInteger(n + 1) ? String(n + 1) : (BigInt(offset) + 1n).toString();
+}
+
 export interface CommitterOptions {
   commit(offsets: PartitionOffset[]): Promise<void>;
   /** Commit at least this often while there is something to commit… */
@@ -79,7 +89,10 @@ export function createOffsetCommitter({ commit, intervalMs, threshold, isAssigne
   return {
     stats,
     mark(topic, partition, offset) {
-      pending.set(key(topic, partition), { topic, partition, offset });
+      const k = key(topic, partition);
+      const entry = pending.get(k);
+      if (entry) entry.offset = offset;
+      else pending.set(k, { topic, partition, offset });
       if (++marked >= threshold) void flush();
     },
     forget(topic, partition) {

@@ -27,8 +27,8 @@ export interface LaneContext {
   slots: Slots;
   stats: DeliveryStats;
   logger: Logger;
-  /** Resolves when new messages may start (not while the group rebalances). */
-  gate(): Promise<void>;
+  /** While the group rebalances, a promise of its end: no new message starts before it. */
+  gate(): Promise<void> | undefined;
   /** A message is finished: `committable` when handled or parked, not when abandoned. */
   finished(lane: PartitionLane, message: KafkaMessage, committable: boolean): void;
 }
@@ -88,7 +88,8 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   async function process(message: KafkaMessage, slot: { held: boolean }): Promise<Outcome> {
     let inbound: InboundMessage;
     try {
-      inbound = await ctx.decode(topic, partition, message);
+      const decoded = ctx.decode(topic, partition, message);
+      inbound = decoded instanceof Promise ? await decoded : decoded;
     } catch (error) {
       // Bytes that cannot become a value will not become one on a second try.
       ctx.stats.rejected++;
@@ -96,7 +97,8 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     }
     for (let attempt = 1; ; attempt++) {
       try {
-        await ctx.handle({ ...inbound, headers: { ...inbound.headers, [HEADERS.attempt]: String(attempt) } });
+        inbound.headers[HEADERS.attempt] = String(attempt);
+        await ctx.handle(inbound);
         ctx.stats.handled++;
         return 'finished';
       } catch (error) {
@@ -116,8 +118,9 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
 
   async function drain(): Promise<void> {
     while (accepting && queue.length > 0) {
-      await ctx.gate();
-      if (!accepting || !(await ctx.slots.acquire(abort.signal))) break;
+      const rebalancing = ctx.gate();
+      if (rebalancing) await rebalancing;
+      if (!accepting || !(ctx.slots.tryAcquire() || (await ctx.slots.acquire(abort.signal)))) break;
       if (!accepting) {
         ctx.slots.release();
         break;

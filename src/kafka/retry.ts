@@ -42,6 +42,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
 export interface Slots {
   /** Waits for a free slot; false if `signal` aborted first (no slot taken). */
   acquire(signal?: AbortSignal): Promise<boolean>;
+  /** Takes a free slot if there is one and nobody waits: true when taken (no promise, no tick). */
+  tryAcquire(): boolean;
   release(): void;
   readonly active: number;
 }
@@ -53,6 +55,11 @@ export function createSlots(size: number): Slots {
   return {
     get active() {
       return active;
+    },
+    tryAcquire() {
+      if (active >= size || waiters.length > 0) return false;
+      active++;
+      return true;
     },
     acquire(signal) {
       if (signal?.aborted) return Promise.resolve(false);

@@ -1,3 +1,5 @@
+import { nextOffset } from '../kafka/offset-committer.js';
+
 /**
  * One partition's messages taken for the pool, in offset order, and which of them finished.
  * Handlers finish out of order; the offset to commit is the end of the contiguous finished
@@ -44,7 +46,7 @@ export function createOffsetTracker(): OffsetTracker {
       done[index] = true;
       if (index !== head) return undefined;
       while (head < offsets.length && done[head]) head++;
-      const commit = (BigInt(offsets[head - 1]!) + 1n).toString();
+      const commit = nextOffset(offsets[head - 1]!);
       compact();
       return commit;
     },

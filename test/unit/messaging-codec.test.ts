@@ -79,12 +79,20 @@ describe('schemas', () => {
 
 describe('the inbound decoder', () => {
   it('checks size first, then decodes, then validates; each failure is a rejection with its code', async () => {
-    const decode = createInboundDecoder({ codec: jsonCodec, schema: z.object({ n: z.number() }), maxMessageBytes: 10 });
+    const decoder = createInboundDecoder({ codec: jsonCodec, schema: z.object({ n: z.number() }), maxMessageBytes: 10 });
+    // Size and codec failures throw at once, schema failures reject: as a promise, all of them.
+    const decode = async (...args: Parameters<typeof decoder>) => decoder(...args);
     await expect(decode('t', 2, record(Buffer.from('{"n":1}')))).resolves.toMatchObject({ value: { n: 1 }, key: 'k', topic: 't', partition: 2, offset: '7', headers: { traceparent: 'x' } });
     await expect(decode('t', 0, record(Buffer.from('{"n":"long value"}')))).rejects.toBeInstanceOf(MessageTooLargeError);
     await expect(decode('t', 0, record(Buffer.from('{"n":"long value"}')))).rejects.toThrow('value of 18 bytes is over the 10-byte limit (consumes.maxMessageBytes)');
     await expect(decode('t', 0, record(null))).rejects.toMatchObject({ code: 'ERR_DECODE' });
     await expect(decode('t', 0, record(Buffer.from('{"n":"1"}')))).rejects.toMatchObject({ code: 'ERR_SCHEMA' });
+  });
+
+  it('answers at once, without a promise, when there is no schema to validate', () => {
+    const decode = createInboundDecoder({ codec: jsonCodec, maxMessageBytes: 100 });
+    expect(decode('t', 1, record(Buffer.from('{"n":1}')))).toMatchObject({ value: { n: 1 }, partition: 1 });
+    expect(() => decode('t', 1, record(Buffer.from('{')))).toThrow(expect.objectContaining({ code: 'ERR_DECODE' }));
   });
 });
 

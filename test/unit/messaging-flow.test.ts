@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { WharfError } from '../../src/errors.js';
 import { createFlowControl, type TopicPartition } from '../../src/kafka/flow-control.js';
-import { createOffsetCommitter, type PartitionOffset } from '../../src/kafka/offset-committer.js';
+import { createOffsetCommitter, nextOffset, type PartitionOffset } from '../../src/kafka/offset-committer.js';
 import { createPartitionLane, type LaneContext } from '../../src/kafka/partition-lane.js';
 import { createSlots, isRetriable, retryDelay, sleep } from '../../src/kafka/retry.js';
 import type { InboundMessage } from '../../src/service.js';
@@ -53,12 +53,57 @@ describe('flow control', () => {
     expect(control.room('t', 0)).toBe(0);
   });
 
+  it('pauses exactly what a from-scratch recomputation would, over a long random run', () => {
+    // The reference recomputes every partition's state after every change; flow control itself
+    // looks at one partition unless the worker as a whole flips.
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n);
+    const max = 14; // below 3 × per: the worker fills before its partitions do
+    const per = 8;
+    const { control, paused } = flow(max, per);
+    const inFlight = [0, 0, 0];
+    const full = [false, false, false];
+    let workerFull = false;
+    for (let step = 0; step < 5_000; step++) {
+      const p = random(3);
+      const room = control.room('t', p);
+      expect(room).toBe(Math.max(0, Math.min(per - inFlight[p]!, max - inFlight.reduce((a, b) => a + b))));
+      if (room > 0 && random(2) === 0) {
+        const n = 1 + random(room);
+        control.add('t', p, n);
+        inFlight[p]! += n;
+      } else if (inFlight[p]! > 0) {
+        const n = 1 + random(inFlight[p]!);
+        control.done('t', p, n);
+        inFlight[p]! -= n;
+      }
+      const total = inFlight.reduce((a, b) => a + b);
+      if (total >= max) workerFull = true;
+      else if (total <= max / 2) workerFull = false;
+      inFlight.forEach((n, i) => (full[i] = n >= per ? true : n <= per / 2 ? false : full[i]!));
+      const expected = [0, 1, 2].filter((i) => workerFull || full[i]).map((i) => `t/${i}`);
+      expect([...paused].sort(), `step ${step}`).toEqual(expected);
+      expect(control.stats.pausedPartitions).toBe(expected.length);
+      expect(control.stats.inFlight).toBe(total);
+    }
+  });
+
   it('counts messages of a partition that was revoked against the worker only', () => {
     const { control } = flow(20, 10);
     control.add('t', 0, 5);
     control.assign([{ topic: 't', partition: 1 }]);
     control.done('t', undefined, 5);
     expect(control.stats.inFlight).toBe(0);
+  });
+});
+
+describe('nextOffset', () => {
+  it('adds one to an int64 offset string, exactly, also past 2^53', () => {
+    expect(nextOffset('0')).toBe('1');
+    expect(nextOffset('41')).toBe('42');
+    expect(nextOffset('9007199254740990')).toBe('9007199254740991');
+    expect(nextOffset('9007199254740991')).toBe('9007199254740992');
+    expect(nextOffset('9223372036854775806')).toBe('9223372036854775807');
   });
 });
 
@@ -163,7 +208,7 @@ describe('a partition lane', () => {
       slots: createSlots(concurrency),
       stats: { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0 },
       logger,
-      gate: async () => undefined,
+      gate: () => undefined,
       finished: (_lane, m, committable) => void finished.push({ offset: m.offset, committable }),
     };
     return { lane: createPartitionLane('t', 0, ctx), finished, parked, stats: ctx.stats };
