@@ -215,7 +215,7 @@ export const DEFAULTS = {
     commit: { intervalMs: 1_000, threshold: 1_000 },
     maxInFlight: 1_000,
     maxInFlightPerPartition: 250,
-    partitionsConsumedConcurrently: 4,
+    partitionsConsumedConcurrently: 16,
     maxMessageBytes: 1024 * 1024,
   },
   /** ctx.request's deadline when the call and the definition name none. */

@@ -1,4 +1,5 @@
 import { parentPort, Worker, workerData } from 'node:worker_threads';
+import { DEFAULTS } from '../config/schema.js';
 import { WharfError } from '../errors.js';
 import { createKafka, consumerConfig, producerConfig } from '../kafka/client.js';
 import { HEADERS, headersToStrings } from '../kafka/codec.js';
@@ -55,7 +56,7 @@ export async function runBareResponder(): Promise<void> {
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   await consumer.run({
-    partitionsConsumedConcurrently: 4,
+    partitionsConsumedConcurrently: DEFAULTS.delivery.partitionsConsumedConcurrently,
     eachMessage: async ({ message }) => {
       const headers = headersToStrings(message.headers);
       const value = JSON.parse(message.value!.toString('utf8')) as { text: string };

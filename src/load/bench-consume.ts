@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin, Consumer, Kafka, Transaction } from 'kafkajs';
 import { parseConfig } from '../config/load.js';
+import { DEFAULTS } from '../config/schema.js';
 import { loadServices } from '../config/services.js';
 import { TimeoutError } from '../errors.js';
 import { consumerConfig, producerConfig } from '../kafka/client.js';
@@ -146,9 +147,9 @@ export function consumeWithKafkajs(c: DrainCase & { mode: BareMode }): Promise<D
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run(
       c.mode === 'eachMessage'
-        ? { partitionsConsumedConcurrently: 4, eachMessage: async () => handle() }
+        ? { partitionsConsumedConcurrently: DEFAULTS.delivery.partitionsConsumedConcurrently, eachMessage: async () => handle() }
         : {
-            partitionsConsumedConcurrently: 4,
+            partitionsConsumedConcurrently: DEFAULTS.delivery.partitionsConsumedConcurrently,
             eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
               for (const message of batch.messages) {
                 handle();

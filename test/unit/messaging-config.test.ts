@@ -90,7 +90,7 @@ describe('delivery settings', () => {
       commit: { intervalMs: 1_000, threshold: 1_000 },
       maxInFlight: 1_000,
       maxInFlightPerPartition: 250,
-      partitionsConsumedConcurrently: 4,
+      partitionsConsumedConcurrently: 16,
       maxMessageBytes: 1_048_576,
     });
     // A long first delay alone raises the cap instead of contradicting it.
