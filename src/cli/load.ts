@@ -28,6 +28,9 @@ Flags:
   --workers W        consumer workers of the service (1…64; default 2)
   --partitions P     partitions of the run's request and reply topics (default 6, or W if larger)
   --service NAME     ${Object.keys(BUILT_IN_SERVICES).join(' or ')} (default jarvis), or the path of a compiled service module that answers with ctx.reply
+  --warmup S         leave requests due in the first S seconds out of the latency percentiles (default 0):
+                     a cold service (JIT, connections) answers its first seconds slowly; they still count
+                     for throughput, lost and duplicates, and show in the report's charts
   --wait S           once everything is sent, how long to wait without a reply before counting the rest lost (default 30)
   --json             print one JSON object with every figure on stdout (progress goes to stderr)
   --report FILE      write a self-contained HTML report with throughput and latency charts
@@ -45,6 +48,7 @@ const FLAGS = {
   partitions: { type: 'string' },
   service: { type: 'string' },
   wait: { type: 'string' },
+  warmup: { type: 'string' },
   json: { type: 'boolean' },
   report: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -70,6 +74,7 @@ export interface LoadFlags {
   workers: number;
   partitions: number;
   waitMs: number;
+  warmupMs: number;
   json: boolean;
   report: string | undefined;
 }
@@ -86,6 +91,13 @@ export function parseLoadFlags(argv: string[], cwd = process.cwd()): LoadFlags |
   const rate = positiveFlag(values.rate, 'rate', 'a number of messages per second', 1_000_000) ?? null;
   const inFlight = values['in-flight'] === undefined ? undefined : intFlag(values['in-flight'], 'in-flight', { min: 1, max: 1_000_000, fallback: 1_000 });
   const workers = intFlag(values.workers, 'workers', { min: 1, max: 64, fallback: 2 });
+  const warmup = values.warmup === undefined ? 0 : Number(values.warmup);
+  if (values.warmup !== undefined && (values.warmup.trim() === '' || !Number.isFinite(warmup) || warmup < 0 || warmup > 3_600)) {
+    throw new UsageError(`--warmup must be a number of seconds from 0 to 3600; got "${values.warmup}".`);
+  }
+  if (duration !== undefined && warmup >= duration) {
+    throw new UsageError(`--warmup ${warmup} leaves nothing of a --duration ${duration} run to measure: use a warm-up shorter than the duration.`);
+  }
   return {
     target: resolveTarget(values.service ?? 'jarvis', cwd),
     limit,
@@ -97,6 +109,7 @@ export function parseLoadFlags(argv: string[], cwd = process.cwd()): LoadFlags |
     workers,
     partitions: intFlag(values.partitions, 'partitions', { min: 1, max: 1_000, fallback: Math.max(6, workers) }),
     waitMs: (positiveFlag(values.wait, 'wait', 'a number of seconds', 3_600) ?? 30) * 1_000,
+    warmupMs: warmup * 1_000,
     json: values.json ?? false,
     report: values.report === undefined ? undefined : resolve(cwd, values.report),
   };
@@ -112,7 +125,7 @@ export function formatSummary(r: LoadResult): string {
     `  sent ${n(r.sent)}  answered ${n(r.answered)}  lost ${n(r.lost)}  duplicates ${n(r.duplicates)}  errors ${n(r.errors)}` +
       ` (dead-lettered ${n(r.deadLettered)}, send errors ${n(r.sendErrors)}, unknown replies ${n(r.unknownReplies)}, worker crashes ${r.crashes.length})`,
     `  throughput ${n(r.throughput.answeredPerSec)} answered/s (sent ${n(r.throughput.sentPerSec)}/s) over ${r.elapsedS.toFixed(1)} s`,
-    `  latency ms  p50 ${ms(r.latencyMs.p50)}  p90 ${ms(r.latencyMs.p90)}  p99 ${ms(r.latencyMs.p99)}  p99.9 ${ms(r.latencyMs.p999)}  max ${ms(r.latencyMs.max)}`,
+    `  latency ms${r.warmupS > 0 ? ` (after a ${r.warmupS} s warm-up)` : ''}  p50 ${ms(r.latencyMs.p50)}  p90 ${ms(r.latencyMs.p90)}  p99 ${ms(r.latencyMs.p99)}  p99.9 ${ms(r.latencyMs.p999)}  max ${ms(r.latencyMs.max)}`,
     `  machine: ${r.machine.cpus} CPUs, Node ${r.machine.node}, load average ${r.machine.loadavg.join(' ')}`,
   ];
   if (r.aborted) lines.push('  interrupted: sending stopped early at Ctrl-C');
@@ -138,7 +151,7 @@ async function run({ argv, env, stdout, stderr, logger }: CommandContext): Promi
     result = await runLoad({
       brokers: broker.brokers, target: flags.target, workers: flags.workers, partitions: flags.partitions, limit: flags.limit,
       rate: flags.rate, maxInFlight: flags.maxInFlight, size: flags.size, keys: flags.keys,
-      logger, serviceLogger, onTick: (p) => view.tick(p), signal: abort.signal, settleTimeoutMs: flags.waitMs,
+      logger, serviceLogger, onTick: (p) => view.tick(p), signal: abort.signal, settleTimeoutMs: flags.waitMs, warmupMs: flags.warmupMs,
     });
   } finally {
     view.done();

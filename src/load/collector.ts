@@ -51,7 +51,7 @@ export function createCollector({ kafka, groupId, replyTopic, deadLetterTopic, l
               continue;
             }
             const { outcome, dueAt } = ledger.answered(seq);
-            if (outcome === 'first') timeline.recordAnswer(now - dueAt);
+            if (outcome === 'first') timeline.recordAnswer(now - dueAt, dueAt);
           }
           onProgress();
         },

@@ -57,7 +57,8 @@ export function renderReport(result: LoadResult): string {
     ['dead-lettered', fmt(result.deadLettered)], ['send errors', fmt(result.sendErrors)], ['worker crashes', fmt(result.crashes.length)],
     ['throughput (answered/s)', fmt(result.throughput.answeredPerSec)], ['elapsed (s)', fmt(result.elapsedS, 1)],
   ]);
-  const latency = rows([['p50', fmt(l.p50, 2)], ['p90', fmt(l.p90, 2)], ['p99', fmt(l.p99, 2)], ['p99.9', fmt(l.p999, 2)], ['max', fmt(l.max, 2)], ['mean', fmt(l.mean, 2)]].map(([k, v]) => [`${k} (ms)`, v!]));
+  const percentiles: [string, string][] = [['p50', fmt(l.p50, 2)], ['p90', fmt(l.p90, 2)], ['p99', fmt(l.p99, 2)], ['p99.9', fmt(l.p999, 2)], ['max', fmt(l.max, 2)], ['mean', fmt(l.mean, 2)]].map(([k, v]) => [`${k} (ms)`, v!]);
+  const latency = rows(result.warmupS > 0 ? [['warm-up', `requests due in the first ${fmt(result.warmupS, 1)} s left out`], ...percentiles] : percentiles);
   const setup = rows([
     ['service', escapeHtml(result.service)], ['consumer workers', fmt(result.workers)], ['partitions', fmt(result.partitions)],
     ['rate (msg/s)', result.rate === null ? `unlimited, ${fmt(result.maxInFlight)} in flight` : fmt(result.rate)],

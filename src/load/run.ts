@@ -34,6 +34,8 @@ export interface LoadSettings {
   responder?: 'wharf' | 'kafkajs';
   /** How long to wait for the last replies once everything is sent. */
   settleTimeoutMs?: number;
+  /** Requests due within this long of the start are left out of the latency percentiles (and only of those). */
+  warmupMs?: number;
   intervalMs?: number;
   onTick?(progress: LoadProgress): void;
   /** Aborting stops sending; the run still waits for replies in flight and reports. */
@@ -84,6 +86,9 @@ export interface LoadResult {
   errors: number;
   crashes: { workerId: string; reason: string }[];
   throughput: { sentPerSec: number; answeredPerSec: number };
+  /** Seconds at the start whose requests `latencyMs` leaves out (0: none). */
+  warmupS: number;
+  /** End-to-end latency of the first replies to requests due after the warm-up. */
   latencyMs: LatencySummary;
   /** Up to 20 ids of lost requests, to look for in the topics. */
   lostSample: number[];
@@ -140,7 +145,7 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     await waitForStableGroup(admin, names.group, bare ? 1 : workers);
 
     const ledger = createLedger('messages' in limit ? limit.messages : 1 << 16);
-    const timeline = createTimeline();
+    const timeline = createTimeline({ warmupMs: settings.warmupMs ?? 0 });
     let lastAnswerAt = 0;
     let generatorWake = () => {};
     const collector: Collector = createCollector({
@@ -234,6 +239,7 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
       errors,
       crashes,
       throughput: { sentPerSec: round(counts.sent / Math.max(sendS, 1e-3)), answeredPerSec: round(counts.answered / Math.max(elapsedS, 1e-3)) },
+      warmupS: (settings.warmupMs ?? 0) / 1_000,
       latencyMs: timeline.summary(),
       lostSample: unanswered.slice(0, 20),
       aborted: settings.signal?.aborted ?? false,

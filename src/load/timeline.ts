@@ -3,7 +3,8 @@ import { createLatencyHistogram, recordLatencyMs, summarizeLatency, type Latency
 /**
  * The run over time, one point per interval (1 s by default): what was sent and answered in it,
  * the latency of the replies that arrived in it, and what was in flight and lagging at its end.
- * The whole run's histogram is kept separately, so percentiles are never averaged.
+ * The whole run's histogram is kept separately, so percentiles are never averaged; it leaves out
+ * requests due during the warm-up (`warmupMs` from the start), which the points still show.
  */
 export interface TimelinePoint {
   /** Seconds from the start of traffic to the end of the interval. */
@@ -23,16 +24,17 @@ export interface Timeline {
   /** Sets the start of traffic (performance.now()); points count their time from it. */
   begin(atMs: number): void;
   recordSent(count?: number): void;
-  recordAnswer(latencyMs: number): void;
+  /** A first reply, `latencyMs` after `dueAtMs` (performance.now()), when its request was due. */
+  recordAnswer(latencyMs: number, dueAtMs: number): void;
   /** Closes the current interval (called by the run's clock). */
   close(atMs: number, inFlight: number, lag: number | null): TimelinePoint;
   readonly points: TimelinePoint[];
-  /** The whole run so far. */
+  /** The whole run so far, after the warm-up. */
   readonly overall: LatencyHistogram;
   summary(): LatencySummary;
 }
 
-export function createTimeline(): Timeline {
+export function createTimeline({ warmupMs = 0 }: { warmupMs?: number } = {}): Timeline {
   let startedAt = performance.now();
   const overall = createLatencyHistogram();
   const interval = createLatencyHistogram();
@@ -48,9 +50,9 @@ export function createTimeline(): Timeline {
     recordSent(count = 1) {
       sent += count;
     },
-    recordAnswer(latencyMs) {
+    recordAnswer(latencyMs, dueAtMs) {
       answered++;
-      recordLatencyMs(overall, latencyMs);
+      if (dueAtMs >= startedAt + warmupMs) recordLatencyMs(overall, latencyMs);
       recordLatencyMs(interval, latencyMs);
     },
     close(atMs, inFlight, lag) {

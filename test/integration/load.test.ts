@@ -74,11 +74,13 @@ describe('npm run load', () => {
     expect(await topicsLeft([result.topics.requests, result.topics.replies, result.topics.deadLetters])).toEqual([]);
   });
 
-  it('holds a scheduled --rate with the echo service and 1 KB requests', { timeout: 150_000 }, async () => {
-    const { code, stdout, stderr } = await load(['--service', 'echo', '--messages', '600', '--rate', '400', '--size', '1024', '--workers', '1', '--json']);
+  it('holds a scheduled --rate with the echo service and 1 KB requests, after a warm-up', { timeout: 150_000 }, async () => {
+    const { code, stdout, stderr } = await load(['--service', 'echo', '--messages', '600', '--rate', '400', '--size', '1024', '--workers', '1', '--warmup', '0.5', '--json']);
     expect(code, stderr).toBe(0);
     const result = onlyJson(stdout);
-    expect(result).toMatchObject({ service: 'echo', size: 1_024, rate: 400, answered: 600, lost: 0, maxInFlight: null });
+    expect(result).toMatchObject({ service: 'echo', size: 1_024, rate: 400, answered: 600, lost: 0, maxInFlight: null, warmupS: 0.5 });
+    // The 200 requests due in the first 0.5 s are answered and counted, but not in the percentiles.
+    expect(result.latencyMs.count).toBe(400);
     // 600 requests at 400/s: the last is due 1.5 s after the first; sending faster means the schedule was not kept.
     expect(result.sendS).toBeGreaterThan(1.4);
     expect(result.throughput.sentPerSec).toBeLessThan(440);

@@ -49,10 +49,10 @@ describe('timeline', () => {
     const timeline = createTimeline();
     timeline.begin(1_000);
     timeline.recordSent(3);
-    for (const ms of [1, 2, 3]) timeline.recordAnswer(ms);
+    for (const ms of [1, 2, 3]) timeline.recordAnswer(ms, 1_000);
     const first = timeline.close(2_000, 0, 5);
     timeline.recordSent(1);
-    timeline.recordAnswer(100);
+    timeline.recordAnswer(100, 2_000);
     const second = timeline.close(3_000, 0, null);
     expect(first).toMatchObject({ t: 1, sent: 3, answered: 3, lag: 5 });
     expect(first.max).toBeCloseTo(3, 1);
@@ -60,6 +60,19 @@ describe('timeline', () => {
     expect(second.p50).toBeCloseTo(100, 0);
     expect(timeline.summary().count).toBe(4);
     expect(timeline.summary().max).toBeCloseTo(100, 0);
+  });
+
+  it('leaves requests due during the warm-up out of the run\'s percentiles, not out of its intervals', () => {
+    const timeline = createTimeline({ warmupMs: 500 });
+    timeline.begin(1_000);
+    timeline.recordAnswer(900, 1_100); // due in the warm-up: slow, and left out
+    timeline.recordAnswer(5, 1_499.9);
+    timeline.recordAnswer(7, 1_500); // due as the warm-up ends: counted
+    timeline.recordAnswer(3, 1_800);
+    expect(timeline.close(2_000, 0, null)).toMatchObject({ answered: 4 });
+    expect(timeline.points[0]!.max).toBeCloseTo(900, 0);
+    expect(timeline.summary()).toMatchObject({ count: 2 });
+    expect(timeline.summary().max).toBeCloseTo(7, 1);
   });
 });
 
