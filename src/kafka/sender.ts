@@ -160,7 +160,7 @@ export function createSender(kafka: Kafka, { codec: defaultCodec, maxBatchMessag
         key,
         value: bytes,
         partition,
-        headers: { [HEADERS.contentType]: chosen.contentType, [HEADERS.messageId]: randomUUID(), [HEADERS.traceparent]: newTraceparent(), ...headers },
+        headers: { [HEADERS.contentType]: chosen.contentType, [HEADERS.messageId]: randomUUID(), ...(headers[HEADERS.traceparent] ? {} : { [HEADERS.traceparent]: newTraceparent() }), ...headers },
       });
     },
     sendRaw: (topic, { key, value, headers, partition }) => enqueue(topic, { key, value, headers, partition }),

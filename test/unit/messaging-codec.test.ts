@@ -49,6 +49,14 @@ describe('traceparent', () => {
     expect(parseTraceparent(childTraceparent('garbage'))).toBeDefined();
     expect(parseTraceparent(childTraceparent(undefined))!.traceId).not.toBe(parseTraceparent(parent)!.traceId);
   });
+
+  it('draws ids that never repeat, across many refills of the random pool', () => {
+    // 1,000 traces use 24 KB of randomness: the 4 KB pool is refilled six times on the way.
+    const ids = Array.from({ length: 1_000 }, () => parseTraceparent(newTraceparent())!);
+    expect(new Set(ids.map((t) => t.traceId)).size).toBe(1_000);
+    expect(new Set(ids.map((t) => t.parentId)).size).toBe(1_000);
+    expect(ids.every((t) => /^[0-9a-f]{32}$/.test(t.traceId) && /^[0-9a-f]{16}$/.test(t.parentId))).toBe(true);
+  });
 });
 
 describe('schemas', () => {
