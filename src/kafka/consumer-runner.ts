@@ -1,16 +1,15 @@
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { InboundMessage } from '../service.js';
 import { jsonCodec, type Codec } from './codec.js';
-import { consumerConfig } from './client.js';
 import { deadLetter } from './dead-letter.js';
 import { createFetchBuffer } from './fetch-buffer.js';
-import { subscribeWithRetry } from './subscribe.js';
 import { createFlowControl, type FlowControl } from './flow-control.js';
+import { createGroupConsumer } from './group-consumer.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
-import { createOffsetCommitter, nextOffset, type OffsetCommitter } from './offset-committer.js';
+import { nextOffset, type OffsetCommitter } from './offset-committer.js';
 import { createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
 import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
@@ -110,31 +109,47 @@ const laneKey = (topic: string, partition: number) => `${topic}\u0000${partition
  *   the last commit); kept partitions skip what kafkajs fetches again from that commit.
  */
 export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRunner {
-  const { kafka, groupId, topics, fromBeginning = true, sessionTimeoutMs, logger, sender } = options;
+  const { logger, sender } = options;
   const settings = deliverySettings(options.delivery);
-  const consumer: Consumer = kafka.consumer(consumerConfig(groupId, { sessionTimeout: sessionTimeoutMs }));
   const lanes = new Map<string, PartitionLane>();
   const delivery: DeliveryStats = { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0 };
-  let rebalances = 0;
   let draining = false;
   let rebalancing: { opened: Promise<void>; open(): void } | undefined;
 
-  const flow = createFlowControl({
-    maxInFlight: settings.maxInFlight,
-    maxInFlightPerPartition: settings.maxInFlightPerPartition,
-    setPaused(partitions, paused) {
-      const byTopic = new Map<string, number[]>();
-      for (const { topic, partition } of partitions) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-      const list = [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps }));
-      try {
-        if (paused) consumer.pause(list);
-        else consumer.resume(list);
-      } catch (error) {
-        // Between a crash and kafkajs's restart there is no group to pause; assign() re-applies.
-        logger.debug({ err: error }, 'could not change pause state');
+  const group = createGroupConsumer({
+    ...options,
+    fromBeginning: options.fromBeginning ?? true,
+    commit: settings.commit,
+    isAssigned: (topic, partition) => lanes.get(laneKey(topic, partition))?.owned === true,
+    onAssigned(assigned) {
+      const keys = new Set(assigned.map((tp) => laneKey(tp.topic, tp.partition)));
+      for (const [key, lane] of lanes) if (!keys.has(key)) stopLane(key, lane);
+      for (const { topic, partition } of assigned) {
+        const key = laneKey(topic, partition);
+        if (!lanes.has(key)) lanes.set(key, createPartitionLane(topic, partition, laneContext));
       }
+      flow.assign(assigned);
+      logger.debug({ partitions: assigned.length }, 'partitions assigned');
+      openGate();
+    },
+    onRebalancing() {
+      if (draining || rebalancing) return;
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => (open = resolve));
+      rebalancing = { opened, open };
+    },
+    onLost() {
+      for (const [key, lane] of lanes) stopLane(key, lane);
+      flow.assign([]);
+      openGate();
+    },
+    async eachBatch({ batch, resolveOffset }) {
+      const lane = lanes.get(laneKey(batch.topic, batch.partition));
+      if (draining || !lane?.owned) return;
+      buffer.accept(lane, batch, resolveOffset);
     },
   });
+  const flow = createFlowControl({ maxInFlight: settings.maxInFlight, maxInFlightPerPartition: settings.maxInFlightPerPartition, setPaused: group.setPaused });
   const buffer = createFetchBuffer<PartitionLane>({
     lane: (topic, partition) => {
       const lane = lanes.get(laneKey(topic, partition));
@@ -146,20 +161,13 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
       lane.push(messages);
     },
   });
-  const committer = createOffsetCommitter({
-    commit: (offsets) => consumer.commitOffsets(offsets),
-    intervalMs: settings.commit.intervalMs,
-    threshold: settings.commit.threshold,
-    isAssigned: (topic, partition) => lanes.get(laneKey(topic, partition))?.owned === true,
-    logger,
-  });
-  const slots = createSlots(settings.partitionsConsumedConcurrently);
+  const { committer } = group;
   const laneContext: LaneContext = {
     decode: createInboundDecoder({ codec: options.codec ?? jsonCodec, schema: options.schema, maxMessageBytes: settings.maxMessageBytes }),
     handle: options.handle,
     park: (source, reason) => deadLetter(sender, source, reason),
     retry: settings.retry,
-    slots,
+    slots: createSlots(settings.partitionsConsumedConcurrently),
     stats: delivery,
     logger,
     gate: () => rebalancing?.opened,
@@ -186,67 +194,9 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     flow.done(lane.topic, undefined, dropped);
   }
 
-  function assign(memberAssignment: Record<string, number[]>): void {
-    const assigned = Object.entries(memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition })));
-    const keys = new Set(assigned.map((tp) => laneKey(tp.topic, tp.partition)));
-    for (const [key, lane] of lanes) if (!keys.has(key)) stopLane(key, lane);
-    for (const { topic, partition } of assigned) {
-      const key = laneKey(topic, partition);
-      if (!lanes.has(key)) lanes.set(key, createPartitionLane(topic, partition, laneContext));
-    }
-    flow.assign(assigned);
-    logger.debug({ partitions: assigned.length }, 'partitions assigned');
-  }
-
-  async function eachBatch({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
-    const lane = lanes.get(laneKey(batch.topic, batch.partition));
-    if (draining || !lane?.owned) return;
-    buffer.accept(lane, batch, resolveOffset);
-  }
-
-  const stats = liveConsumerStats({ delivery, inFlight: () => flow.stats.inFlight, flow, committer, rebalances: () => rebalances });
-
   return {
-    stats,
-    async start() {
-      const joined = new Promise<void>((resolve) => {
-        const off = consumer.on(consumer.events.GROUP_JOIN, () => {
-          off();
-          resolve();
-        });
-      });
-      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-        rebalances++;
-        assign(payload.memberAssignment);
-        openGate();
-        void committer.flush();
-      });
-      // The group is about to be re-formed: finish nothing new, and commit what is done, while
-      // this member still owns its partitions.
-      consumer.on(consumer.events.REBALANCING, () => {
-        if (!draining && !rebalancing) {
-          let open!: () => void;
-          const opened = new Promise<void>((resolve) => (open = resolve));
-          rebalancing = { opened, open };
-        }
-        void committer.flush();
-      });
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        // kafkajs has left the group (and rejoins, when it restarts): nothing here is ours now.
-        for (const [key, lane] of lanes) stopLane(key, lane);
-        committer.forgetAll();
-        flow.assign([]);
-        openGate();
-        if (!payload.restart) options.onFatal(payload.error);
-        else logger.warn({ err: payload.error }, 'consumer crashed; kafkajs restarts it');
-      });
-      await consumer.connect();
-      await subscribeWithRetry(consumer, topics, fromBeginning, logger);
-      // eachBatch only hands messages to the lanes, so one kafkajs worker is plenty.
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
-      committer.start();
-      await joined;
-    },
+    stats: liveConsumerStats({ delivery, inFlight: () => flow.stats.inFlight, flow, committer, rebalances: () => group.rebalances }),
+    start: () => group.start(),
     async drain() {
       draining = true;
       buffer.clear();
@@ -255,9 +205,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
       const running = [...lanes.values()];
       for (const lane of running) flow.done(lane.topic, lane.partition, lane.stop());
       await Promise.all(running.map((lane) => lane.idle()));
-      committer.stop();
-      await committer.flush();
-      await consumer.disconnect();
+      await group.stop();
     },
   };
 }

@@ -1,8 +1,11 @@
-import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
+import kafkajs, { type Admin, type ITopicConfig, type Kafka } from 'kafkajs';
 import { KafkaError, TimeoutError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TopicSpec } from '../service.js';
 import { sleep } from './retry.js';
+
+// kafkajs is CommonJS: its enums are reached through the default export under ESM.
+const { ConfigResourceTypes } = kafkajs;
 
 /**
  * What a broker answers about a topic it has just created while its metadata or its replicas
@@ -70,7 +73,8 @@ export async function createTopics(admin: Admin, topics: ITopicConfig[], { timeo
 
 /**
  * Creates the topics services declare when they are missing and waits until they are served.
- * Existing topics that differ are reported, not changed.
+ * Existing topics are not changed; where they differ from the declaration (partitions,
+ * replication factor, a declared config entry) each difference is one warning saying so.
  */
 export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[], logger: Logger): Promise<void> {
   if (specs.length === 0) return;
@@ -94,14 +98,53 @@ export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[], lo
     const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
     for (const spec of specs) {
       const topic = metadata.topics.find((t) => t.name === spec.topic);
-      if (spec.numPartitions && topic && topic.partitions.length !== spec.numPartitions) {
-        logger.warn({ topic: spec.topic, declared: spec.numPartitions, actual: topic.partitions.length }, 'topic exists with another partition count');
-      }
       if (topic?.partitions.some((p) => p.leader < 0)) {
         throw new KafkaError(`Topic ${spec.topic} has partitions without a leader: check that every broker of the cluster is up.`, { retriable: true, context: { topic: spec.topic } });
       }
     }
+    const existed = specs.filter((s) => existing.has(s.topic));
+    for (const difference of await topicDifferences(admin, existed, metadata.topics)) {
+      logger.warn(difference, `topic ${difference.topic} exists with another ${difference.setting} than declared (${difference.actual}, declared ${difference.declared}); wharf leaves it as it is`);
+    }
   } finally {
     await admin.disconnect();
   }
+}
+
+export interface TopicDifference {
+  topic: string;
+  /** "partition count", "replication factor" or a config name such as "cleanup.policy". */
+  setting: string;
+  declared: string | number;
+  actual: string | number;
+}
+
+/** How existing topics differ from their declarations, in what the declarations name. */
+async function topicDifferences(admin: Admin, specs: readonly TopicSpec[], topics: { name: string; partitions: { replicas: number[] }[] }[]): Promise<TopicDifference[]> {
+  const differences: TopicDifference[] = [];
+  for (const spec of specs) {
+    const topic = topics.find((t) => t.name === spec.topic);
+    if (!topic) continue;
+    if (spec.numPartitions && topic.partitions.length !== spec.numPartitions) {
+      differences.push({ topic: spec.topic, setting: 'partition count', declared: spec.numPartitions, actual: topic.partitions.length });
+    }
+    const replicas = topic.partitions[0]?.replicas.length;
+    if (spec.replicationFactor && replicas !== undefined && replicas !== spec.replicationFactor) {
+      differences.push({ topic: spec.topic, setting: 'replication factor', declared: spec.replicationFactor, actual: replicas });
+    }
+  }
+  const withConfig = specs.filter((s) => (s.configEntries ?? []).length > 0);
+  if (withConfig.length === 0) return differences;
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: withConfig.map((s) => ({ type: ConfigResourceTypes.TOPIC, name: s.topic, configNames: s.configEntries!.map((e) => e.name) })),
+  });
+  for (const spec of withConfig) {
+    const entries = resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
+    for (const { name, value } of spec.configEntries!) {
+      const actual = entries.find((e) => e.configName === name)?.configValue;
+      if (actual !== undefined && actual !== null && actual !== value) differences.push({ topic: spec.topic, setting: name, declared: value, actual });
+    }
+  }
+  return differences;
 }

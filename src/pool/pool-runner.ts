@@ -1,13 +1,11 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
-import { consumerConfig } from '../kafka/client.js';
+import type { Kafka } from 'kafkajs';
 import { headersToStrings, type CodecName } from '../kafka/codec.js';
 import { deliverySettings, liveConsumerStats, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
 import { deadLetter } from '../kafka/dead-letter.js';
 import { createFetchBuffer } from '../kafka/fetch-buffer.js';
-import { subscribeWithRetry } from '../kafka/subscribe.js';
 import { createFlowControl } from '../kafka/flow-control.js';
-import { createOffsetCommitter } from '../kafka/offset-committer.js';
+import { createGroupConsumer } from '../kafka/group-consumer.js';
 import type { Requester } from '../kafka/request-reply.js';
 import type { Sender } from '../kafka/sender.js';
 import type { Logger } from '../log.js';
@@ -50,36 +48,47 @@ const own = (bytes: Buffer | null | undefined) => (bytes ? new Uint8Array(bytes)
  * uncommitted. Draining lets the attempts running finish and commits them, and abandons the rest.
  */
 export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
-  const { kafka, groupId, topics, fromBeginning = true, sessionTimeoutMs, logger, sender } = options;
+  const { logger, sender } = options;
   const delivery = deliverySettings(options.delivery);
   const settings = poolSettings(options.concurrency, delivery.maxInFlight);
-  const consumer: Consumer = kafka.consumer(consumerConfig(groupId, { sessionTimeout: sessionTimeoutMs }));
   let pool: ThreadPool | undefined;
-  let rebalances = 0;
   let draining = false;
+  /** Partitions this member owned at the last assignment, to drop what is held for revoked ones. */
+  let owned: { topic: string; partition: number }[] = [];
 
+  const group = createGroupConsumer({
+    ...options,
+    fromBeginning: options.fromBeginning ?? true,
+    commit: delivery.commit,
+    isAssigned: (topic, partition) => dispatcher.lane(topic, partition)?.current === true,
+    onAssigned(assigned) {
+      for (const was of owned) if (!assigned.some((tp) => tp.topic === was.topic && tp.partition === was.partition)) buffer.drop(was.topic, was.partition);
+      owned = assigned;
+      dispatcher.assign(assigned);
+      flow.assign(assigned);
+      logger.debug({ partitions: assigned.length }, 'partitions assigned to the pool');
+      dispatcher.resume();
+    },
+    onRebalancing() {
+      if (!draining) dispatcher.pause();
+    },
+    onLost() {
+      dispatcher.assign([]);
+      flow.assign([]);
+      dispatcher.resume();
+    },
+    async eachBatch({ batch, resolveOffset }) {
+      const lane = dispatcher.lane(batch.topic, batch.partition);
+      if (draining || !lane?.current) return;
+      buffer.accept(lane, batch, resolveOffset);
+    },
+  });
+  const { committer } = group;
   const flow = createFlowControl({
     maxInFlight: settings.maxInFlight,
     // The pool's window is shared by the partitions unless the service limits each one.
     maxInFlightPerPartition: options.delivery?.maxInFlightPerPartition ?? settings.maxInFlight,
-    setPaused(partitions, paused) {
-      const byTopic = new Map<string, number[]>();
-      for (const { topic, partition } of partitions) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-      const list = [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps }));
-      try {
-        if (paused) consumer.pause(list);
-        else consumer.resume(list);
-      } catch (error) {
-        logger.debug({ err: error }, 'could not change pause state'); // no group right now; assign() re-applies it
-      }
-    },
-  });
-  const committer = createOffsetCommitter({
-    commit: (offsets) => consumer.commitOffsets(offsets),
-    intervalMs: delivery.commit.intervalMs,
-    threshold: delivery.commit.threshold,
-    isAssigned: (topic, partition) => dispatcher.lane(topic, partition)?.current === true,
-    logger,
+    setPaused: group.setPaused,
   });
   const dispatcher = createDispatcher({
     mode: settings.mode,
@@ -119,26 +128,8 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
     },
   });
 
-  /** Partitions this member owned at the last assignment, to drop what is held for revoked ones. */
-  let owned: { topic: string; partition: number }[] = [];
-
-  function assign(memberAssignment: Record<string, number[]>): void {
-    const assigned = Object.entries(memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition })));
-    for (const was of owned) if (!assigned.some((tp) => tp.topic === was.topic && tp.partition === was.partition)) buffer.drop(was.topic, was.partition);
-    owned = assigned;
-    dispatcher.assign(assigned);
-    flow.assign(assigned);
-    logger.debug({ partitions: assigned.length }, 'partitions assigned to the pool');
-  }
-
-  async function eachBatch({ batch, resolveOffset }: EachBatchPayload): Promise<void> {
-    const lane = dispatcher.lane(batch.topic, batch.partition);
-    if (draining || !lane?.current) return;
-    buffer.accept(lane, batch, resolveOffset);
-  }
-
   const d = dispatcher.stats;
-  const stats: ConsumerStats = liveConsumerStats({ delivery: d, inFlight: () => d.inFlight, flow, committer, rebalances: () => rebalances });
+  const stats: ConsumerStats = liveConsumerStats({ delivery: d, inFlight: () => d.inFlight, flow, committer, rebalances: () => group.rebalances });
 
   return {
     stats,
@@ -176,37 +167,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
         await pool.close(1_000);
         throw error;
       }
-      const joined = new Promise<void>((resolve) => {
-        const off = consumer.on(consumer.events.GROUP_JOIN, () => {
-          off();
-          resolve();
-        });
-      });
-      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-        rebalances++;
-        assign(payload.memberAssignment);
-        dispatcher.resume();
-        void committer.flush();
-      });
-      // The group is re-forming: start nothing new, and commit what is done while the partitions are still ours.
-      consumer.on(consumer.events.REBALANCING, () => {
-        if (!draining) dispatcher.pause();
-        void committer.flush();
-      });
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        // kafkajs left the group (and rejoins when it restarts): nothing in flight is ours to commit.
-        dispatcher.assign([]);
-        committer.forgetAll();
-        flow.assign([]);
-        dispatcher.resume();
-        if (!payload.restart) options.onFatal(payload.error);
-        else logger.warn({ err: payload.error }, 'consumer crashed; kafkajs restarts it');
-      });
-      await consumer.connect();
-      await subscribeWithRetry(consumer, topics, fromBeginning, logger);
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
-      committer.start();
-      await joined;
+      await group.start();
     },
     async drain() {
       draining = true;
@@ -214,9 +175,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
       flow.stop();
       dispatcher.stop();
       await dispatcher.idle();
-      committer.stop();
-      await committer.flush();
-      await consumer.disconnect();
+      await group.stop();
       await pool?.close();
     },
   };
