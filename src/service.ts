@@ -50,7 +50,9 @@ export interface RoleContext<O = Record<string, unknown>> {
   /**
    * Sends one value (JSON unless the service or `options.codec` says otherwise); resolves once
    * every in-sync replica has it (acks=all). In a handler, it carries a child of the inbound
-   * message's `traceparent`; elsewhere a new trace.
+   * message's `traceparent`, and belongs to the message: the message is not finished (nor its
+   * offset committed) before the send is acknowledged, awaited or not, and a failed send fails
+   * the attempt. Elsewhere it starts a new trace.
    */
   send(topic: string, value: unknown, options?: SendOptions): Promise<void>;
   /**

@@ -54,6 +54,22 @@ export function isBrokerUnreachable(error: unknown): boolean {
   return false;
 }
 
+/** Kafka's rule for topic names (its `Topic.validate`). */
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/**
+ * A topic name Kafka would refuse, refused here before kafkajs sees it: kafkajs adds a send's
+ * topic to the metadata it refreshes, so an invalid name there also fails the sends of other
+ * messages running at the same time.
+ */
+function invalidTopic(topic: string): KafkaError | undefined {
+  if (TOPIC_NAME.test(topic) && topic !== '.' && topic !== '..') return undefined;
+  return new KafkaError(`Cannot send to "${topic}": not a valid Kafka topic name (1–249 characters from a–z, A–Z, 0–9, '.', '_' and '-').`, {
+    retriable: false,
+    context: { topic },
+  });
+}
+
 interface Queued {
   topic: string;
   message: Message;
@@ -133,6 +149,8 @@ export function createSender(kafka: Kafka, { codec: defaultCodec, maxBatchMessag
   }
 
   function enqueue(topic: string, message: Message): Promise<void> {
+    const invalid = invalidTopic(topic);
+    if (invalid) return Promise.reject(invalid);
     return new Promise((resolve, reject) => {
       const bytes = (message.value as Buffer | null)?.length ?? 0;
       if (queue.length > 0 && queuedBytes + bytes > maxBatchBytes) flush();

@@ -10,7 +10,7 @@ import { createSender, type Sender } from '../kafka/sender.js';
 import { createLogger, type Logger } from '../log.js';
 import type { DefinedService, RequestOptions, RoleContext } from '../service.js';
 import { createStateClient } from '../state/client.js';
-import { messageContext } from '../worker/context.js';
+import { runHandler } from '../worker/context.js';
 import { HELLO, reviveError, serializeError, type Hello, type OwnerToThread, type PoolThreadData, type TaskInput, type TaskResult, type ThreadToOwner } from './messages.js';
 
 /**
@@ -129,7 +129,7 @@ export async function startPoolThread(): Promise<RunTask> {
       }
       const message = { ...inbound, headers: { ...inbound.headers, [HEADERS.attempt]: String(input.attempt) } };
       try {
-        await definition.handler!(message, messageContext(base, message));
+        await runHandler(definition.handler!, base, message);
         return { ok: true, busyMs: busyMs() };
       } catch (error) {
         return { ok: false, rejected: false, busyMs: busyMs(), error: serializeError(error) };

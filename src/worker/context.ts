@@ -33,12 +33,47 @@ export function roleContext({ data, role, logger, state, sender, requester }: Ro
 }
 
 /**
- * A handler's `ctx`: everything it sends — sends, requests, the reply — carries a child of the
- * inbound message's traceparent, so the work it causes joins the message's trace.
+ * Runs a service's handler on one message, and returns only once every send and reply it started
+ * was acknowledged — also those it did not await. A message is finished (and its offset may be
+ * committed) only then, so a forgotten `await` cannot commit past a send that fails later. A send
+ * that failed fails the attempt, which is retried and, out of attempts, parked like any other —
+ * even if the handler caught the error: what a handler sends is part of handling its message, as
+ * in Kafka Streams. Requests are not waited for: their answer is the handler's to await.
  */
-export function messageContext(base: RoleContext, message: InboundMessage): MessageContext {
+export async function runHandler(handler: (message: InboundMessage, ctx: MessageContext) => Promise<void> | void, base: RoleContext, message: InboundMessage): Promise<void> {
+  const sends: MessageSends = { underway: new Set(), failed: undefined };
+  await handler(message, messageContext(base, message, sends));
+  // Whatever is still underway was not awaited: it belongs to the message all the same.
+  if (sends.underway.size > 0) await Promise.allSettled(sends.underway);
+  if (sends.failed) throw sends.failed.error;
+}
+
+/** What one message's handler sent: the sends not yet settled, and the first that failed. */
+export interface MessageSends {
+  underway: Set<Promise<void>>;
+  failed: { error: unknown } | undefined;
+}
+
+/**
+ * A handler's `ctx`: everything it sends — sends, requests, the reply — carries a child of the
+ * inbound message's traceparent, so the work it causes joins the message's trace. Sends and the
+ * reply are recorded in `sends` (see runHandler).
+ */
+export function messageContext(base: RoleContext, message: InboundMessage, sends?: MessageSends): MessageContext {
   const inbound = message.headers[HEADERS.traceparent];
   const traced = (headers: Record<string, string> = {}) => ({ [HEADERS.traceparent]: childTraceparent(inbound), ...headers });
+  const track = (sending: Promise<void>): Promise<void> => {
+    if (!sends) return sending;
+    sends.underway.add(sending);
+    sending.then(
+      () => sends.underway.delete(sending),
+      (error: unknown) => {
+        sends.underway.delete(sending);
+        sends.failed ??= { error };
+      },
+    );
+    return sending;
+  };
   // Written out rather than spread: this runs for every message, and a literal of one shape is cheap.
   return {
     service: base.service,
@@ -54,19 +89,21 @@ export function messageContext(base: RoleContext, message: InboundMessage): Mess
     partition: message.partition,
     offset: message.offset,
     timestamp: message.timestamp,
-    send: (topic, value, options = {}) => base.send(topic, value, { ...options, headers: traced(options.headers) }),
+    send: (topic, value, options = {}) => track(base.send(topic, value, { ...options, headers: traced(options.headers) })),
     request: (topic, value, options = {}) => base.request(topic, value, { ...options, headers: traced(options.headers) }),
-    async reply(value, options = {}) {
+    reply(value, options = {}) {
       const replyTo = message.headers[HEADERS.replyTo];
       if (!replyTo) {
-        throw new WharfError('ERR_NO_REPLY_TO', `Message ${message.topic}/${message.partition}@${message.offset} has no ${HEADERS.replyTo} header: answer it with ctx.send(topic, value).`);
+        return Promise.reject(new WharfError('ERR_NO_REPLY_TO', `Message ${message.topic}/${message.partition}@${message.offset} has no ${HEADERS.replyTo} header: answer it with ctx.send(topic, value).`));
       }
       const correlationId = message.headers[HEADERS.correlationId] ?? message.headers[HEADERS.messageId];
-      await base.send(replyTo, value, {
-        key: options.key === undefined ? message.key : options.key,
-        codec: options.codec,
-        headers: traced({ ...(correlationId ? { [HEADERS.correlationId]: correlationId } : {}), ...options.headers }),
-      });
+      return track(
+        base.send(replyTo, value, {
+          key: options.key === undefined ? message.key : options.key,
+          codec: options.codec,
+          headers: traced({ ...(correlationId ? { [HEADERS.correlationId]: correlationId } : {}), ...options.headers }),
+        }),
+      );
     },
   };
 }

@@ -14,7 +14,7 @@ import type { DeliveryCounters, PoolHealth, SupervisorToWorker, WorkerData, Work
 import type { DefinedService } from '../service.js';
 import { createStateClient } from '../state/client.js';
 import type { Role } from '../supervisor/status.js';
-import { messageContext, roleContext } from './context.js';
+import { roleContext, runHandler } from './context.js';
 import { startProducerLoop } from './producer-loop.js';
 
 /** The shared map where every worker publishes its DeliveryCounters, keyed by worker id. */
@@ -103,9 +103,7 @@ export async function runWorker(role: Role): Promise<void> {
       codec,
       schema: definition.schema,
       delivery: consumes.delivery,
-      handle: async (message) => {
-        await definition.handler!(message, messageContext(base, message));
-      },
+      handle: (message) => runHandler(definition.handler!, base, message),
       onFatal: fatal,
     });
     runner = consumer;
