@@ -2,7 +2,7 @@
 """Python's multiprocessing.Manager measured the way scripts/bench/state.ts measures wharf.
 
 Run by dist/scripts/bench/state.js when python3 exists; runnable alone:
-    python3 scripts/bench/python_manager.py [--json] [--reps 5] [--workers 1,4]
+    python3 scripts/bench/python_manager.py [--json] [--reps 5] [--workers 1,8]
 
 Every process waits on a start event, so process start-up is not timed; a run's rate is all
 operations divided by the span from the first process's start to the last one's end.
@@ -71,7 +71,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--workers", default="1,4")
+    parser.add_argument("--workers", default="1,8")
     parser.add_argument("--ops-awaited", type=int, default=5000)
     parser.add_argument("--ops-counter", type=int, default=200000)
     args = parser.parse_args()

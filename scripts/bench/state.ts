@@ -28,7 +28,7 @@ interface BenchTarget {
 }
 
 const WINDOW = 1_000;
-const WORKER_COUNTS = [1, 4];
+const WORKER_COUNTS = [1, 8];
 
 // The adapter is CommonJS whose module.exports is the function; unwrap whichever way it arrives.
 const nodeEndpoint = ((comlinkNode as { default: unknown }).default as { default?: unknown }).default ?? (comlinkNode as { default: unknown }).default;
