@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { createKafka } from '../../src/kafka/client.js';
 import { resolveBroker } from '../../src/kafka/broker.js';
+import { median } from '../../src/load/bench-stats.js';
 import { createLogger } from '../../src/log.js';
 import { createChangelog, type Changelog } from '../../src/state/changelog.js';
 import { createStateClient } from '../../src/state/client.js';
@@ -56,12 +57,6 @@ async function workerMain(): Promise<void> {
     state.close();
     parentPort!.postMessage(done);
   });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 interface Run {

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import * as comlinkNode from 'comlink/dist/umd/node-adapter.js';
+import { median } from '../../src/load/bench-stats.js';
 import { packageRoot } from '../../src/paths.js';
 import { createStateClient } from '../../src/state/client.js';
 import { createStateStore } from '../../src/state/store.js';
@@ -85,12 +86,6 @@ interface Options {
   reps: number;
   quick: boolean;
   python: boolean;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 interface Pool {

@@ -1,5 +1,4 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { Kafka } from 'kafkajs';
 import { headersToStrings, type CodecName } from '../kafka/codec.js';
 import { deliverySettings, liveConsumerStats, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
 import { deadLetter } from '../kafka/dead-letter.js';
@@ -7,8 +6,6 @@ import { createFetchBuffer } from '../kafka/fetch-buffer.js';
 import { createFlowControl } from '../kafka/flow-control.js';
 import { createGroupConsumer } from '../kafka/group-consumer.js';
 import type { Requester } from '../kafka/request-reply.js';
-import type { Sender } from '../kafka/sender.js';
-import type { Logger } from '../log.js';
 import type { PoolHealth, WorkerData } from '../protocol.js';
 import { createDispatcher, type Job, type Lane } from './dispatcher.js';
 import { reviveError, type PoolThreadData } from './messages.js';
@@ -181,30 +178,21 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
   };
 }
 
-/** The pool runner of a supervisor's consumer worker: its WorkerData, its clients, its port to the supervisor. */
-export function createWorkerPoolRunner({ data, kafka, logger, sender, requester, parent, onFatal }: {
+/**
+ * The pool runner of a supervisor's consumer worker: the consumer options it shares with the
+ * plain runner, plus its WorkerData (what the pool threads load), its requester and its port to
+ * the supervisor (state for the threads).
+ */
+export function createWorkerPoolRunner({ data, requester, parent, ...consumer }: Omit<ConsumerRunnerOptions, 'handle' | 'codec' | 'schema'> & {
   data: WorkerData;
-  kafka: Kafka;
-  logger: Logger;
-  sender: Sender;
   requester: Pick<Requester, 'request'>;
   parent: MessagePort;
-  onFatal(error: Error): void;
 }): PoolRunner {
-  const consumes = data.consumes!;
   return createPoolRunner({
-    kafka,
-    groupId: consumes.groupId,
-    topics: consumes.topics,
-    fromBeginning: consumes.fromBeginning,
-    sessionTimeoutMs: data.kafka.sessionTimeoutMs,
-    logger,
-    sender,
-    delivery: consumes.delivery,
-    concurrency: consumes.delivery?.concurrency ?? {},
+    ...consumer,
+    concurrency: consumer.delivery?.concurrency ?? {},
     thread: { workerId: data.workerId, service: data.service, modulePath: data.modulePath, brokers: data.brokers, clientId: data.kafka.clientId, options: data.options, logLevel: data.logLevel, pretty: data.pretty },
     statePort: statePortSource(parent),
     request: (topic, value, { codec, ...options }) => requester.request(topic, value, { ...options, codec: codec as CodecName | undefined }),
-    onFatal,
   });
 }

@@ -8,9 +8,9 @@ import { createInboundDecoder } from '../kafka/inbound.js';
 import { validateMessage } from '../kafka/message-schema.js';
 import { createSender, type Sender } from '../kafka/sender.js';
 import { createLogger, type Logger } from '../log.js';
-import type { DefinedService, RequestOptions, RoleContext } from '../service.js';
+import type { DefinedService, RequestOptions } from '../service.js';
 import { createStateClient } from '../state/client.js';
-import { runHandler } from '../worker/context.js';
+import { roleContext, runHandler } from '../worker/context.js';
 import { HELLO, reviveError, serializeError, type Hello, type OwnerToThread, type PoolThreadData, type TaskInput, type TaskResult, type ThreadToOwner } from './messages.js';
 
 /**
@@ -100,16 +100,7 @@ export async function startPoolThread(): Promise<RunTask> {
     const kafka = createKafka({ brokers: data.brokers, logger, clientId: `${data.clientId}-${data.workerId}-pool-${threadId}` });
     const sender = lazySender(createSender(kafka, { codec }));
     const decode = createInboundDecoder({ codec, schema: definition.schema, maxMessageBytes: data.maxMessageBytes });
-    const base: RoleContext = {
-      service: data.service,
-      role: 'consumer',
-      workerId: data.workerId,
-      log: logger,
-      options: data.options,
-      state,
-      send: (topic, value, options) => sender.send(topic, value, options),
-      request: (topic, value, options) => requester.request(topic, value, options),
-    };
+    const base = roleContext({ data, role: 'consumer', logger, state, sender, requester });
     close = async () => {
       await sender.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'pool thread producer did not disconnect cleanly'));
       state.close();

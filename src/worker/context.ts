@@ -10,12 +10,13 @@ import type { SharedState } from '../state/client.js';
 import type { Role } from '../supervisor/status.js';
 
 export interface RoleContextParts {
-  data: WorkerData;
+  /** Who runs the role: a worker's WorkerData, or a pool thread's data with the same fields. */
+  data: Pick<WorkerData, 'service' | 'workerId' | 'options'>;
   role: Role;
   logger: Logger;
   state: SharedState;
-  sender: Sender;
-  requester: Requester;
+  sender: Pick<Sender, 'send'>;
+  requester: Pick<Requester, 'request'>;
 }
 
 /** The part of a handler's `ctx` that is the same for every message of a worker. */

@@ -90,21 +90,14 @@ export async function runWorker(role: Role): Promise<void> {
   if (role === 'consumer') {
     const consumes = data.consumes!;
     // `consumes.concurrency`: the handler runs in a thread pool (src/pool/), this thread only fetches and commits.
-    const pool = consumes.delivery?.concurrency ? createWorkerPoolRunner({ data, kafka, logger, sender, requester, parent: port, onFatal: fatal }) : undefined;
+    const group = { kafka, groupId: consumes.groupId, topics: consumes.topics, fromBeginning: consumes.fromBeginning, sessionTimeoutMs: data.kafka.sessionTimeoutMs, logger, sender, delivery: consumes.delivery, onFatal: fatal };
+    const pool = consumes.delivery?.concurrency ? createWorkerPoolRunner({ ...group, data, requester, parent: port }) : undefined;
     poolHealth = pool?.health;
     const consumer = pool ?? createConsumerRunner({
-      kafka,
-      groupId: consumes.groupId,
-      topics: consumes.topics,
-      fromBeginning: consumes.fromBeginning,
-      sessionTimeoutMs: data.kafka.sessionTimeoutMs,
-      logger,
-      sender,
+      ...group,
       codec,
       schema: definition.schema,
-      delivery: consumes.delivery,
       handle: (message) => runHandler(definition.handler!, base, message),
-      onFatal: fatal,
     });
     runner = consumer;
     await consumer.start();
