@@ -25,7 +25,7 @@ const errorType = (error: unknown): string | undefined => {
  * host this topic-partition", and a leader that has not taken over yet "not the leader", and
  * kafkajs gives up on both. This wait asks again until the deadline. Topics that already exist
  * are fine; a topic the cluster refuses (too high a replication factor, a bad config) is a
- * KafkaError naming it. Returns whether anything was created.
+ * KafkaError naming it. Returns true when it created them all, false when some existed (kafkajs's answer).
  */
 export async function createTopics(admin: Admin, topics: ITopicConfig[], { timeoutMs = 30_000 }: { timeoutMs?: number } = {}): Promise<boolean> {
   const names = topics.map((t) => t.topic);
@@ -33,15 +33,13 @@ export async function createTopics(admin: Admin, topics: ITopicConfig[], { timeo
   try {
     created = await admin.createTopics({ topics, timeout: timeoutMs, waitForLeaders: false });
   } catch (error) {
+    // kafkajs answers false when the only errors were "already exists", and throws the per-topic errors otherwise.
     const refused = ((error as { errors?: unknown }).errors as { topic?: string; type?: string; message: string }[] | undefined)?.filter((e) => e.type !== 'TOPIC_ALREADY_EXISTS');
-    if (!refused) throw error;
-    if (refused.length > 0) {
-      throw new KafkaError(`The cluster refused to create ${refused.map((e) => `${e.topic ?? '?'} (${e.message})`).join(', ')}: fix the topic's settings or the cluster.`, {
-        cause: error,
-        context: { topics: refused.map((e) => e.topic) },
-      });
-    }
-    created = true; // some existed, the others were created
+    if (!refused?.length) throw error;
+    throw new KafkaError(`The cluster refused to create ${refused.map((e) => `${e.topic ?? '?'} (${e.message})`).join(', ')}: fix the topic's settings or the cluster.`, {
+      cause: error,
+      context: { topics: refused.map((e) => e.topic) },
+    });
   }
   const deadline = Date.now() + timeoutMs;
   let last = 'no metadata yet';
