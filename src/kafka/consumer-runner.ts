@@ -10,7 +10,7 @@ import { createGroupConsumer } from './group-consumer.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
 import { nextOffset, type OffsetCommitter } from './offset-committer.js';
-import { createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
+import { createBreather, createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
 import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
 
@@ -171,6 +171,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     stats: delivery,
     logger,
     gate: () => rebalancing?.opened,
+    breathe: createBreather(),
     finished(lane, message, committable) {
       const key = laneKey(lane.topic, lane.partition);
       const mine = lanes.get(key) === lane;

@@ -70,7 +70,8 @@ describe('bad input', () => {
     // The oversized value itself is kept in the dead-letter topic, so it can be replayed after a fix.
     expect(dead.find((d) => expected.get(d.headers['test-bad']!)!.kind === 'too-large')!.value!.length).toBeGreaterThan(LIMIT);
 
-    await waitFor(() => deliveryTotals(supervisor.store).rejected === expected.size, { message: 'the rejections to be counted' });
+    // A rejection is counted before its dead letter is written: wait for the publication that has both.
+    await waitFor(() => deliveryTotals(supervisor.store).rejected === expected.size && deliveryTotals(supervisor.store).deadLettered === expected.size, { message: 'the rejections to be counted' });
     expect(deliveryTotals(supervisor.store)).toMatchObject({ rejected: expected.size, deadLettered: expected.size, retries: 0, errors: 0 });
     const status = supervisor.status();
     expect(status.workers.map((w) => [w.state, w.restarts])).toEqual([['ready', 0], ['ready', 0]]);

@@ -29,7 +29,11 @@ describe('retries and dead letters', () => {
     await waitFor(() => Object.keys(handled()).length === N, { timeoutMs: 90_000, message: `${N} messages handled` });
     expect(await counter('thrown')).toBeGreaterThanOrEqual((N / 10) * 2);
     // wharf's own counts, published by each worker: every failure was retried, none parked.
-    await waitFor(async () => deliveryTotals(supervisor.store).errors === (await counter('thrown')), { message: 'the workers to publish their counts' });
+    // Each worker publishes its counts with its heartbeat: wait until the last publication covers
+    // the last message (errors can be final long before the last message is counted as handled).
+    await waitFor(async () => deliveryTotals(supervisor.store).errors === (await counter('thrown')) && deliveryTotals(supervisor.store).handled >= N, {
+      message: 'the workers to publish their counts',
+    });
     const totals = deliveryTotals(supervisor.store);
     expect(totals.retries).toBe(await counter('thrown'));
     expect(totals.deadLettered).toBe(0);

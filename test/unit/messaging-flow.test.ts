@@ -4,7 +4,7 @@ import { createLogger } from '../../src/log.js';
 import { WharfError } from '../../src/errors.js';
 import { createFlowControl, type TopicPartition } from '../../src/kafka/flow-control.js';
 import { createOffsetCommitter, nextOffset, type PartitionOffset } from '../../src/kafka/offset-committer.js';
-import { createPartitionLane, type LaneContext } from '../../src/kafka/partition-lane.js';
+import { createBreather, createPartitionLane, type LaneContext } from '../../src/kafka/partition-lane.js';
 import { createSlots, isRetriable, retryDelay, sleep } from '../../src/kafka/retry.js';
 import type { InboundMessage } from '../../src/service.js';
 import { waitFor } from '../wait.js';
@@ -193,7 +193,7 @@ describe('retry pieces', () => {
 describe('a partition lane', () => {
   const message = (offset: number, value: unknown = { n: offset }) => ({ offset: String(offset), key: null, value: Buffer.from(JSON.stringify(value)), headers: {}, timestamp: '0', attributes: 0 }) as unknown as KafkaMessage;
 
-  function lane(handle: (m: InboundMessage) => Promise<void>, { attempts = 3, concurrency = 1 } = {}) {
+  function lane(handle: (m: InboundMessage) => Promise<void>, { attempts = 3, concurrency = 1, breathe = (): Promise<void> | undefined => undefined } = {}) {
     const finished: { offset: string; committable: boolean }[] = [];
     const parked: { offset: string; code: unknown; attempts: number }[] = [];
     const ctx: LaneContext = {
@@ -209,6 +209,7 @@ describe('a partition lane', () => {
       stats: { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0 },
       logger,
       gate: () => undefined,
+      breathe,
       finished: (_lane, m, committable) => void finished.push({ offset: m.offset, committable }),
     };
     return { lane: createPartitionLane('t', 0, ctx), finished, parked, stats: ctx.stats };
@@ -229,6 +230,24 @@ describe('a partition lane', () => {
     expect(finished.every((f) => f.committable)).toBe(true);
     expect(parked).toEqual([{ offset: '4', code: 'always', attempts: 3 }, { offset: '5', code: 'ERR_DECODE', attempts: 0 }]);
     expect(stats).toEqual({ handled: 5, errors: 5, retries: 4, deadLettered: 2, rejected: 1 });
+  });
+
+  it('gives the event loop a turn every few ms of CPU-bound handlers, so fetches and heartbeats go on', async () => {
+    const busy = (ms: number) => {
+      for (const until = performance.now() + ms; performance.now() < until; );
+    };
+    const run = async (breathe: () => Promise<void> | undefined) => {
+      const { lane: l, finished } = lane(async () => busy(2), { breathe });
+      let turns = 0;
+      const timer = setInterval(() => turns++, 1);
+      l.push(Array.from({ length: 60 }, (_, o) => message(o)));
+      await waitFor(() => finished.length === 60, { message: '60 handled' });
+      clearInterval(timer);
+      return turns;
+    };
+    // 120 ms of handlers: without a breather the lane never yields, so the timer cannot fire.
+    expect(await run(() => undefined)).toBeLessThanOrEqual(1);
+    expect(await run(createBreather(10))).toBeGreaterThanOrEqual(6);
   });
 
   it('parks at once an error that says it is not retriable', async () => {
