@@ -8,6 +8,7 @@ import { loadServices } from '../../src/config/services.js';
 import { resolveBroker } from '../../src/kafka/broker.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { ensureTopics } from '../../src/kafka/topics.js';
+import { median } from '../../src/load/bench-stats.js';
 import { createLogger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 import { createSupervisor } from '../../src/supervisor/supervisor.js';
@@ -16,7 +17,6 @@ const { values } = parseArgs({ options: { json: { type: 'boolean' }, workers: { 
 const counts = values.workers!.split(',').map(Number);
 const logger = createLogger({ fd: 2, level: 'warn' });
 const broker = await resolveBroker({ logger });
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
 async function measure(workers: number) {
