@@ -1,5 +1,8 @@
 /**
  * How fast the supervisor brings workers up and replaces a crashed one, and what a worker costs.
+ * Two kinds of crash: a thread terminated from outside (it cannot leave its consumer group, so the
+ * replacement's join waits for the broker to expire it: the session timeout), and an uncaught
+ * error in a handler (the worker leaves the group before it exits).
  * `npm run build && node dist/scripts/bench/supervisor-startup.js [--json] [--workers 1,4,16] [--kills 5]`
  */
 import { parseArgs } from 'node:util';
@@ -57,12 +60,53 @@ async function measure(workers: number) {
   return { workers, readyMs: Math.round(readyMs), rssPerWorkerMiB: mib(rssPerWorker), heapPerWorkerMiB: mib(median(heaps)), replaceMsMedian: Math.round(median(replaceMs)), replaceMs: replaceMs.map(Math.round) };
 }
 
+/** Uncaught errors thrown in a worker of a 2-worker service: crash → replacement ready, each. */
+async function measureThrows(): Promise<number[]> {
+  const id = `${Date.now().toString(36)}-throw`;
+  const topic = `bench.failover.${id}`;
+  await ensureTopics(createKafka({ brokers: broker.brokers, logger }), [{ topic, numPartitions: 4 }], logger);
+  const config = parseConfig(
+    {
+      services: [{ module: compiled('scripts/bench/faulty-service.js'), workers: { consumer: 2 }, consumes: { topics: [topic], groupId: `bench-${id}` } }],
+      supervisor: { restart: { initialDelayMs: 0, maxDelayMs: 0, maxRestarts: 100, windowMs: 60_000 } },
+      kafka: { sessionTimeoutMs: 6_000 },
+    },
+    'bench',
+    process.cwd(),
+  );
+  const supervisor = createSupervisor({ config, services: await loadServices(config), brokers: broker.brokers, logger });
+  await supervisor.start();
+  const producer = createKafka({ brokers: broker.brokers, logger }).producer();
+  await producer.connect();
+  // A message every 20 ms on every partition, so whichever worker holds it sees the fault soon.
+  const feed = setInterval(() => void producer.send({ topic, messages: [0, 1, 2, 3].map((partition) => ({ partition, value: '{}' })) }).catch(() => undefined), 20);
+  const replaceMs: number[] = [];
+  try {
+    for (let i = 0; i < Number(values.kills); i++) {
+      const crashed = supervisor.events.once('worker:crashed', () => true);
+      await supervisor.store.local.value('fault').set('throw');
+      const { workerId } = await crashed;
+      const at = performance.now();
+      await supervisor.events.once('worker:ready', (p) => p.workerId === workerId);
+      replaceMs.push(Math.round(performance.now() - at));
+    }
+  } finally {
+    clearInterval(feed);
+    await producer.disconnect();
+    await supervisor.stop();
+    supervisor.store.close();
+  }
+  return replaceMs;
+}
+
 const results = [];
 for (const workers of counts) results.push(await measure(workers));
+const throws = await measureThrows();
 await broker.release();
-if (values.json) process.stdout.write(JSON.stringify({ brokers: broker.brokers, results }) + '\n');
+if (values.json) process.stdout.write(JSON.stringify({ brokers: broker.brokers, results, uncaughtErrorReplaceMs: throws }) + '\n');
 else {
-  console.log('workers  start→all ready  RSS/worker  heap/worker  crash→replacement ready (median)');
+  console.log('workers  start→all ready  RSS/worker  heap/worker  killed thread→replacement ready (median)');
   for (const r of results) console.log(`${String(r.workers).padEnd(8)} ${`${r.readyMs} ms`.padEnd(16)} ${`${r.rssPerWorkerMiB} MiB`.padEnd(11)} ${`${r.heapPerWorkerMiB} MiB`.padEnd(12)} ${r.replaceMsMedian} ms  (${r.replaceMs.join(', ')})`);
+  console.log(`uncaught error in a handler → replacement ready (2 workers, session timeout 6 s): median ${Math.round(median(throws))} ms  (${throws.join(', ')})`);
 }
 process.exit(0);

@@ -72,6 +72,12 @@ export interface ConsumerRunner {
   start(): Promise<void>;
   /** Stops fetching, lets the handlers running finish, commits what is done and leaves the group. */
   drain(): Promise<void>;
+  /**
+   * The worker is failing: stops fetching, commits what is finished and leaves the group without
+   * waiting for the handlers running (their messages go to the next owner), so a replacement can
+   * join at once instead of after the group's session timeout.
+   */
+  abandon(): Promise<void>;
   readonly stats: Readonly<ConsumerStats>;
 }
 
@@ -182,6 +188,17 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     },
   };
 
+  /** Nothing new starts from here on; returns the lanes, whose running handlers may still finish. */
+  function stopTaking(): PartitionLane[] {
+    draining = true;
+    buffer.clear();
+    flow.stop();
+    openGate();
+    const running = [...lanes.values()];
+    for (const lane of running) flow.done(lane.topic, lane.partition, lane.stop());
+    return running;
+  }
+
   function openGate(): void {
     rebalancing?.open();
     rebalancing = undefined;
@@ -199,13 +216,11 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     stats: liveConsumerStats({ delivery, inFlight: () => flow.stats.inFlight, flow, committer, rebalances: () => group.rebalances }),
     start: () => group.start(),
     async drain() {
-      draining = true;
-      buffer.clear();
-      flow.stop();
-      openGate();
-      const running = [...lanes.values()];
-      for (const lane of running) flow.done(lane.topic, lane.partition, lane.stop());
-      await Promise.all(running.map((lane) => lane.idle()));
+      await Promise.all(stopTaking().map((lane) => lane.idle()));
+      await group.stop();
+    },
+    async abandon() {
+      stopTaking();
       await group.stop();
     },
   };

@@ -125,6 +125,14 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
     },
   });
 
+  /** Nothing new is fetched or dispatched from here on; the attempts running may still finish. */
+  function stopTaking(): void {
+    draining = true;
+    buffer.clear();
+    flow.stop();
+    dispatcher.stop();
+  }
+
   const d = dispatcher.stats;
   const stats: ConsumerStats = liveConsumerStats({ delivery: d, inFlight: () => d.inFlight, flow, committer, rebalances: () => group.rebalances });
 
@@ -167,13 +175,14 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
       await group.start();
     },
     async drain() {
-      draining = true;
-      buffer.clear();
-      flow.stop();
-      dispatcher.stop();
+      stopTaking();
       await dispatcher.idle();
       await group.stop();
       await pool?.close();
+    },
+    async abandon() {
+      stopTaking();
+      await group.stop();
     },
   };
 }

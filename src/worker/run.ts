@@ -17,6 +17,9 @@ import type { Role } from '../supervisor/status.js';
 import { roleContext, runHandler } from './context.js';
 import { startProducerLoop } from './producer-loop.js';
 
+/** How long a failing worker may take to leave its consumer group before it exits anyway. */
+const ABANDON_TIMEOUT_MS = 3_000;
+
 /** The shared map where every worker publishes its DeliveryCounters, keyed by worker id. */
 export const DELIVERY_STATE = 'wharf.delivery';
 
@@ -85,6 +88,17 @@ export async function runWorker(role: Role): Promise<void> {
     // Exiting lets the supervisor replace this worker; nothing uncommitted is lost.
     process.exit(1);
   };
+  // An uncaught error (a throw in a timer, a rejection nobody handled) ends this worker too. First
+  // it leaves its consumer group, committing what is finished: otherwise the replacement's join
+  // waits until the broker expires this member, a session timeout later.
+  let failing = false;
+  process.on('uncaughtException', (error) => {
+    if (failing) return;
+    failing = true;
+    logger.error({ err: error }, 'uncaught error: leaving the consumer group, then exiting');
+    setTimeout(() => fatal(error), ABANDON_TIMEOUT_MS);
+    void (runner?.abandon() ?? Promise.resolve()).catch(() => undefined).finally(() => fatal(error));
+  });
 
   let stopRole: () => Promise<void>;
   if (role === 'consumer') {

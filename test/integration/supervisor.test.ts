@@ -88,6 +88,24 @@ describe('supervisor', () => {
     expect(duplicates).toBeGreaterThanOrEqual(0);
   });
 
+  it('lets a worker failing with an uncaught error leave its consumer group before it exits', { timeout: 90_000 }, async () => {
+    // One answerer, replaced only after 8 s: long enough to see whether the group still holds the
+    // failed member (it would until the broker expires it, a 6 s session timeout later) or not.
+    const setup = await conversation(SERVICE_MODULES.fixture('answerer'), { answerers: 1, supervisor: { restart: { initialDelayMs: 8_000, maxDelayMs: 8_000 } } });
+    const supervisor = await startSupervisor(setup);
+    const groupId = (setup.services[0]!.consumes as { groupId: string }).groupId;
+    const admin = await kafkaForTest().admin();
+    const members = async () => (await admin.describeGroups([groupId])).groups[0]!.members.length;
+    expect(await members()).toBe(1);
+    const crashed = supervisor.events.once('worker:crashed', (p) => p.service === 'answerer');
+    await supervisor.store.local.value('fault').set('throw-uncaught');
+    expect((await crashed).reason).toMatch(/injected uncaught error/);
+    await waitFor(async () => (await members()) === 0, { timeoutMs: 4_000, message: 'the failed member to have left the group' });
+    await supervisor.events.once('worker:ready', (p) => p.service === 'answerer' && p.restarts > 0);
+    await waitFor(async () => (await members()) === 1, { message: 'the replacement in the group' });
+    await everyQuestionAnswered(supervisor);
+  });
+
   it('gives up on a crash-looping service while the others keep working', { timeout: 120_000 }, async () => {
     const supervisor = await startSupervisor(
       await conversation(SERVICE_MODULES.jarvis, {
