@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { main } from '../src/cli.js';
+import { exitWhenDone } from '../src/cli/exit.js';
 
 /** `node dist/scripts/load.js [flags]`: the same command as `wharf load` / `npm run load -- [flags]`. */
-main(['load', ...process.argv.slice(2)]).then((code) => process.exit(code));
+exitWhenDone(main(['load', ...process.argv.slice(2)]));

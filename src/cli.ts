@@ -9,6 +9,7 @@ import { benchCommand } from './cli/bench.js';
 import { kafkaCommand } from './cli/kafka.js';
 import { loadCommand } from './cli/load.js';
 import { startCommand } from './cli/start.js';
+import { exitWhenDone } from './cli/exit.js';
 
 /** The `wharf` command: one dispatcher, one module per subcommand under src/cli/. */
 const COMMANDS: readonly Command[] = [startCommand, adminCommand, kafkaCommand, loadCommand, benchCommand];
@@ -57,7 +58,4 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) {
-  // Exit explicitly: a command is over when it returns, whatever handles a library left open.
-  main(process.argv.slice(2)).then((code) => process.exit(code));
-}
+if (isEntryPoint()) exitWhenDone(main(process.argv.slice(2)));

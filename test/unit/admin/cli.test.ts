@@ -190,3 +190,60 @@ describe('npm run admin', () => {
     }
   });
 });
+
+/** The compiled `wharf admin …` as a process whose stdout is a pipe to this test; killed when the test ends. */
+function adminProcess(args: string[], env: NodeJS.ProcessEnv) {
+  expect(existsSync(compiled('src/cli.js')), 'run `npm run build` first: this test runs the compiled command').toBe(true);
+  const child = spawn(process.execPath, [compiled('src/cli.js'), 'admin', ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  // 'close': the process exited and both pipes were read to their end.
+  const closed = new Promise<number | null>((done) => child.on('close', (code) => done(code)));
+  const ended = (timeoutMs = 30_000) =>
+    Promise.race([
+      closed.then((code) => ({ code, stderr })),
+      new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`admin ${args.join(' ')} did not end within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs)),
+    ]);
+  return { child, ended, exited: () => child.exitCode !== null };
+}
+
+/** A map like the demo's conversation after a long run, about 4 MB as JSON: far more than a pipe holds. */
+function bigConversation(): Record<string, unknown> {
+  return Object.fromEntries(Array.from({ length: 25_000 }, (_, i) => [String(i + 1), { n: i + 1, question: `Question ${i + 1}: what is ${i} + ${i}?`, answer: `${2 * i}, says Jarvis, at your service ${'.'.repeat(80)}` }]));
+}
+
+describe('npm run admin through a pipe', () => {
+  it('delivers a multi-megabyte --json whole to a slow reader', async () => {
+    const conversation = bigConversation();
+    const { env } = await supervisor({ conversation: { kind: 'map', value: conversation } });
+    const { child, ended } = adminProcess(['state', 'conversation', '--json'], env);
+    // A slow reader: a pause after every chunk, so the pipe is still full when the command is done.
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      child.stdout.pause();
+      setTimeout(() => child.stdout.resume(), 2);
+    });
+    expect(await ended()).toEqual({ code: 0, stderr: '' });
+    const output = Buffer.concat(chunks);
+    expect(output.length, 'bytes through the pipe').toBeGreaterThan(3_000_000);
+    expect(JSON.parse(output.toString('utf8'))).toEqual({ name: 'conversation', kind: 'map', value: conversation });
+  });
+
+  it('ends quietly with 0 when the reader stops early (| head): a big --json, and a watch', async () => {
+    const { env, api, listenerCount } = await supervisor({ conversation: { kind: 'map', value: bigConversation() } });
+
+    const state = adminProcess(['state', 'conversation', '--json'], env);
+    state.child.stdout.once('data', () => state.child.stdout.destroy());
+    expect(await state.ended()).toEqual({ code: 0, stderr: '' });
+
+    // A watch writes only when something changes: the first change after the reader left fails with EPIPE.
+    const watch = adminProcess(['watch', '--json'], env);
+    watch.child.stdout.once('data', () => watch.child.stdout.destroy());
+    await waitFor(() => listenerCount() === 1, { message: 'the watch to be registered' });
+    let n = 0;
+    await waitFor(() => (api.state.set('hits', ++n), watch.exited()), { message: 'the watch to end once its reader is gone' });
+    expect(await watch.ended()).toEqual({ code: 0, stderr: '' });
+  });
+});
