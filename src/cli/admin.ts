@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
+import { WORKER_LIMITS } from '../config/schema.js';
 import { UsageError, WharfError } from '../errors.js';
 import { stateHome } from '../paths.js';
 import { connectAdmin, type AdminClient } from '../state/admin-client.js';
@@ -20,7 +21,8 @@ Commands:
   set <name> <json-value>   set an object's value: 42, '"text"', '{"a":1}' (negative: set n -- -5)
   delete <name>             delete an object
   snapshot                  every object with its value
-  scale <service> <n>       run n consumer workers for a service
+  scale <service> <n>       run n consumer workers for a service (${WORKER_LIMITS.consumer.min}…${WORKER_LIMITS.consumer.max}); answers once they are
+                            ready, or with an error within the supervisor's readyTimeoutMs
   ping                      check that the supervisor answers
 ${DLQ_HELP}
 Flags:
@@ -96,7 +98,9 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
   const dir = values.dir ? resolve(values.dir) : stateHome(env);
 
   // Reading a dead-letter topic joins a consumer group first: give it longer than a state call.
-  const client = await connectAdmin({ dir, address: values.address, keyFile: values['key-file'], timeoutMs, env, ...(dlq ? { callTimeoutMs: 120_000 } : {}) });
+  // A scale answers within the supervisor's readyTimeoutMs (60 s by default), which only it knows.
+  const callTimeoutMs = dlq ? 120_000 : sub === 'scale' ? SCALE_CALL_TIMEOUT_MS : undefined;
+  const client = await connectAdmin({ dir, address: values.address, keyFile: values['key-file'], timeoutMs, env, ...(callTimeoutMs ? { callTimeoutMs } : {}) });
   try {
     const json = values.json === true;
     const [name] = args;
@@ -158,8 +162,11 @@ function parseValue(text: string): unknown {
   }
 }
 
+const SCALE_CALL_TIMEOUT_MS = 15 * 60_000;
+
 function parseCount(text: string): number {
-  if (!/^\d{1,4}$/.test(text) || Number(text) > 1024) throw new UsageError(`The worker count for \`admin scale\` must be a whole number from 0 to 1024; got "${text}".`);
+  const { min, max } = WORKER_LIMITS.consumer;
+  if (!/^\d{1,4}$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`The worker count for \`admin scale\` must be a whole number from ${min} to ${max}; got "${text}".`);
   return Number(text);
 }
 

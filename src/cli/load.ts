@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { WORKER_LIMITS } from '../config/schema.js';
 import { UsageError } from '../errors.js';
 import { resolveBroker } from '../kafka/broker.js';
 import type { LoadLimit } from '../load/generator.js';
@@ -90,7 +91,7 @@ export function parseLoadFlags(argv: string[], cwd = process.cwd()): LoadFlags |
   const limit: LoadLimit = duration !== undefined ? { durationMs: duration * 1_000 } : { messages: intFlag(values.messages, 'messages', { min: 1, max: 100_000_000, fallback: 10_000 }) };
   const rate = positiveFlag(values.rate, 'rate', 'a number of messages per second', 1_000_000) ?? null;
   const inFlight = values['in-flight'] === undefined ? undefined : intFlag(values['in-flight'], 'in-flight', { min: 1, max: 1_000_000, fallback: 1_000 });
-  const workers = intFlag(values.workers, 'workers', { min: 1, max: 64, fallback: 2 });
+  const workers = intFlag(values.workers, 'workers', { ...WORKER_LIMITS.consumer, fallback: 2 });
   const warmup = values.warmup === undefined ? 0 : Number(values.warmup);
   if (values.warmup !== undefined && (values.warmup.trim() === '' || !Number.isFinite(warmup) || warmup < 0 || warmup > 3_600)) {
     throw new UsageError(`--warmup must be a number of seconds from 0 to 3600; got "${values.warmup}".`);

@@ -1,4 +1,5 @@
 import { loadConfig } from '../config/load.js';
+import { WORKER_LIMITS } from '../config/schema.js';
 import { loadServices } from '../config/services.js';
 import { describeError } from '../errors.js';
 import { resolveBroker } from '../kafka/broker.js';
@@ -49,7 +50,7 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
   }
   const flags = {
     config: values.config,
-    workers: values.workers === undefined ? undefined : intFlag(values.workers, 'workers', { min: 1, max: 64, fallback: 1 }),
+    workers: values.workers === undefined ? undefined : intFlag(values.workers, 'workers', { ...WORKER_LIMITS.consumer, fallback: 1 }),
     rate: rateFlag(values.rate),
   };
   // Everything that can be wrong with the config fails here, before a broker or a worker starts.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { WharfError } from '../errors.js';
 import type { ConcurrencyOptions } from '../pool/settings.js';
 
 /**
@@ -64,13 +65,32 @@ export function checkDelivery(value: { retry?: { initialDelayMs?: number; maxDel
   }
 }
 
+/**
+ * How many workers of one role a service may run: the one limit of the config file, the
+ * `--workers` flags, `admin scale` (CLI, admin protocol) and `supervisor.scale`. A service
+ * that consumes keeps at least one consumer; a producer role can be scaled to none.
+ */
+export const WORKER_LIMITS = {
+  consumer: { min: 1, max: 64 },
+  producer: { min: 0, max: 64 },
+} as const satisfies Record<'consumer' | 'producer', { min: number; max: number }>;
+
+export const workerCountSchema = (role: keyof typeof WORKER_LIMITS) => z.number().int().min(WORKER_LIMITS[role].min).max(WORKER_LIMITS[role].max);
+
+/** A scale request outside WORKER_LIMITS (ERR_BAD_SCALE), or undefined when the count is within them. */
+export function workerCountError(service: string, role: keyof typeof WORKER_LIMITS, count: number): WharfError | undefined {
+  const { min, max } = WORKER_LIMITS[role];
+  if (Number.isInteger(count) && count >= min && count <= max) return undefined;
+  return new WharfError('ERR_BAD_SCALE', `${role} workers of ${service} must be a whole number from ${min} to ${max}; got ${count}.`, { context: { service, role, count } });
+}
+
 export const serviceEntrySchema = z.strictObject({
   /** Path of the compiled service module, relative to the config file. */
   module: z.string().min(1),
   workers: z
     .strictObject({
-      consumer: z.number().int().min(1).optional(),
-      producer: z.number().int().min(0).optional(),
+      consumer: workerCountSchema('consumer').optional(),
+      producer: workerCountSchema('producer').optional(),
     })
     .optional(),
   /** Overrides of what the service consumes, to run one service module against other topics. */

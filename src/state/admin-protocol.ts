@@ -1,3 +1,4 @@
+import { WORKER_LIMITS } from '../config/schema.js';
 import { ConfigError, WharfError } from '../errors.js';
 
 /**
@@ -288,7 +289,8 @@ export const METHOD_PARAMS = {
   status: (p: unknown) => objectParams(p, 'status', []) && {},
   scale: (p: unknown) => {
     const { service, consumers } = objectParams(p, 'scale', ['service', 'consumers']);
-    if (!Number.isSafeInteger(consumers) || (consumers as number) < 0) throw badParams('scale: "consumers" must be a whole number, 0 or more');
+    const { min, max } = WORKER_LIMITS.consumer;
+    if (!Number.isSafeInteger(consumers) || (consumers as number) < min || (consumers as number) > max) throw badParams(`scale: "consumers" must be a whole number from ${min} to ${max}`);
     return { service: nameParam(service, 'scale', 'service'), consumers: consumers as number };
   },
 } as const;

@@ -1,6 +1,6 @@
-import type { WharfConfig } from '../config/schema.js';
+import { workerCountError, type WharfConfig } from '../config/schema.js';
 import type { LoadedService } from '../config/services.js';
-import { WharfError } from '../errors.js';
+import { TimeoutError, WharfError } from '../errors.js';
 import { createKafka } from '../kafka/client.js';
 import { deadLetterTopic } from '../kafka/dead-letter.js';
 import { ensureTopics } from '../kafka/topics.js';
@@ -37,6 +37,11 @@ export interface Supervisor {
   /** Forced shutdown: terminate every thread now. */
   terminateAll(): Promise<void>;
   status(): SupervisorStatus;
+  /**
+   * Runs `count` workers of a role (WORKER_LIMITS). Resolves once the new ones are ready or the
+   * surplus drained; rejects within `readyTimeoutMs` if a new worker cannot get ready (its
+   * service failed in a crash loop, or the deadline passed: the new workers are then taken back).
+   */
   scale(service: string, count: number, role?: Role): Promise<SupervisorStatus>;
   /** Terminates one worker thread as a crash would; the supervisor replaces it. */
   kill(workerId: string): Promise<void>;
@@ -57,6 +62,8 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
   const startedAt = Date.now();
   const runtimes = new Map<string, ServiceRuntime>();
   const timers = new Set<NodeJS.Timeout>();
+  // Slots a failed scale takes back: a crash of theirs retires them instead of restarting them.
+  const withdrawn = new WeakSet<WorkerSlot>();
   let stopping = false;
   let health: NodeJS.Timeout | undefined;
 
@@ -104,7 +111,7 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
 
   function onCrash(runtime: ServiceRuntime, slot: WorkerSlot, reason: string): void {
     events.emit('worker:crashed', { workerId: slot.workerId, service: slot.service, role: slot.role, reason });
-    if (stopping || runtime.failed) {
+    if (stopping || runtime.failed || withdrawn.has(slot)) {
       slot.retire(reason);
       return;
     }
@@ -121,6 +128,52 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
     later(decision.delayMs, () => {
       if (!stopping && !runtime.failed && slot.state === 'crashed') slot.spawn();
     });
+  }
+
+  /**
+   * Resolves once every slot of `added` is ready; rejects when one cannot get there: its service
+   * failed (a crash loop), the supervisor began to stop, or `readyTimeoutMs` passed — then the
+   * added slots are taken back, so the service runs as it did before the scale.
+   */
+  function untilReady(runtime: ServiceRuntime, added: WorkerSlot[], target: string): Promise<void> {
+    if (added.length === 0) return Promise.resolve();
+    const service = runtime.loaded.name;
+    return new Promise<void>((resolve, reject) => {
+      const waiting = new Set(added.map((s) => s.workerId));
+      const offs = [
+        events.on('worker:ready', (p) => {
+          waiting.delete(p.workerId);
+          if (waiting.size === 0) settle();
+        }),
+        events.on('service:failed', (p) => {
+          if (p.service !== service) return;
+          settle(new WharfError('ERR_SERVICE_FAILED', `Scaling ${target} failed: ${service} crash-looped and was given up on (${p.reason}). Fix the service, then restart the supervisor to run it again.`, { context: { service } }));
+        }),
+        events.on('supervisor:draining', () => settle(new WharfError('ERR_STOPPING', `Scaling ${target} did not finish: the supervisor is shutting down.`, { context: { service } }))),
+      ];
+      const timer = setTimeout(() => {
+        const late = added.filter((s) => s.state !== 'ready').map((s) => s.status());
+        const why = late.map((w) => `${w.workerId} ${w.lastError ? `(last error: ${w.lastError})` : `(${w.state})`}`).join(', ');
+        for (const slot of added) void withdraw(runtime, slot, 'scale timed out');
+        settle(new TimeoutError(`Scaling ${target} timed out: not ready within ${settings.readyTimeoutMs} ms (supervisor.readyTimeoutMs): ${why}. The ${added.length} added worker${added.length === 1 ? ' was' : 's were'} stopped; \`npm run admin -- workers\` shows the service.`, { context: { service, workers: late.map((w) => w.workerId) } }));
+      }, settings.readyTimeoutMs);
+      function settle(error?: WharfError): void {
+        clearTimeout(timer);
+        offs.forEach((off) => off());
+        if (error) reject(error);
+        else resolve();
+      }
+    });
+  }
+
+  /** Takes a slot out of its service for good: no restart; its thread, if any, drained or ended. */
+  async function withdraw(runtime: ServiceRuntime, slot: WorkerSlot, reason: string): Promise<void> {
+    withdrawn.add(slot);
+    if (slot.state === 'crashed') slot.retire(reason); // waiting out a restart delay
+    else if (slot.state === 'starting') await slot.terminate(reason); // its exit is a crash, which retires it
+    else if (slot.state === 'ready') await slot.drain();
+    if (slot.state === 'crashed') slot.retire(reason);
+    runtime.slots = runtime.slots.filter((s) => s !== slot || s.state !== 'stopped');
   }
 
   function serviceHealth(runtime: ServiceRuntime): ServiceHealth {
@@ -234,9 +287,9 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
     async scale(service, count, role = 'consumer') {
       const runtime = runtimes.get(service);
       if (!runtime) throw new WharfError('ERR_UNKNOWN_SERVICE', `No service "${service}": running services are ${[...runtimes.keys()].join(', ')}.`, { context: { service } });
-      if (!Number.isInteger(count) || count < (role === 'consumer' ? 1 : 0) || count > 64) {
-        throw new WharfError('ERR_BAD_SCALE', `${role} workers of ${service} must be a whole number from ${role === 'consumer' ? 1 : 0} to 64; got ${count}.`);
-      }
+      const invalid = workerCountError(service, role, count);
+      if (invalid) throw invalid;
+      if (stopping) throw new WharfError('ERR_STOPPING', `The supervisor is shutting down: scale ${service} once it runs again.`, { context: { service } });
       if (runtime.failed) throw new WharfError('ERR_SERVICE_FAILED', `Service ${service} has failed (${runtime.failed}); restart the supervisor to run it again.`);
       if (role === 'consumer' && !runtime.loaded.definition.consumes) throw new WharfError('ERR_BAD_SCALE', `Service ${service} consumes nothing.`);
       if (role === 'producer' && !runtime.loaded.definition.producer) throw new WharfError('ERR_BAD_SCALE', `Service ${service} has no producer role.`);
@@ -244,7 +297,7 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
       const added = Array.from({ length: Math.max(0, count - active.length) }, () => addSlot(runtime, role));
       const surplus = active.slice(count).reverse();
       await Promise.all([
-        ...added.map((s) => events.once('worker:ready', (p) => p.workerId === s.workerId)),
+        untilReady(runtime, added, `${service} to ${count} ${role} worker${count === 1 ? '' : 's'}`),
         ...surplus.map(async (s) => {
           await s.drain();
           if (s.state === 'crashed') s.retire('scaled down');

@@ -24,6 +24,8 @@ describe('config validation names the field', () => {
   it.each([
     ['workers 0', { services: [{ module: 'echo.mjs', workers: { consumer: 0 } }] }, 'services[0].workers.consumer must be at least 1, got 0'],
     ['workers -1', { services: [{ module: 'echo.mjs', workers: { consumer: -1 } }] }, 'services[0].workers.consumer must be at least 1, got -1'],
+    ['workers 65', { services: [{ module: 'echo.mjs', workers: { consumer: 65 } }] }, 'services[0].workers.consumer must be at most 64, got 65'],
+    ['producers 65', { services: [{ module: 'echo.mjs', workers: { producer: 65 } }] }, 'services[0].workers.producer must be at most 64, got 65'],
     ['producers -1', { services: [{ module: 'echo.mjs', workers: { producer: -1 } }] }, 'services[0].workers.producer must be at least 0, got -1'],
     ['a fraction', { services: [{ module: 'echo.mjs', workers: { consumer: 1.5 } }] }, 'services[0].workers.consumer must be a whole number, got 1.5'],
     ['an unknown key', { services: [{ module: 'echo.mjs', wokers: { consumer: 2 } }] }, 'unknown key "services[0].wokers"'],

@@ -73,7 +73,7 @@ describe('npm run admin', () => {
     expect(oneJsonObject((await admin(['workers', '--json'], env)).stdout)).toMatchObject({ pid: process.pid, services: [{ name: 'tony' }, { name: 'jarvis' }] });
     expect(await admin(['scale', 'tony', '3'], env)).toMatchObject({ code: 0, stdout: 'tony: 3 consumer workers (healthy)\n' });
     expect(api.status().services[0]!.workers.consumer).toBe(3);
-    expect(oneJsonObject((await admin(['scale', 'jarvis', '0', '--json'], env)).stdout)).toMatchObject({ service: { name: 'jarvis', workers: { consumer: 0 } } });
+    expect(oneJsonObject((await admin(['scale', 'jarvis', '1', '--json'], env)).stdout)).toMatchObject({ service: { name: 'jarvis', workers: { consumer: 1 } } });
   });
 
   it('streams changes until --count, one JSON object per line with --json', async () => {
@@ -104,8 +104,9 @@ describe('npm run admin', () => {
     [['state', 'nope'], 1, /^wharf: no shared object named "nope" in the supervisor \(pid \d+\): `npm run admin -- state` lists them\.$/],
     [['delete', 'nope'], 1, /^wharf: no shared object named "nope"/],
     [['scale', 'nobody', '2'], 1, /^wharf: no service named "nobody": services are tony, jarvis$/],
-    [['scale', 'tony', '99'], 1, /^wharf: consumers must be from 0 to 16; got 99$/],
-    [['scale', 'tony', 'many'], 2, /^wharf: The worker count for `admin scale` must be a whole number from 0 to 1024; got "many"\.$/],
+    [['scale', 'tony', '65'], 2, /^wharf: The worker count for `admin scale` must be a whole number from 1 to 64; got "65"\.$/],
+    [['scale', 'tony', '0'], 2, /^wharf: The worker count for `admin scale` must be a whole number from 1 to 64; got "0"\.$/],
+    [['scale', 'tony', 'many'], 2, /^wharf: The worker count for `admin scale` must be a whole number from 1 to 64; got "many"\.$/],
     [['set', 'x', '{bad'], 2, /^wharf: The value for `admin set` must be JSON \(.*\); quote strings for the shell: '"text"'\.$/],
     [['set', 'x', 'text'], 2, /^wharf: The value for `admin set` must be JSON/],
     [['set', 'x'], 2, /^wharf: Usage: npm run admin -- set <name> <json-value>$/],

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { onTestFinished } from 'vitest';
+import { workerCountError } from '../../../src/config/schema.js';
 import { WharfError } from '../../../src/errors.js';
 import { createLogger, type Logger } from '../../../src/log.js';
 import { startAdminServer, type AdminApi, type AdminServer, type AdminServerOptions } from '../../../src/state/admin-server.js';
@@ -61,7 +62,8 @@ export function memoryApi(initial: Record<string, { kind: string; value: unknown
     status,
     scale: async (service, n) => {
       if (!(service in consumers)) throw new WharfError('ERR_UNKNOWN_SERVICE', `no service named "${service}": services are ${Object.keys(consumers).join(', ')}`);
-      if (n > 16) throw new WharfError('ERR_CONFIG', `consumers must be from 0 to 16; got ${n}`);
+      const invalid = workerCountError(service, 'consumer', n);
+      if (invalid) throw invalid;
       consumers[service] = n;
       return status();
     },

@@ -57,8 +57,8 @@ describe('admin server', () => {
     expect(status.services.find((s) => s.name === 'tony')?.workers.consumer).toBe(3);
     expect((await client.status()).workers.filter((w) => w.service === 'tony')).toHaveLength(3);
     await expect(client.scale('nobody', 1)).rejects.toMatchObject({ code: 'ERR_UNKNOWN_SERVICE', message: expect.stringMatching(/no service named "nobody"/) });
-    await expect(client.scale('tony', 99)).rejects.toMatchObject({ code: 'ERR_CONFIG' });
-    await expect(client.call('scale', { service: 'tony', consumers: -1 })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS' });
+    await expect(client.scale('tony', 65)).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS', message: 'scale: "consumers" must be a whole number from 1 to 64' });
+    await expect(client.call('scale', { service: 'tony', consumers: 0 })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS' });
     await expect(client.call('state.get', { name: 'x', extra: 1 })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS' });
     await expect(client.call('state.set', { name: 'x' })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS', message: expect.stringMatching(/"value" is required/) });
     await expect(client.call('toString')).rejects.toMatchObject({ code: 'ERR_UNKNOWN_METHOD' });
