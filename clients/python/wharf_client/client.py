@@ -236,32 +236,43 @@ class Pipeline:
         self._connection = client._connection
         self._window = window
         self._buffer: List[bytes] = []
+        self._buffered: List[Reply] = []
         self._unanswered: Deque[Reply] = deque()
         self.replies: List[Reply] = []
 
     def submit(self, method: str, params: Any = None) -> Reply:
         if method == STATE_CALL and STATE_CALL not in self._connection.methods:
             self._client._check_state_call()
-        while len(self._unanswered) >= self._window:
-            self.flush()
-            oldest = self._unanswered.popleft()
-            if not oldest.done():
-                oldest.exception()
+        if len(self._unanswered) >= self._window:
+            self._make_room()
         reply, frame = self._connection.prepare(method, params)
         reply._unsent = self.flush
         self._buffer.append(frame)
+        self._buffered.append(reply)
         self._unanswered.append(reply)
         self.replies.append(reply)
         if len(self._buffer) >= 256:
             self.flush()
         return reply
 
+    def _make_room(self) -> None:
+        """Sends what is buffered, waits for the oldest reply, then drops every answered one from
+        the front: replies come in batches, so room is made for many requests at once."""
+        self.flush()
+        unanswered = self._unanswered
+        if not unanswered[0].done():
+            unanswered[0].exception()
+        while unanswered and unanswered[0].done():
+            unanswered.popleft()
+
     def flush(self) -> None:
+        """Writes the buffered requests in one system call."""
         if not self._buffer:
             return
         frames, self._buffer = self._buffer, []
-        for reply in self._unanswered:
+        for reply in self._buffered:
             reply._unsent = None
+        self._buffered = []
         self._connection.send(b"".join(frames))
 
     def results(self) -> List[Any]:
