@@ -1,4 +1,6 @@
+import { createRequire } from 'node:module';
 import { Kafka, Partitioners, type KafkaConfig, type ProducerConfig, type ConsumerConfig } from 'kafkajs';
+import { PrerequisiteError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { kafkaLogCreator, kafkaLogLevel } from '../log.js';
 
@@ -14,7 +16,39 @@ export interface ClientOptions {
   kafka?: Partial<Omit<KafkaConfig, 'brokers' | 'logCreator' | 'logLevel'>>;
 }
 
+/** What patches/kafkajs+2.2.4.patch leaves in kafkajs's producer: without it, sends can resolve for messages never written. */
+const KAFKAJS_PATCH = 'wharf-send-per-partition-v1';
+
+let patchChecked = false;
+
+/**
+ * Refuses to run on a kafkajs without wharf's patch (docs/reliability.md): its producer
+ * acknowledges messages that were never written when a partition's leader moves. `npm install`
+ * in this repository applies the patch (patch-package, postinstall); an application that depends
+ * on wharf applies the same file with its own patch-package.
+ */
+export function assertKafkajsPatched(): void {
+  if (patchChecked) return;
+  const require = createRequire(import.meta.url);
+  let marker: unknown;
+  try {
+    marker = (require('kafkajs/src/producer/sendMessages.js') as { WHARF_PATCH?: unknown }).WHARF_PATCH;
+  } catch {
+    marker = undefined;
+  }
+  if (marker !== KAFKAJS_PATCH) {
+    throw new PrerequisiteError(
+      'The installed kafkajs lacks the fix wharf needs to never lose an acknowledged send when a broker dies ' +
+        '(patches/kafkajs+2.2.4.patch). Run `npm install` in the wharf folder (it applies the patch), or add ' +
+        "`patch-package` with wharf's patches/ folder to your application's postinstall.",
+      { context: { expected: KAFKAJS_PATCH } },
+    );
+  }
+  patchChecked = true;
+}
+
 export function createKafka({ brokers, clientId = 'wharf', logger, kafka = {} }: ClientOptions): Kafka {
+  assertKafkajsPatched();
   return new Kafka({
     clientId,
     brokers: [...brokers],
