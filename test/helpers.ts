@@ -60,10 +60,10 @@ export const SERVICE_MODULES = {
 };
 
 /**
- * A supervisor for one test, on the run's broker, with fast failure detection. It is always
+ * A supervisor for one test, on the run's broker (or `brokers`), with fast failure detection. It is always
  * stopped when the test ends, and the test fails if any of its worker threads outlived that.
  */
-export async function startSupervisor(raw: Record<string, unknown>, { start = true } = {}): Promise<Supervisor> {
+export async function startSupervisor(raw: Record<string, unknown>, { start = true, brokers = testBrokers() }: { start?: boolean; brokers?: string[] } = {}): Promise<Supervisor> {
   const config = parseConfig(
     {
       ...raw,
@@ -74,7 +74,7 @@ export async function startSupervisor(raw: Record<string, unknown>, { start = tr
     process.cwd(),
   );
   const services = await loadServices(config);
-  const supervisor = createSupervisor({ config, services, brokers: testBrokers(), logger: testLogger() });
+  const supervisor = createSupervisor({ config, services, brokers, logger: testLogger() });
   onTestFinished(async () => {
     await supervisor.stop();
     supervisor.store.close();

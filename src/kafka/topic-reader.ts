@@ -57,6 +57,14 @@ export async function readTopic({ kafka, topic, ranges, visit, logger, timeoutMs
   try {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
+    // Each offset is visited once, however often kafkajs fetches it (a rejoin after the
+    // coordinator moved starts the group over).
+    const next = new Map(wanted.map((r) => [r.partition, r.from]));
+    // Seek on every join, not once after run(): run() can resolve before a join that then fails
+    // ("the coordinator is loading"), and kafkajs restarts the consumer and joins again.
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      for (const r of wanted) if (left.has(r.partition)) consumer.seek({ topic, partition: r.partition, offset: String(next.get(r.partition)) });
+    });
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
@@ -64,7 +72,9 @@ export async function readTopic({ kafka, topic, ranges, visit, logger, timeoutMs
         if (!range || !left.has(batch.partition)) return;
         for (const message of batch.messages) {
           const offset = BigInt(message.offset);
-          if (offset >= range.from && offset < range.to) visit(batch.partition, message);
+          if (offset < next.get(batch.partition)! || offset >= range.to) continue;
+          visit(batch.partition, message);
+          next.set(batch.partition, offset + 1n);
         }
         if (BigInt(batch.lastOffset()) >= range.to - 1n) {
           left.delete(batch.partition);
@@ -72,8 +82,6 @@ export async function readTopic({ kafka, topic, ranges, visit, logger, timeoutMs
         }
       },
     });
-    // run() returns once the group is joined; a seek made now applies before the first batch is handed out.
-    for (const r of wanted) consumer.seek({ topic, partition: r.partition, offset: r.from.toString() });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new TimeoutError(`Reading ${topic} took over ${timeoutMs} ms (partitions ${[...left].join(', ')} not done).`, { context: { topic } })), timeoutMs);

@@ -9,7 +9,7 @@ import { ensureKafkaJars, kafkaVersion } from './jars.js';
 import { isNodeProcess, logTail, prepareNode, spawnNode, logFile } from './node-process.js';
 import { freePorts, isPortFree } from './ports.js';
 import { checkJava } from './prerequisites.js';
-import { portsFrom, type NodeSpec } from './properties.js';
+import { portsFrom, type NodeSettings, type NodeSpec } from './properties.js';
 
 /**
  * A local Apache Kafka cluster (KRaft, combined broker+controller nodes, 127.0.0.1 only) whose
@@ -28,6 +28,8 @@ export interface LocalClusterOptions {
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   startTimeoutMs?: number;
+  /** Extra server.properties for every node, e.g. a shorter broker.session.timeout.ms for fault tests. */
+  settings?: NodeSettings;
 }
 
 export interface NodeState extends NodeSpec {
@@ -175,7 +177,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<S
   const state: ClusterState = { version, clusterId: previous?.clusterId ?? randomClusterId(), nodes };
 
   logger.info({ brokers, version, dir }, `starting local Kafka ${version} (${brokers} node${brokers > 1 ? 's' : ''})…`);
-  for (const node of nodes) prepareNode(java, libs, node, nodes, state.clusterId);
+  for (const node of nodes) prepareNode(java, libs, node, nodes, state.clusterId, options.settings);
   for (const node of state.nodes) node.pid = spawnNode(java, libs, node);
   writeClusterState(dir, state);
   try {
@@ -226,4 +228,47 @@ export async function stopLocalCluster({ dir, logger, timeoutMs = 20_000 }: Stop
   for (const node of state.nodes) delete node.pid;
   writeClusterState(dir, state);
   return running.length;
+}
+
+export interface NodeOptions {
+  dir: string;
+  nodeId: number;
+  logger: Logger;
+}
+
+function nodeOf(dir: string, nodeId: number): { state: ClusterState; node: NodeState } {
+  const state = readClusterState(dir);
+  const node = state?.nodes.find((n) => n.nodeId === nodeId);
+  if (!state || !node) {
+    throw new PrerequisiteError(`No local Kafka node ${nodeId} in ${dir}: start the cluster first (npm run kafka -- start --brokers 3).`, {
+      context: { nodeId },
+    });
+  }
+  return { state, node };
+}
+
+/**
+ * Kills one node as a crash would (SIGKILL: no controlled shutdown, no leadership handed over),
+ * for fault tests. Resolves once the process is gone; false if it was not running.
+ */
+export async function killNode({ dir, nodeId }: NodeOptions): Promise<boolean> {
+  const { state, node } = nodeOf(dir, nodeId);
+  if (!isNodeProcess(node.pid, node)) return false;
+  process.kill(node.pid!, 'SIGKILL');
+  const deadline = Date.now() + 10_000;
+  while (isNodeProcess(node.pid, node) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  delete node.pid;
+  writeClusterState(dir, state);
+  return true;
+}
+
+/** Starts one stopped node of an existing cluster again (with its data) and waits until every node serves. */
+export async function restartNode({ dir, nodeId, logger, cacheDir, env = process.env, startTimeoutMs = 120_000 }: NodeOptions & { cacheDir: string; env?: NodeJS.ProcessEnv; startTimeoutMs?: number }): Promise<void> {
+  const { state, node } = nodeOf(dir, nodeId);
+  if (isNodeProcess(node.pid, node)) return;
+  const java = checkJava(env);
+  const libs = await ensureKafkaJars({ version: state.version, cacheDir, logger, env });
+  node.pid = spawnNode(java, libs, node);
+  writeClusterState(dir, state);
+  await waitUntilServing(state, logger, startTimeoutMs);
 }

@@ -3,7 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { join } from 'node:path';
 import { BrokerStartError } from '../../errors.js';
 import { packageRoot } from '../../paths.js';
-import { nodeProperties, type NodeSpec } from './properties.js';
+import { nodeProperties, type NodeSettings, type NodeSpec } from './properties.js';
 
 /** The JVM processes of one local node: formatting its storage and running it. */
 
@@ -31,9 +31,9 @@ function javaArgs(libs: string, node: NodeSpec, mainClass: string): string[] {
 }
 
 /** Writes server.properties and formats storage once; later starts keep the data. */
-export function prepareNode(java: string, libs: string, node: NodeSpec, nodes: readonly NodeSpec[], clusterId: string): void {
+export function prepareNode(java: string, libs: string, node: NodeSpec, nodes: readonly NodeSpec[], clusterId: string, settings: NodeSettings = {}): void {
   mkdirSync(join(node.dir, 'logs'), { recursive: true });
-  writeFileSync(propertiesPath(node), nodeProperties(node, nodes));
+  writeFileSync(propertiesPath(node), nodeProperties(node, nodes, settings));
   if (existsSync(join(node.dir, 'data', 'meta.properties'))) return;
   const result = spawnSync(
     java,

@@ -7,13 +7,16 @@ export interface NodeSpec {
   dir: string;
 }
 
+/** Extra broker settings for every node (fault tests shorten how long a dead broker takes to be fenced). */
+export type NodeSettings = Record<string, string | number>;
+
 /**
  * server.properties for one combined-mode node of an `nodes.length`-node cluster. Replication
  * follows the cluster's size: a single node replicates nothing; three nodes default every topic
  * (internal ones included) to replication factor 3 with min.insync.replicas 2, so one node can
  * be lost without losing acknowledged writes — the setting fault tests need.
  */
-export function nodeProperties(node: NodeSpec, nodes: readonly NodeSpec[]): string {
+export function nodeProperties(node: NodeSpec, nodes: readonly NodeSpec[], overrides: NodeSettings = {}): string {
   const replication = Math.min(3, nodes.length);
   const minIsr = replication >= 3 ? 2 : 1;
   const voters = nodes.map((n) => `${n.nodeId}@127.0.0.1:${n.controllerPort}`).join(',');
@@ -39,6 +42,7 @@ export function nodeProperties(node: NodeSpec, nodes: readonly NodeSpec[]): stri
     // A consumer group that forms right away instead of waiting 3 s for more members.
     'group.initial.rebalance.delay.ms': 0,
     'auto.create.topics.enable': 'true',
+    ...overrides,
   };
   return Object.entries(settings)
     .map(([key, value]) => `${key}=${value}`)
