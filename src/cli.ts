@@ -6,13 +6,14 @@ import { createLogger } from './log.js';
 import type { Command, CommandContext } from './cli/args.js';
 import { adminCommand } from './cli/admin.js';
 import { benchCommand } from './cli/bench.js';
+import { chaosCommand } from './cli/chaos.js';
 import { kafkaCommand } from './cli/kafka.js';
 import { loadCommand } from './cli/load.js';
 import { startCommand } from './cli/start.js';
 import { exitWhenDone } from './cli/exit.js';
 
 /** The `wharf` command: one dispatcher, one module per subcommand under src/cli/. */
-const COMMANDS: readonly Command[] = [startCommand, adminCommand, kafkaCommand, loadCommand, benchCommand];
+const COMMANDS: readonly Command[] = [startCommand, adminCommand, kafkaCommand, loadCommand, benchCommand, chaosCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -7,6 +7,8 @@ import type { LoadProgress } from './run.js';
  */
 export interface ProgressView {
   tick(progress: LoadProgress): void;
+  /** A one-line event (a fault injected) printed above the bar. */
+  note(text: string): void;
   /** Ends the bar's line. */
   done(): void;
 }
@@ -49,6 +51,10 @@ export function createProgressView({ stream, tty, everyS = 5 }: { stream: Writab
       if (!progress.final && progress.elapsedS - lastLine < everyS) return;
       lastLine = progress.elapsedS;
       stream.write(`load: ${describeProgress(progress)}\n`);
+    },
+    note(text) {
+      stream.write(`${drawn ? '\r\x1b[K' : ''}${text}\n`);
+      drawn = false;
     },
     done() {
       if (drawn) stream.write('\n');

@@ -12,6 +12,7 @@ import { createGenerator, type LoadLimit } from './generator.js';
 import { consumerLag, waitForStableGroup } from './lag.js';
 import type { LatencySummary } from './latency.js';
 import { createLedger } from './ledger.js';
+import type { Supervisor } from '../supervisor/supervisor.js';
 import { startTarget, type LoadTarget, type RunningTarget } from './target.js';
 import { createTimeline, type TimelinePoint } from './timeline.js';
 
@@ -38,6 +39,8 @@ export interface LoadSettings {
   warmupMs?: number;
   intervalMs?: number;
   onTick?(progress: LoadProgress): void;
+  /** Called once traffic starts (the chaos run schedules its faults from here). */
+  onStart?(run: { topics: { requests: string; replies: string }; supervisor?: Supervisor }): void;
   /** Aborting stops sending; the run still waits for replies in flight and reports. */
   signal?: AbortSignal;
 }
@@ -130,7 +133,7 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     checkRequestSize(size, sizeLimit);
 
     const bare = settings.responder === 'kafkajs';
-    const running: RunningTarget = bare
+    const running: RunningTarget & { supervisor?: Supervisor } = bare
       ? await startBareResponder({ brokers, topic: names.requests, groupId: names.group })
       : await startTarget({
           target, brokers, workers, requestTopic: names.requests, groupId: names.group, logger: serviceLogger,
@@ -189,6 +192,7 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     const startedAtIso = new Date().toISOString();
     const startedAt = generator.start();
     timeline.begin(startedAt);
+    settings.onStart?.({ topics: { requests: names.requests, replies: names.replies }, supervisor: running.supervisor });
     if (settings.signal?.aborted) generator.stop(); // Ctrl-C while the service was starting
     const clock = setInterval(() => {
       const point = timeline.close(performance.now(), inFlight(), null);
