@@ -7,8 +7,8 @@ import { dlqAdminMethods } from '../kafka/dead-letter-admin.js';
 import { createLogger } from '../log.js';
 import { stateHome } from '../paths.js';
 import { startAdminServer } from '../state/admin-server.js';
+import { adminStateApi } from '../state/admin-state.js';
 import { openStatePersistence, persistSettings } from '../state/persist-start.js';
-import type { StateKind } from '../state/store.js';
 import { createSupervisor } from '../supervisor/supervisor.js';
 import { intFlag, parseFlags, type Command, type CommandContext } from './args.js';
 import { UsageError } from '../errors.js';
@@ -88,14 +88,7 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
   const { store } = supervisor;
   const admin = await startAdminServer({
     api: {
-      state: {
-        describe: () => store.describe(),
-        get: (name) => store.get(name),
-        set: (name, value, kind) => store.set(name, value, kind as StateKind | undefined),
-        delete: (name) => store.delete(name),
-        snapshot: () => store.snapshot(),
-        watch: (name, listener) => store.watch(name, listener),
-      },
+      state: adminStateApi(store),
       status: () => supervisor.status(),
       scale: (service, consumers) => supervisor.scale(service, consumers),
       // Dead letters: `npm run admin -- dlq list|show|replay` (src/kafka/dead-letter-admin.ts).

@@ -1,5 +1,6 @@
 import { WORKER_LIMITS } from '../config/schema.js';
 import { ConfigError, WharfError } from '../errors.js';
+import { STATE_KINDS, type StateKind } from './types.js';
 
 /**
  * The admin socket's wire format, shared by server and client: frames, codec, limits, codes.
@@ -286,6 +287,14 @@ export const METHOD_PARAMS = {
     if (!Number.isSafeInteger(watch) || (watch as number) < 0) throw badParams('state.unwatch: "watch" must be the id of the state.watch request');
     return { watch: watch as number };
   },
+  'state.call': (p: unknown) => {
+    const { kind, name, op, args, init } = objectParams(p, 'state.call', ['kind', 'name', 'op', 'args', 'init']);
+    if (typeof kind !== 'string' || !Object.hasOwn(STATE_CALL_OPS, kind)) throw badParams(`state.call: "kind" must be one of ${STATE_KINDS.join(', ')}; got ${shown(kind)}`);
+    const ops = STATE_CALL_OPS[kind as StateKind];
+    if (typeof op !== 'string' || !ops.includes(op)) throw badParams(`state.call: a ${kind} has the operations ${ops.join(', ')}; got ${shown(op)}`);
+    if (args !== undefined && !Array.isArray(args)) throw badParams('state.call: "args" must be an array of the operation\'s arguments');
+    return { kind: kind as StateKind, name: nameParam(name, 'state.call'), op, args: (args ?? []) as unknown[], init: initParam(init, kind as StateKind) };
+  },
   status: (p: unknown) => objectParams(p, 'status', []) && {},
   scale: (p: unknown) => {
     const { service, consumers } = objectParams(p, 'scale', ['service', 'consumers']);
@@ -296,6 +305,41 @@ export const METHOD_PARAMS = {
 } as const;
 
 export type BuiltinMethod = keyof typeof METHOD_PARAMS;
+
+/**
+ * What `state.call` may run, per kind: the public operations of docs/state.md, and the `release`
+ * and `extend` of a lease handle. Nothing else reaches the store from the socket (a counter's
+ * `slot`, for one, is how workers find shared memory, and means nothing to another process).
+ */
+export const STATE_CALL_OPS: Readonly<Record<StateKind, readonly string[]>> = {
+  map: ['get', 'set', 'setIfAbsent', 'compareAndSet', 'delete', 'has', 'keys', 'entries', 'size', 'clear', 'batch'],
+  list: ['append', 'get', 'slice', 'length', 'clear'],
+  value: ['get', 'set', 'compareAndSet'],
+  counter: ['add', 'get', 'set'],
+  lock: ['acquire', 'release', 'extend', 'info'],
+  semaphore: ['acquire', 'release', 'extend', 'available'],
+  event: ['set', 'clear', 'isSet', 'wait'],
+  queue: ['put', 'get', 'size'],
+  namespace: ['get', 'set', 'delete', 'assign', 'toObject'],
+};
+
+/** Creation settings a kind takes: a semaphore's permits, a queue's capacity. */
+const INIT_FIELDS: Partial<Record<StateKind, string>> = { semaphore: 'permits', queue: 'capacity' };
+
+function initParam(init: unknown, kind: StateKind): { permits?: number; capacity?: number } | undefined {
+  if (init === undefined || init === null) return undefined;
+  const field = INIT_FIELDS[kind];
+  const usage = field ? `{"${field}": <a positive integer>}` : 'absent: a ' + kind + ' has no creation settings';
+  if (!isPlainObject(init) || !hasOnlyKeys(init, field ? [field] : [])) throw badParams(`state.call: "init" of a ${kind} must be ${usage}`);
+  if (!field || init[field] === undefined) return undefined;
+  const value = init[field];
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw badParams(`state.call: "init" of a ${kind} must be ${usage}`);
+  return { [field]: value as number };
+}
+
+function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : value === undefined ? 'nothing' : typeof value;
+}
 
 function badParams(message: string): WharfError {
   return new WharfError(ErrorCodes.badParams, message);

@@ -10,6 +10,8 @@ import {
   connectionFilePath, KEY_FILE, refuseIfInUse, removeConnectionFile, removeStaleSocket, unixSocketPath, writeConnectionFile, type AdminTransport, type ConnectionInfo,
 } from './connection-file.js';
 import { openSession, type MethodHandler, type ServerContext } from './admin-session.js';
+import type { ObjectInit } from './messages.js';
+import type { StateKind } from './types.js';
 
 /** What the supervisor lets the admin socket see and do; the server is generic over it. */
 export interface AdminApi {
@@ -20,6 +22,14 @@ export interface AdminApi {
     delete(name: string): boolean;
     snapshot(): Record<string, { kind: string; value: unknown }>;
     watch(name: string | undefined, listener: (change: StateChange) => void): () => void;
+    /**
+     * `state.call`: one operation (already checked against STATE_CALL_OPS) in the name of
+     * `holderId`, one holder per connection; its result, or a promise of it when it waits. Given
+     * together with `release`, which the server calls when that connection closes.
+     */
+    call?(holderId: string, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): unknown;
+    /** Frees what the holder held (locks, permits) and cancels its waits. */
+    release?(holderId: string): void;
   };
   status(): SupervisorStatus;
   scale(service: string, consumers: number): Promise<SupervisorStatus>;
@@ -64,9 +74,14 @@ export async function startAdminServer({ api, dir, authkey, transport = 'unix', 
     const fn = api.extra![name]!;
     methods.set(name, (params) => fn(params));
   }
+  if ((api.state.call === undefined) !== (api.state.release === undefined)) {
+    throw new ConfigError('api.state.call and api.state.release go together: without release, a closed connection would keep its locks until their leases end.');
+  }
   const explicitKey = authkey ?? (env.WHARF_AUTHKEY || undefined);
   const key = explicitKey === undefined ? generateAuthkey() : checkAuthkey(explicitKey, authkey === undefined ? 'WHARF_AUTHKEY' : 'options.authkey');
-  const ctx: ServerContext = { api, key, limits: resolvedLimits, logger, methods, methodNames: [...methods.keys(), 'state.watch', 'state.unwatch'].sort(), asyncMethods: new Set(['scale', ...Object.keys(api.extra ?? {})]) };
+  const sessionMethods = ['state.watch', 'state.unwatch', ...(api.state.call ? ['state.call'] : [])];
+  const ctx: ServerContext = { api, key, limits: resolvedLimits, logger, methods, methodNames: [...methods.keys(), ...sessionMethods].sort(), asyncMethods: new Set(['scale', ...Object.keys(api.extra ?? {})]) };
+  let connections = 0;
 
   const sockets = new Set<Socket>();
   const sessions = new Set<{ shutdown(): void }>();
@@ -80,7 +95,8 @@ export async function startAdminServer({ api, dir, authkey, transport = 'unix', 
       setTimeout(() => socket.destroy(), 1_000).unref();
       return;
     }
-    const session = openSession(socket, ctx, () => sessions.delete(session));
+    // The holder of this connection's locks and waits: `@admin/7` in lock info and logs.
+    const session = openSession(socket, ctx, `@admin/${++connections}`, () => sessions.delete(session));
     sessions.add(session);
   });
 
@@ -134,7 +150,7 @@ export async function startAdminServer({ api, dir, authkey, transport = 'unix', 
 }
 
 
-/** The built-in methods bound to the supervisor's API; state.watch/unwatch live in the session. */
+/** The built-in methods bound to the supervisor's API; state.watch/unwatch/call live in the session. */
 function bindMethods(api: AdminApi): Map<string, MethodHandler> {
   const p = METHOD_PARAMS;
   return new Map<string, MethodHandler>([

@@ -29,7 +29,7 @@ export interface ServerContext {
  * One connection: challenge, verify, then requests until either side closes. Everything that
  * goes wrong here ends this connection at worst; nothing is thrown to the server.
  */
-export function openSession(socket: Socket, ctx: ServerContext, onClosed: () => void): { shutdown(): void } {
+export function openSession(socket: Socket, ctx: ServerContext, holderId: string, onClosed: () => void): { shutdown(): void } {
   const { limits, logger } = ctx;
   let phase: 'auth' | 'ready' | 'closing' = 'auth';
   const serverNonce = newNonce();
@@ -45,6 +45,8 @@ export function openSession(socket: Socket, ctx: ServerContext, onClosed: () => 
     phase = 'closing';
     for (const timer of [authTimer, idleTimer, failTimer]) clearTimeout(timer);
     releaseWatches();
+    // A client that died (even by SIGKILL) frees its locks and permits here, and its waits end.
+    if (ctx.api.state.release) safely(() => ctx.api.state.release!(holderId));
     onClosed();
   });
   write(encodeFrame({ v: PROTOCOL_VERSION, type: 'challenge', nonce: serverNonce.toString('hex'), versions: SUPPORTED_VERSIONS, hmac: 'sha256', maxFrameBytes: limits.maxFrameBytes }, limits.maxReplyBytes));
@@ -100,9 +102,11 @@ export function openSession(socket: Socket, ctx: ServerContext, onClosed: () => 
       id = request.id;
       if (request.method === 'state.watch') return replyOk(id, watch(id, request.params));
       if (request.method === 'state.unwatch') return replyOk(id, unwatch(request.params));
-      const handler = ctx.methods.get(request.method);
+      const stateCall = request.method === 'state.call' && ctx.api.state.call !== undefined;
+      const handler = stateCall ? callState : ctx.methods.get(request.method);
       if (!handler) throw new WharfError(ErrorCodes.unknownMethod, `unknown method ${JSON.stringify(request.method)}; methods: ${ctx.methodNames.join(', ')}`);
-      if (ctx.asyncMethods.has(request.method) && inFlight >= limits.maxInFlightPerConnection) {
+      // A state.call may wait (a lock, a queue, a persisted write): counted whether or not this one would.
+      if ((stateCall || ctx.asyncMethods.has(request.method)) && inFlight >= limits.maxInFlightPerConnection) {
         throw new WharfError(ErrorCodes.busy, `${inFlight} requests of this connection are still running: wait for their replies`, { retriable: true });
       }
       const result = handler(request.params);
@@ -116,6 +120,11 @@ export function openSession(socket: Socket, ctx: ServerContext, onClosed: () => 
       if (id === null && error instanceof WharfError && typeof error.context.id === 'number') id = error.context.id;
       replyError(id, error);
     }
+  }
+
+  function callState(params: unknown): unknown {
+    const { kind, name, op, args, init } = METHOD_PARAMS['state.call'](params);
+    return ctx.api.state.call!(holderId, kind, name, op, args, init);
   }
 
   function watch(id: number, params: unknown): { watching: string | null } {

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { createCounterSlots, type CounterSlotsOptions } from './counters.js';
 import { createSharedState, type StateTransport } from './handles.js';
 import { copyJson } from './json.js';
-import { NO_SLOT } from './messages.js';
+import { NO_SLOT, type ObjectInit } from './messages.js';
 import { PENDING, type CallContext, type StateObject } from './object.js';
 import { createNameMatcher } from './persist-records.js';
 import { createPersister, type ChangelogSink } from './persist-tracker.js';
@@ -48,6 +48,12 @@ export interface StateStore {
   connect(holderId: string): MessagePort;
   /** That worker ended: release its locks and permits, cancel its waits, close its port. Idempotent. */
   releaseHolder(holderId: string): void;
+  /**
+   * One operation in the name of `holderId`, without a port (the admin socket's `state.call`);
+   * what it comes to hold is freed by releaseHolder(holderId). Returns the result, or a promise
+   * of it when the call waits or its object is persisted; throws a WharfError it refuses.
+   */
+  execute(holderId: string, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): unknown;
   local: SharedState;
   describe(): { name: string; kind: StateKind; size: number }[];
   get(name: string): ObjectSnapshot | undefined;
@@ -139,27 +145,48 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
     log?.debug({ holderId }, 'state holder released');
   }
 
-  /** The main thread's transport: direct calls, with copies in and out so callers never share the store's objects. */
+  /**
+   * One operation, with copies in and out so callers never share the store's objects. Answers at
+   * once when it can; a wait, or any answer about a persisted object (it waits until Kafka has
+   * what it reflects, as for workers: serve.ts), comes as a promise.
+   */
+  function execute(holderId: string, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): unknown {
+    const durable = persister?.covers(name, kind) === true;
+    // Made only when needed: most calls answer at once, and this is the admin socket's hot path.
+    let later: { promise: Promise<unknown>; resolve(value: unknown): void; reject(error: unknown): void } | undefined;
+    const defer = () => {
+      if (later) return later;
+      let resolve!: (value: unknown) => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<unknown>((ok, fail) => ((resolve = ok), (reject = fail)));
+      return (later = { promise, resolve, reject });
+    };
+    const settle = (value: unknown) => {
+      const { resolve, reject } = defer();
+      if (!durable) return resolve(value);
+      queueMicrotask(() => {
+        const barrier = persister!.barrier();
+        if (barrier === undefined) resolve(value);
+        else barrier.then(() => resolve(value), reject);
+      });
+    };
+    const call: CallContext = { holderId, resolve: (value) => settle(copyJson(value)), reject: (error) => defer().reject(error) };
+    const result = registry.execute(call, kind, name, op, copyJson(args), init);
+    if (result === PENDING) return defer().promise;
+    if (!durable) return copyJson(result);
+    call.resolve(result);
+    return defer().promise;
+  }
+
+  /** The main thread's transport: the same calls, always as promises. */
   const localTransport: StateTransport = {
-    call: (kind, name, op, args, init) =>
-      new Promise((resolve, reject) => {
-        // As for workers (serve.ts): an answer about a persisted object waits until Kafka has what it reflects.
-        const settle = (value: unknown) => {
-          if (!persister?.covers(name, kind)) return resolve(value);
-          queueMicrotask(() => {
-            const barrier = persister!.barrier();
-            if (barrier === undefined) resolve(value);
-            else barrier.then(() => resolve(value), reject);
-          });
-        };
-        const call: CallContext = { holderId: LOCAL_HOLDER, resolve: (value) => settle(copyJson(value)), reject };
-        try {
-          const result = registry.execute(call, kind, name, op, copyJson(args), init);
-          if (result !== PENDING) call.resolve(result);
-        } catch (error) {
-          reject(error);
-        }
-      }),
+    call: (kind, name, op, args, init) => {
+      try {
+        return Promise.resolve(execute(LOCAL_HOLDER, kind, name, op, args, init));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     watch: async (name, listener) => watchCopies(name, listener),
     counters: {
       cached: (name) => (registry.objects.get(name)?.kind !== 'counter' ? undefined : isPersisted(name) ? NO_SLOT : counters.slotOf(name)),
@@ -201,6 +228,7 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
       return port2;
     },
     releaseHolder,
+    execute,
     local: createSharedState(localTransport),
     describe: () => registry.describe(),
     get: (name) => registry.get(name),

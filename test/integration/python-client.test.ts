@@ -15,7 +15,6 @@ import { SERVICE_MODULES, testBrokers, uniqueName, waitFor } from '../helpers.js
  */
 const CLIENT_DIR = join(packageRoot(), 'clients', 'python');
 const WHARF_ADDS = 2 * 3_000;
-const NO_STATE_CALL = 'the supervisor does not serve state.call (operations on shared objects): see docs/python.md';
 
 /** The first python3 that imports kafka, else the first that runs at all (its Kafka tests then skip, except in CI). */
 function choosePython(): { python: string; kafka: boolean } {
@@ -127,19 +126,16 @@ describe('the Python client (clients/python)', () => {
     expect(run.code, report).toBe(0);
     const ran = Number(/Ran (\d+) tests?/.exec(run.output)?.[1] ?? 0);
     expect(ran, report).toBeGreaterThanOrEqual(25);
-    // Skips only for what this machine lacks, never silently: each reason must be one allowed here.
+    // Skips only for what this machine lacks (kafka-python, outside CI), never silently.
     const skips = [...run.output.matchAll(/\.\.\. skipped '([^']*)'/g)].map((m) => m[1]!);
-    const allowed = new Set<string>();
-    if (!methods.includes('state.call')) allowed.add(NO_STATE_CALL);
     for (const reason of skips) {
       const kafkaMissing = reason.startsWith('kafka-python is not importable') && !kafka && !ci;
-      expect(kafkaMissing || allowed.has(reason), `unexpected skip "${reason}"\n${report}`).toBe(true);
+      expect(kafkaMissing, `unexpected skip "${reason}"\n${report}`).toBe(true);
     }
     if (skips.length > 0) process.stderr.write(`python-client: ${skips.length} Python tests skipped: ${[...new Set(skips)].join('; ')}\n`);
   });
 
-  it('the supervisor serves state.call, which the Python proxies (counter, map, lock, …) need', (ctx) => {
-    if (!methods.includes('state.call')) ctx.skip(`${NO_STATE_CALL} (welcome lists: ${methods.join(', ')})`);
-    expect(methods).toContain('state.call');
+  it('the supervisor serves state.call, which the Python proxies (counter, map, lock, …) need', () => {
+    expect(methods, 'the welcome of `npm start`').toContain('state.call');
   });
 });
