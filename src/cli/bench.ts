@@ -15,6 +15,7 @@ interleaved repetitions:
   scaling    1, 2 and 4 wharf workers vs the bare consumer with a CPU-bound handler (~1 ms of hashing per message)
   state      shared state vs comlink and Python's multiprocessing.Manager (scripts/bench/state.ts)
   roundtrip  request/reply through Jarvis vs a bare kafkajs responder, awaited and 100 in flight
+  python     the Python client (clients/python) vs Python's multiprocessing.Manager, awaited and pipelined
 Writes the figures to bench/results/<timestamp>.json so runs can be compared.
 A full run takes about 10 minutes on 2 cores; --quick about 3.
 

@@ -1,4 +1,5 @@
 import type { BenchReport, RoundTrip } from './bench.js';
+import type { PythonClientBenchReport } from './bench-python.js';
 import type { Sampled } from './bench-stats.js';
 
 /** The benchmark's table for people: medians, their spread, and each ratio against its target. */
@@ -68,6 +69,28 @@ export function formatBench(report: BenchReport, file: string | null): string {
     out.push(...roundTripLines('awaited one at a time', report.roundtrip.awaited));
     out.push(...roundTripLines(`${report.roundtrip.pipelined.inFlight} in flight`, report.roundtrip.pipelined), '');
   }
+  if (report.python) {
+    out.push('(5) the Python client (clients/python) vs multiprocessing.Manager: operations/s, all processes together');
+    if ('error' in report.python) out.push(`  not measured: ${report.python.error}`, '');
+    else out.push(...formatPythonBench(report.python).map((l) => `  ${l}`), '');
+  }
   if (file) out.push(`results: ${file}`);
   return out.join('\n') + '\n';
+}
+
+/** The Python section's table, also printed by dist/scripts/bench/python-client.js alone. */
+export function formatPythonBench(r: PythonClientBenchReport): string[] {
+  const line = (cells: string[]) => [cells[0]!.padStart(9), cells[1]!.padEnd(44), ...cells.slice(2, 4).map((c) => c.padStart(24)), cells[4]!.padStart(7)].join('  ');
+  const cell = (count: string, measure: keyof PythonClientBenchReport['opsPerSec'][string]) => {
+    const [min, max] = r.spread[count]?.[measure] ?? [NaN, NaN];
+    return `${n(r.opsPerSec[count]?.[measure])} (${n(min)}–${n(max)})`;
+  };
+  const lines = [line(['processes', 'measure', 'wharf client (min–max)', 'Manager (min–max)', 'ratio'])];
+  for (const [count, ratios] of Object.entries(r.clientVsManager)) {
+    lines.push(line([count, 'awaited round trip (m[k] = v / d[k] = v)', cell(count, 'wharf.awaited'), cell(count, 'manager.awaited'), x(ratios.awaited)]));
+    lines.push(line([count, `pipelined, ${r.window} in flight (vs awaited)`, cell(count, 'wharf.pipelined'), cell(count, 'manager.awaited'), x(ratios.pipelined)]));
+    lines.push(line([count, 'exact counter add (add / Value + Lock)', cell(count, 'wharf.counter'), cell(count, 'manager.counter'), x(ratios.counter)]));
+  }
+  lines.push(`Python ${r.python} (${r.executable}), median of ${r.reps} interleaved reps${r.quick ? ' (--quick)' : ''}, load average ${r.loadavg.join(' ')} at the end; a Manager cannot pipeline`);
+  return lines;
 }

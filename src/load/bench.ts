@@ -3,6 +3,7 @@ import type { Kafka } from 'kafkajs';
 import { createKafka } from '../kafka/client.js';
 import type { Logger } from '../log.js';
 import { consumeWithKafkajs, consumeWithWharf, type DrainMeasure } from './bench-consume.js';
+import { runPythonClientBench, type PythonClientBenchReport } from './bench-python.js';
 import { runStateBench, type StateBenchReport } from './bench-state.js';
 import { interleave, ratio, sampled, type Sampled } from './bench-stats.js';
 import { calibrateCpuWork } from './cpu-work.js';
@@ -13,7 +14,7 @@ import { resolveTarget } from './target.js';
  * `npm run bench`: wharf against baselines measured in the same run on the same broker, each a
  * ratio of medians over interleaved repetitions (bench-stats.ts says why).
  */
-export const SECTIONS = ['consume', 'scaling', 'state', 'roundtrip'] as const;
+export const SECTIONS = ['consume', 'scaling', 'state', 'roundtrip', 'python'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -44,6 +45,8 @@ export interface BenchReport {
   scaling?: { messages: number; partitions: number; msPerMessage: number; iterations: number; variants: Record<string, DrainSummary>; vsKafkajs: Record<string, number | null>; target: number };
   state?: StateBenchReport | { error: string };
   roundtrip?: { workers: number; awaited: RoundTrip; pipelined: RoundTrip & { inFlight: number } };
+  /** The Python client (clients/python) vs multiprocessing.Manager; `clientVsManager` holds the ratios. */
+  python?: PythonClientBenchReport | { error: string };
 }
 
 export interface RoundTrip {
@@ -149,6 +152,11 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       const awaited = await measure(sizes.awaited, 1);
       const pipelined = { ...(await measure(sizes.pipelined, IN_FLIGHT)), inFlight: IN_FLIGHT };
       report.roundtrip = { workers: 1, awaited, pipelined };
+    }
+
+    if (sections.includes('python')) {
+      say('python: the Python client vs multiprocessing.Manager (scripts/bench/python_client.py)…');
+      report.python = await runPythonClientBench({ reps, quick, logger, say }).catch((error: Error) => ({ error: error.message }));
     }
   } finally {
     await admin.disconnect();
