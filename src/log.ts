@@ -50,19 +50,23 @@ export function childLogger(parent: Logger, bindings: LogBindings): Logger {
 }
 
 /**
- * Routes kafkajs's logs into a pino logger at matching levels.
- * kafkajs logs every failed broker response at ERROR from its Connection before its retry layer
- * decides anything; whatever is final reaches the caller as a thrown error, so those lines are
- * demoted to debug instead of alarming operators with retried, transient failures.
+ * Routes kafkajs's logs into a pino logger. Error level means someone should act, and kafkajs
+ * logs at ERROR what it is about to retry: every failed broker response from its Connection
+ * (demoted to debug), a consumer that crashed and restarts itself, a send it retries ("The
+ * coordinator is loading…" during a restore, a broker that died). Whatever is final reaches
+ * wharf as a thrown error or a crash event, which wharf logs at the level it deserves; so
+ * kafkajs's own errors become one-line warnings, their stacks kept for debug.
  */
 export function kafkaLogCreator(logger: Logger): logCreator {
   return () => ({ namespace, level, log }) => {
-    const { message, timestamp: _ts, logger: _name, ...extra } = log as Record<string, unknown> & { message: string };
+    const { message, timestamp: _ts, logger: _name, stack, ...extra } = log as Record<string, unknown> & { message: string };
     const fields = { component: 'kafkajs', namespace, ...extra };
-    if (level === KafkaLogLevel.ERROR && namespace !== 'Connection') logger.error(fields, message);
-    else if (level === KafkaLogLevel.WARN) logger.warn(fields, message);
+    if (level === KafkaLogLevel.ERROR && namespace !== 'Connection') {
+      logger.warn(fields, message);
+      if (stack) logger.debug({ ...fields, stack }, message);
+    } else if (level === KafkaLogLevel.WARN) logger.warn(fields, message);
     else if (level === KafkaLogLevel.INFO) logger.info(fields, message);
-    else logger.debug(fields, message);
+    else logger.debug(stack ? { ...fields, stack } : fields, message);
   };
 }
 
