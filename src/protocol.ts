@@ -11,7 +11,9 @@ import type { MessagePort } from 'node:worker_threads';
 import type { DeliveryOptions } from './config/schema.js';
 import type { ConsumerStats } from './kafka/consumer-runner.js';
 import type { RequesterStats } from './kafka/request-reply.js';
-import type { Role } from './supervisor/status.js';
+import type { PoolHealth, Role } from './status.js';
+
+export type { PoolHealth };
 
 /** What a worker is started with (structured-cloned; the state port is transferred). */
 export interface WorkerData {
@@ -51,36 +53,6 @@ export interface WorkerCounters {
 
 /** What a worker's consumer runner and requester have done; see docs/messaging.md. */
 export type DeliveryCounters = ConsumerStats & Omit<RequesterStats, 'pending'> & { pendingRequests: number };
-
-/**
- * The health of a consumer worker's thread pool (`consumes.concurrency`; src/pool/), sent with
- * every heartbeat and shown by `npm run admin -- workers`.
- */
-export interface PoolHealth {
-  mode: 'key' | 'partition' | 'unordered';
-  /** Threads set up and taking tasks, of `maxThreads`. */
-  threads: number;
-  maxThreads: number;
-  /** Messages taken from Kafka and not finished, of `maxInFlight` (fetching pauses there). */
-  inFlight: number;
-  maxInFlight: number;
-  /** On a thread now. */
-  running: number;
-  /** Free to run, waiting for a thread. */
-  queued: number;
-  /** Behind an earlier message of the same key (or partition) that has not finished. */
-  waitingOnKey: number;
-  /** Waiting out a retry backoff, or being parked in the dead-letter topic. */
-  retrying: number;
-  /** Attempts the threads ran to the end. */
-  completed: number;
-  /** Time spent in handlers, all threads together, since the worker started. */
-  busyMs: number;
-  /** Busy time / (threads × wall time) over the last second, 0..1. */
-  utilization: number;
-  /** Pool threads that ended (crash, process.exit, out of memory) and were replaced. */
-  threadExits: number;
-}
 
 export type WorkerToSupervisor =
   | { type: 'ready' }

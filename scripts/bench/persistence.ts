@@ -18,7 +18,7 @@ import { createKafka } from '../../src/kafka/client.js';
 import { resolveBroker } from '../../src/kafka/broker.js';
 import { median } from '../../src/load/bench-stats.js';
 import { createLogger } from '../../src/log.js';
-import { createChangelog, type Changelog } from '../../src/state/changelog.js';
+import { createChangelog, type Changelog } from '../../src/persist/changelog.js';
 import { createStateClient } from '../../src/state/client.js';
 import { createStateStore, type StateStore } from '../../src/state/store.js';
 

@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import { UsageError } from '../errors.js';
-import type { DeadLetterDetail, DeadLetterEntry } from '../kafka/dead-letter-admin.js';
-import type { AdminClient } from '../state/admin-client.js';
+import type { DeadLetterDetail, DeadLetterEntry } from '../admin/dead-letter.js';
+import type { AdminClient } from '../admin/client.js';
 import { intFlag, writeJson } from './args.js';
 
 /** `npm run admin -- dlq …`: the dead letters of the running supervisor's topics. */

@@ -3,9 +3,9 @@ import type { Writable } from 'node:stream';
 import { WORKER_LIMITS } from '../config/schema.js';
 import { UsageError, WharfError } from '../errors.js';
 import { stateHome } from '../paths.js';
-import { connectAdmin, type AdminClient } from '../state/admin-client.js';
-import { ErrorCodes, type StateChange } from '../state/admin-protocol.js';
-import type { SupervisorStatus } from '../supervisor/status.js';
+import { connectAdmin, type AdminClient } from '../admin/client.js';
+import { ErrorCodes, type StateChange } from '../admin/protocol.js';
+import type { SupervisorStatus } from '../status.js';
 import { DLQ_HELP, DLQ_USAGE, parseDlq, runDlq } from './admin-dlq.js';
 import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from './args.js';
 

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { packageRoot } from '../paths.js';
-import { startAdminServer } from '../state/admin-server.js';
-import { adminStateApi } from '../state/admin-state.js';
+import { startAdminServer } from '../admin/server.js';
+import { adminStateApi } from '../admin/state.js';
 import { createStateStore } from '../state/store.js';
-import type { SupervisorStatus } from '../supervisor/status.js';
+import type { SupervisorStatus } from '../status.js';
 
 /**
  * The Python client (clients/python) against Python's own multiprocessing.Manager: what a Python

@@ -6,7 +6,7 @@ import { copyJson } from './json.js';
 import { createLeases } from './leases.js';
 import { isStateKind, type ObjectInit } from './messages.js';
 import { describeObject, type CallContext, type ObjectEnv, type StateObject } from './object.js';
-import type { Persister } from './persist-tracker.js';
+import type { Persister } from './persister.js';
 import { createEvent, createQueue } from './signals.js';
 import type { ObjectSnapshot, StateKind } from './types.js';
 import type { WatchRegistry } from './watchers.js';

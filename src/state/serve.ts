@@ -5,7 +5,7 @@ import {
   decodeClientFrame, encodeError, frameId, STATE_PROTOCOL_VERSION, type ClientFrame, type OwnerFrame, type ReplyFrame, type WelcomeMessage,
 } from './messages.js';
 import { PENDING, type CallContext } from './object.js';
-import type { Persister } from './persist-tracker.js';
+import type { Persister } from './persister.js';
 import type { Registry } from './registry.js';
 import type { StateListener } from './types.js';
 

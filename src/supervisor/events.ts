@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { Role } from './status.js';
+import type { Role } from '../status.js';
 
 /** Lifecycle events of a supervisor, named `noun:verb`. */
 export interface SupervisorEventMap {

@@ -1,5 +1,5 @@
 import { WharfError } from '../errors.js';
-import type { WorkerState } from './status.js';
+import type { WorkerState } from '../status.js';
 
 /**
  * A worker's lifecycle as an explicit table. `crashed → starting` is a restart;

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { createStateStore, type StateStore } from '../state/store.js';
 import { createSupervisorEvents, type SupervisorEvents } from './events.js';
 import { createRestartPolicy, type RestartPolicy } from './restart-policy.js';
-import type { Role, ServiceHealth, SupervisorStatus } from './status.js';
+import type { Role, ServiceHealth, SupervisorStatus } from '../status.js';
 import { createWorkerSlot, type WorkerSlot } from './worker-slot.js';
 
 export interface SupervisorOptions {

@@ -4,7 +4,7 @@ import { compiled } from '../paths.js';
 import { isWorkerMessage, type PoolHealth, type SupervisorToWorker, type WorkerData, type WorkerToSupervisor } from '../protocol.js';
 import type { StateStore } from '../state/store.js';
 import { assertTransition } from './lifecycle.js';
-import type { Role, WorkerState, WorkerStatus } from './status.js';
+import type { Role, WorkerState, WorkerStatus } from '../status.js';
 
 /**
  * One supervised place for a worker: `tony/consumer/0` keeps its id, counters and restart count

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { WorkerData } from '../protocol.js';
 import type { InboundMessage, MessageContext, RoleContext } from '../service.js';
 import type { SharedState } from '../state/client.js';
-import type { Role } from '../supervisor/status.js';
+import type { Role } from '../status.js';
 
 export interface RoleContextParts {
   /** Who runs the role: a worker's WorkerData, or a pool thread's data with the same fields. */

@@ -13,7 +13,7 @@ import { createWorkerPoolRunner } from '../pool/pool-runner.js';
 import type { DeliveryCounters, PoolHealth, SupervisorToWorker, WorkerData, WorkerToSupervisor } from '../protocol.js';
 import type { DefinedService } from '../service.js';
 import { createStateClient } from '../state/client.js';
-import type { Role } from '../supervisor/status.js';
+import type { Role } from '../status.js';
 import { roleContext, runHandler } from './context.js';
 import { startProducerLoop } from './producer-loop.js';
 

@@ -7,7 +7,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { main } from '../../src/cli.js';
 import { createLogger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
-import type { SupervisorStatus } from '../../src/supervisor/status.js';
+import type { SupervisorStatus } from '../../src/status.js';
 import { SERVICE_MODULES, testBrokers, uniqueName, waitFor } from '../helpers.js';
 
 /**

@@ -13,7 +13,7 @@ import { createLedger } from '../../src/load/ledger.js';
 import { correlatedSeq } from '../../src/load/request.js';
 import { createTimeline } from '../../src/load/timeline.js';
 import { stateHome } from '../../src/paths.js';
-import { createChangelog } from '../../src/state/changelog.js';
+import { createChangelog } from '../../src/persist/changelog.js';
 import { SERVICE_MODULES, startSupervisor, testLogger, uniqueName, waitFor } from '../helpers.js';
 
 /**

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { producerConfig } from '../../src/kafka/client.js';
 import { compiled } from '../../src/paths.js';
-import type { SupervisorStatus } from '../../src/supervisor/status.js';
+import type { SupervisorStatus } from '../../src/status.js';
 import { createTopic, kafkaForTest, SERVICE_MODULES, testBrokers, uniqueName, waitFor } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wharf-pool-'));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compiled, packageRoot } from '../../src/paths.js';
-import { connectAdmin } from '../../src/state/admin-client.js';
+import { connectAdmin } from '../../src/admin/client.js';
 import { SERVICE_MODULES, testBrokers, uniqueName, waitFor } from '../helpers.js';
 
 /**

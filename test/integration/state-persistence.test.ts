@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { deadLetterTopic } from '../../src/kafka/dead-letter.js';
 import { compiled } from '../../src/paths.js';
-import { openStatePersistence, type PersistSettings, type StatePersistence } from '../../src/state/persist-start.js';
+import { openStatePersistence, type PersistSettings, type StatePersistence } from '../../src/persist/open.js';
 import type { StateStore } from '../../src/state/store.js';
 import { createTopic, kafkaForTest, SERVICE_MODULES, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
 

@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { main } from '../../src/cli.js';
-import { deadLetterMethods, type DeadLetterAdmin, type DeadLetterEntry } from '../../src/kafka/dead-letter-admin.js';
-import { startAdminServer } from '../../src/state/admin-server.js';
+import { deadLetterMethods, type DeadLetterAdmin, type DeadLetterEntry } from '../../src/admin/dead-letter.js';
+import { startAdminServer } from '../../src/admin/server.js';
 import { memoryApi, silentLogger, tempDir } from './admin/fixtures.js';
 
 async function admin(args: string[], env: NodeJS.ProcessEnv) {

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { computeProof, newNonce } from '../../../src/state/admin-auth.js';
-import { connectAdmin } from '../../../src/state/admin-client.js';
-import { encodeFrame } from '../../../src/state/admin-protocol.js';
+import { computeProof, newNonce } from '../../../src/admin/auth.js';
+import { connectAdmin } from '../../../src/admin/client.js';
+import { encodeFrame } from '../../../src/admin/protocol.js';
 import { memoryApi, rawConnection, serverForTest, tempDir, TEST_KEY, waitFor } from './fixtures.js';
 
 const DELAY = 150;

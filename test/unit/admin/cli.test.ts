@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { main } from '../../../src/cli.js';
 import { compiled } from '../../../src/paths.js';
-import { startAdminServer } from '../../../src/state/admin-server.js';
+import { startAdminServer } from '../../../src/admin/server.js';
 import { memoryApi, silentLogger, tempDir, waitFor } from './fixtures.js';
 
 /** `wharf admin …` in this process, as `npm run admin` runs it, with its output captured. */

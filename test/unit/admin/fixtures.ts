@@ -6,11 +6,11 @@ import { onTestFinished } from 'vitest';
 import { workerCountError } from '../../../src/config/schema.js';
 import { WharfError } from '../../../src/errors.js';
 import { createLogger, type Logger } from '../../../src/log.js';
-import { startAdminServer, type AdminApi, type AdminServer, type AdminServerOptions } from '../../../src/state/admin-server.js';
-import { connectAdmin, type AdminClient, type ConnectAdminOptions } from '../../../src/state/admin-client.js';
-import { computeProof, newNonce } from '../../../src/state/admin-auth.js';
-import { CLIENT_MAX_FRAME_BYTES, createFrameDecoder, encodeFrame, type StateChange } from '../../../src/state/admin-protocol.js';
-import type { SupervisorStatus } from '../../../src/supervisor/status.js';
+import { startAdminServer, type AdminApi, type AdminServer, type AdminServerOptions } from '../../../src/admin/server.js';
+import { connectAdmin, type AdminClient, type ConnectAdminOptions } from '../../../src/admin/client.js';
+import { computeProof, newNonce } from '../../../src/admin/auth.js';
+import { CLIENT_MAX_FRAME_BYTES, createFrameDecoder, encodeFrame, type StateChange } from '../../../src/admin/protocol.js';
+import type { SupervisorStatus } from '../../../src/status.js';
 import { waitFor } from '../../wait.js';
 
 /**

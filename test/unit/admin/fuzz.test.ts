@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { connectAdmin } from '../../../src/state/admin-client.js';
+import { connectAdmin } from '../../../src/admin/client.js';
 import { clientForTest, memoryApi, rawConnection, serverForTest, TEST_KEY, waitFor, type RawConnection } from './fixtures.js';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { connectAdmin } from '../../../src/state/admin-client.js';
-import type { StateChange } from '../../../src/state/admin-protocol.js';
+import { connectAdmin } from '../../../src/admin/client.js';
+import type { StateChange } from '../../../src/admin/protocol.js';
 import { clientForTest, memoryApi, rawConnection, serverForTest, TEST_KEY, waitFor } from './fixtures.js';
 
 describe('admin server limits', () => {

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../../src/paths.js';
-import { computeProof, proofMatches } from '../../../src/state/admin-auth.js';
-import { checkRequest, createFrameDecoder, DEFAULT_ADMIN_LIMITS, encodeFrame, parseFrame, resolveLimits, type AdminLimits } from '../../../src/state/admin-protocol.js';
+import { computeProof, proofMatches } from '../../../src/admin/auth.js';
+import { checkRequest, createFrameDecoder, DEFAULT_ADMIN_LIMITS, encodeFrame, parseFrame, resolveLimits, type AdminLimits } from '../../../src/admin/protocol.js';
 
 const frame = (value: unknown) => encodeFrame(value as object, 1 << 20);
 const body = (text: string) => Buffer.from(text, 'utf8');

@@ -2,10 +2,10 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connectAdmin } from '../../../src/state/admin-client.js';
-import type { StateChange } from '../../../src/state/admin-protocol.js';
-import { startAdminServer } from '../../../src/state/admin-server.js';
-import { MAX_UNIX_PATH_BYTES } from '../../../src/state/connection-file.js';
+import { connectAdmin } from '../../../src/admin/client.js';
+import type { StateChange } from '../../../src/admin/protocol.js';
+import { startAdminServer } from '../../../src/admin/server.js';
+import { MAX_UNIX_PATH_BYTES } from '../../../src/admin/connection-file.js';
 import { clientForTest, memoryApi, serverForTest, silentLogger, tempDir, TEST_KEY, waitFor } from './fixtures.js';
 
 describe('admin server', () => {

@@ -1,13 +1,13 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { connectAdmin, type AdminClient } from '../../../src/state/admin-client.js';
-import { STATE_CALL_OPS } from '../../../src/state/admin-protocol.js';
-import { startAdminServer } from '../../../src/state/admin-server.js';
-import { adminStateApi } from '../../../src/state/admin-state.js';
-import type { ChangelogSink } from '../../../src/state/persist-tracker.js';
+import { connectAdmin, type AdminClient } from '../../../src/admin/client.js';
+import { STATE_CALL_OPS } from '../../../src/admin/protocol.js';
+import { startAdminServer } from '../../../src/admin/server.js';
+import { adminStateApi } from '../../../src/admin/state.js';
+import type { ChangelogSink } from '../../../src/state/persister.js';
 import { createStateStore, type StateStore, type StateStoreOptions } from '../../../src/state/store.js';
 import { STATE_KINDS } from '../../../src/state/types.js';
 import { clientForTest, memoryApi, rawConnection, serverForTest, silentLogger, tempDir, TEST_KEY, waitFor } from './fixtures.js';
-import type { AdminLimits } from '../../../src/state/admin-protocol.js';
+import type { AdminLimits } from '../../../src/admin/protocol.js';
 
 /**
  * `state.call` against a real store: what the Python client's proxies send. One operation of an

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   createChangelogFold, createNameMatcher, entryKey, entryRecord, MARKER_KEY, objectKey, objectRecord, tombstone, type ChangelogRecord,
-} from '../../../src/state/persist-records.js';
-import { persistSettings } from '../../../src/state/persist-start.js';
+} from '../../../src/state/changelog-records.js';
+import { persistSettings } from '../../../src/persist/open.js';
 import { demoConfig } from '../../../src/config/demo.js';
 
 /** The record layout and the fold that restores from it, without a broker. */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStateClient, type StateClient } from '../../../src/state/client.js';
-import { createChangelogFold, createNameMatcher, type ChangelogRecord } from '../../../src/state/persist-records.js';
-import type { ChangelogSink } from '../../../src/state/persist-tracker.js';
+import { createChangelogFold, createNameMatcher, type ChangelogRecord } from '../../../src/state/changelog-records.js';
+import type { ChangelogSink } from '../../../src/state/persister.js';
 import { createStateStore, type StateStore, type StateStoreOptions } from '../../../src/state/store.js';
 import { waitFor } from '../../helpers.js';
 

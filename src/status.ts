@@ -1,5 +1,3 @@
-import type { PoolHealth } from '../protocol.js';
-
 /** What a running supervisor reports about itself (admin `workers`, status files, tests). */
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopped' | 'crashed';
 export type Role = 'consumer' | 'producer';
@@ -42,4 +40,34 @@ export interface SupervisorStatus {
   brokers: string[];
   services: ServiceStatus[];
   workers: WorkerStatus[];
+}
+
+/**
+ * The health of a consumer worker's thread pool (`consumes.concurrency`; src/pool/), sent with
+ * every heartbeat and shown by `npm run admin -- workers`.
+ */
+export interface PoolHealth {
+  mode: 'key' | 'partition' | 'unordered';
+  /** Threads set up and taking tasks, of `maxThreads`. */
+  threads: number;
+  maxThreads: number;
+  /** Messages taken from Kafka and not finished, of `maxInFlight` (fetching pauses there). */
+  inFlight: number;
+  maxInFlight: number;
+  /** On a thread now. */
+  running: number;
+  /** Free to run, waiting for a thread. */
+  queued: number;
+  /** Behind an earlier message of the same key (or partition) that has not finished. */
+  waitingOnKey: number;
+  /** Waiting out a retry backoff, or being parked in the dead-letter topic. */
+  retrying: number;
+  /** Attempts the threads ran to the end. */
+  completed: number;
+  /** Time spent in handlers, all threads together, since the worker started. */
+  busyMs: number;
+  /** Busy time / (threads × wall time) over the last second, 0..1. */
+  utilization: number;
+  /** Pool threads that ended (crash, process.exit, out of memory) and were replaced. */
+  threadExits: number;
 }

@@ -1,12 +1,12 @@
 import type { Socket } from 'node:net';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { AdminApi } from './admin-server.js';
-import { computeProof, newNonce, NONCE_BYTES, proofMatches } from './admin-auth.js';
+import type { AdminApi } from './api.js';
+import { computeProof, newNonce, NONCE_BYTES, proofMatches } from './auth.js';
 import {
   checkRequest, createFrameDecoder, encodeFrame, errorFrame, ErrorCodes, hasOnlyKeys, isHex, isPlainObject, MAX_AUTH_FRAME_BYTES, METHOD_PARAMS,
   parseFrame, PROTOCOL_VERSION, SUPPORTED_VERSIONS, toWireError, type AdminLimits, type StateChange, type WireError,
-} from './admin-protocol.js';
+} from './protocol.js';
 
 /** One authenticated admin connection: the handshake, then requests and watch streams. */
 

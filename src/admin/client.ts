@@ -2,12 +2,12 @@ import { connect, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { TimeoutError, WharfError } from '../errors.js';
 import { stateHome } from '../paths.js';
-import type { SupervisorStatus } from '../supervisor/status.js';
-import { computeProof, newNonce, proofMatches, readKeyFile } from './admin-auth.js';
+import type { SupervisorStatus } from '../status.js';
+import { computeProof, newNonce, proofMatches, readKeyFile } from './auth.js';
 import {
   CLIENT_MAX_FRAME_BYTES, createFrameDecoder, encodeFrame, ErrorCodes, fromWireError, isHex, isPlainObject, parseFrame,
   PROTOCOL_VERSION, SUPPORTED_VERSIONS, type StateChange, type WireError,
-} from './admin-protocol.js';
+} from './protocol.js';
 import { connectionFilePath, findSupervisor, readConnectionFile, type ConnectionInfo } from './connection-file.js';
 
 export interface ConnectAdminOptions {

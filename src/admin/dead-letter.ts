@@ -4,10 +4,10 @@ import type { Kafka, KafkaMessage } from 'kafkajs';
 import { DeadLetterNotFoundError, UsageError, WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SharedState } from '../state/types.js';
-import { createKafka, producerConfig } from './client.js';
-import { HEADERS, headersToStrings } from './codec.js';
-import { DLQ_HEADER_PREFIX, DLQ_HEADERS, DLQ_SUFFIX, deadLetterTopic } from './dead-letter.js';
-import { readTopic } from './topic-reader.js';
+import { createKafka, producerConfig } from '../kafka/client.js';
+import { HEADERS, headersToStrings } from '../kafka/codec.js';
+import { DLQ_HEADER_PREFIX, DLQ_HEADERS, DLQ_SUFFIX, deadLetterTopic } from '../kafka/dead-letter.js';
+import { readTopic } from '../kafka/topic-reader.js';
 
 /** One dead letter as `dlq list` shows it. `id` is `<dlq-topic>/<partition>/<offset>`. */
 export interface DeadLetterEntry {

@@ -1,6 +1,6 @@
-import type { AdminApi } from './admin-server.js';
-import type { StateStore } from './store.js';
-import type { StateKind } from './types.js';
+import type { AdminApi } from './api.js';
+import type { StateStore } from '../state/store.js';
+import type { StateKind } from '../state/types.js';
 
 /**
  * The store as the admin socket sees it: whole objects (`state.get/set/delete/snapshot/watch`)

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { CallContext, StateObject } from './object.js';
 import {
   entryKey, entryRecord, ENTRY_KINDS, objectKey, objectRecord, PERSISTED_KINDS, tombstone, type ChangelogRecord, type EntryKey,
-} from './persist-records.js';
+} from './changelog-records.js';
 import type { StateKind } from './types.js';
 
 /**

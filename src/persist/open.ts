@@ -2,8 +2,8 @@ import { ConfigError, WharfError } from '../errors.js';
 import { createKafka } from '../kafka/client.js';
 import type { Logger } from '../log.js';
 import { createChangelog, type Changelog } from './changelog.js';
-import { createChangelogFold, createNameMatcher } from './persist-records.js';
-import { createStateStore, type StateStore, type StateStoreOptions } from './store.js';
+import { createChangelogFold, createNameMatcher } from '../state/changelog-records.js';
+import { createStateStore, type StateStore, type StateStoreOptions } from '../state/store.js';
 
 /**
  * Opening the shared state of a supervisor: when objects are persisted, replay their changelog

@@ -4,8 +4,8 @@ import { describeError, WharfError } from '../errors.js';
 import { consumerConfig, producerConfig } from '../kafka/client.js';
 import { ensureTopics } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
-import { MARKER_KEY, type ChangelogRecord } from './persist-records.js';
-import type { ChangelogSink } from './persist-tracker.js';
+import { MARKER_KEY, type ChangelogRecord } from '../state/changelog-records.js';
+import type { ChangelogSink } from '../state/persister.js';
 
 /**
  * The compacted Kafka topic behind persisted shared state: one partition, so the log has one

@@ -1,6 +1,6 @@
 import { WORKER_LIMITS } from '../config/schema.js';
 import { ConfigError, WharfError } from '../errors.js';
-import { STATE_KINDS, type StateKind } from './types.js';
+import { STATE_KINDS, type StateKind } from '../state/types.js';
 
 /**
  * The admin socket's wire format, shared by server and client: frames, codec, limits, codes.

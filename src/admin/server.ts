@@ -3,39 +3,15 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { SupervisorStatus } from '../supervisor/status.js';
-import { checkAuthkey, generateAuthkey, writeKeyFile } from './admin-auth.js';
-import { encodeFrame, errorFrame, ErrorCodes, METHOD_PARAMS, resolveLimits, type AdminLimits, type StateChange } from './admin-protocol.js';
+import { checkAuthkey, generateAuthkey, writeKeyFile } from './auth.js';
+import { encodeFrame, errorFrame, ErrorCodes, METHOD_PARAMS, resolveLimits, type AdminLimits } from './protocol.js';
 import {
   connectionFilePath, KEY_FILE, refuseIfInUse, removeConnectionFile, removeStaleSocket, unixSocketPath, writeConnectionFile, type AdminTransport, type ConnectionInfo,
 } from './connection-file.js';
-import { openSession, type MethodHandler, type ServerContext } from './admin-session.js';
-import type { ObjectInit } from './messages.js';
-import type { StateKind } from './types.js';
+import { openSession, type MethodHandler, type ServerContext } from './session.js';
+import type { AdminApi } from './api.js';
 
-/** What the supervisor lets the admin socket see and do; the server is generic over it. */
-export interface AdminApi {
-  state: {
-    describe(): { name: string; kind: string; size: number }[];
-    get(name: string): { kind: string; value: unknown } | undefined;
-    set(name: string, value: unknown, kind?: string): void;
-    delete(name: string): boolean;
-    snapshot(): Record<string, { kind: string; value: unknown }>;
-    watch(name: string | undefined, listener: (change: StateChange) => void): () => void;
-    /**
-     * `state.call`: one operation (already checked against STATE_CALL_OPS) in the name of
-     * `holderId`, one holder per connection; its result, or a promise of it when it waits. Given
-     * together with `release`, which the server calls when that connection closes.
-     */
-    call?(holderId: string, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): unknown;
-    /** Frees what the holder held (locks, permits) and cancels its waits. */
-    release?(holderId: string): void;
-  };
-  status(): SupervisorStatus;
-  scale(service: string, consumers: number): Promise<SupervisorStatus>;
-  /** More methods by wire name (`dlq.list` …): params as sent, result must be JSON-encodable. */
-  extra?: Record<string, (params: unknown) => Promise<unknown>>;
-}
+export type { AdminApi };
 
 export interface AdminServerOptions {
   api: AdminApi;

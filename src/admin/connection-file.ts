@@ -2,7 +2,7 @@ import { lstatSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WharfError } from '../errors.js';
-import { ErrorCodes, isPlainObject } from './admin-protocol.js';
+import { ErrorCodes, isPlainObject } from './protocol.js';
 
 /**
  * The file through which `npm run admin` finds the supervisor started from the same folder:

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { ConfigError, WharfError } from '../errors.js';
-import { ErrorCodes, isHex } from './admin-protocol.js';
+import { ErrorCodes, isHex } from './protocol.js';
 
 /**
  * The admin socket's authkey and its HMAC challenge–response (docs/protocol.md, "Handshake").
