@@ -8,7 +8,7 @@
  * every `heartbeatIntervalMs` from its event loop, so a blocked loop shows as silence.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { DeliveryOptions } from './config/schema.js';
+import type { DeliveryOptions } from './delivery.js';
 import type { ConsumerStats } from './kafka/consumer-runner.js';
 import type { RequesterStats } from './kafka/request-reply.js';
 import type { PoolHealth, Role } from './status.js';

@@ -1,9 +1,12 @@
-import type { DeliveryOptions } from './config/schema.js';
+import type { DeliveryOptions } from './delivery.js';
 import type { Codec, CodecName } from './kafka/codec.js';
+import type { InboundMessage, RequestOptions, SendOptions, TopicSpec } from './kafka/message.js';
 import type { MessageSchema } from './kafka/message-schema.js';
 import type { Logger } from './log.js';
 import type { SharedState } from './state/client.js';
 import type { StateChange } from './state/store.js';
+
+export type { InboundMessage, RequestOptions, SendOptions, TopicSpec };
 
 /**
  * What a user writes: a service module whose default export is `defineService({...})`.
@@ -11,34 +14,6 @@ import type { StateChange } from './state/store.js';
  * and may produce on a timer (its producer role). Both get a context with a logger bound to
  * service/role/worker, `send`, and the supervisor's shared state.
  */
-export interface InboundMessage<V = unknown> {
-  value: V;
-  key: string | null;
-  headers: Record<string, string>;
-  topic: string;
-  partition: number;
-  offset: string;
-  timestamp: string;
-}
-
-export interface SendOptions {
-  key?: string | null;
-  headers?: Record<string, string>;
-  partition?: number;
-  /** Encode this value with another codec than the service's (`defineService({ codec })`, JSON by default). */
-  codec?: CodecName | Codec;
-}
-
-export interface RequestOptions<R = unknown> {
-  /** Rejects with a TimeoutError (code ERR_TIMEOUT) when no reply arrived by then; default: the service's `requestTimeoutMs`, else 30 s. */
-  timeoutMs?: number;
-  key?: string | null;
-  headers?: Record<string, string>;
-  codec?: CodecName | Codec;
-  /** Checks the reply; one that fails rejects the request with a SchemaError. */
-  schema?: MessageSchema<R>;
-}
-
 export interface RoleContext<O = Record<string, unknown>> {
   service: string;
   role: 'consumer' | 'producer';
@@ -72,13 +47,6 @@ export interface MessageContext<V = unknown, O = Record<string, unknown>> extend
 export interface ProducerContext<O = Record<string, unknown>> extends RoleContext<O> {
   /** Aborted when the worker drains: a long-running `run` should return soon after. */
   signal: AbortSignal;
-}
-
-export interface TopicSpec {
-  topic: string;
-  numPartitions?: number;
-  replicationFactor?: number;
-  configEntries?: { name: string; value: string }[];
 }
 
 export interface ProducerRole<O = Record<string, unknown>> {

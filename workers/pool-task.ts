@@ -1,7 +1,7 @@
 /**
- * Entry of a consumer worker's pool threads (piscina loads it; see src/pool/task.ts). Its default
+ * Entry of a consumer worker's pool threads (piscina loads it; see src/worker/pool-thread.ts). Its default
  * export is the task function, ready once the thread has its state port and the service loaded.
  */
-import { startPoolThread } from '../src/pool/task.js';
+import { startPoolThread } from '../src/worker/pool-thread.js';
 
 export default await startPoolThread();

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { WharfError } from '../errors.js';
-import type { ConcurrencyOptions } from '../pool/settings.js';
+import { DELIVERY_DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../delivery.js';
+
+export { mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings };
 
 /**
  * The one configuration schema (file < env < flags, see load.ts). Every object is strict, so a
@@ -162,44 +164,6 @@ export interface SupervisorSettings {
   resourceLimits: { maxOldGenerationSizeMb: number; maxYoungGenerationSizeMb?: number };
 }
 
-/** The filled-in delivery settings of one service's consumer role. */
-export interface DeliverySettings {
-  retry: { attempts: number; initialDelayMs: number; maxDelayMs: number };
-  commit: { intervalMs: number; threshold: number };
-  maxInFlight: number;
-  maxInFlightPerPartition: number;
-  partitionsConsumedConcurrently: number;
-  maxMessageBytes: number;
-}
-
-/** What a `consumes` block may set (definition or config): every delivery key optional. */
-export interface DeliveryOptions {
-  retry?: Partial<DeliverySettings['retry']>;
-  commit?: Partial<DeliverySettings['commit']>;
-  maxInFlight?: number;
-  maxInFlightPerPartition?: number;
-  partitionsConsumedConcurrently?: number;
-  maxMessageBytes?: number;
-  /** Handlers in a thread pool: see src/pool/settings.ts and docs/pool.md. */
-  concurrency?: ConcurrencyOptions;
-}
-
-const DELIVERY_KEYS = ['maxInFlight', 'maxInFlightPerPartition', 'partitionsConsumedConcurrently', 'maxMessageBytes'] as const;
-
-/** `over` on top of `under`, key by key, ignoring keys that are absent or undefined (other keys of the objects are left out). */
-export function mergeDeliveryOptions(under: DeliveryOptions, over: DeliveryOptions): DeliveryOptions {
-  const defined = <T extends object>(o: T | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
-  const out: DeliveryOptions = {};
-  for (const key of DELIVERY_KEYS) {
-    const value = over[key] ?? under[key];
-    if (value !== undefined) out[key] = value;
-  }
-  if (under.retry || over.retry) out.retry = { ...defined(under.retry), ...defined(over.retry) };
-  if (under.commit || over.commit) out.commit = { ...defined(under.commit), ...defined(over.commit) };
-  if (under.concurrency || over.concurrency) out.concurrency = { ...defined(under.concurrency), ...defined(over.concurrency) };
-  return out;
-}
-
 export interface ServiceEntry {
   /** Absolute path of the module. */
   module: string;
@@ -230,14 +194,7 @@ export const DEFAULTS = {
     resourceLimits: { maxOldGenerationSizeMb: 512 },
   },
   kafka: { clientId: 'wharf', sessionTimeoutMs: 10_000 },
-  delivery: {
-    retry: { attempts: 3, initialDelayMs: 100, maxDelayMs: 2_000 },
-    commit: { intervalMs: 1_000, threshold: 1_000 },
-    maxInFlight: 1_000,
-    maxInFlightPerPartition: 250,
-    partitionsConsumedConcurrently: 16,
-    maxMessageBytes: 1024 * 1024,
-  },
+  delivery: DELIVERY_DEFAULTS,
   /** ctx.request's deadline when the call and the definition name none. */
   requestTimeoutMs: 30_000,
 } satisfies Omit<WharfConfig, 'source' | 'services' | 'overrides' | 'state'> & { delivery: DeliverySettings; requestTimeoutMs: number };

@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
-import { DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../config/schema.js';
+import { DELIVERY_DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../delivery.js';
 import type { Logger } from '../log.js';
-import type { InboundMessage } from '../service.js';
+import type { InboundMessage } from './message.js';
 import { jsonCodec, type Codec } from './codec.js';
 import { deadLetter } from './dead-letter.js';
 import { createFetchBuffer } from './fetch-buffer.js';
@@ -15,7 +15,7 @@ import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
 
 export type { RetryPolicy } from './retry.js';
-export const DEFAULT_RETRY: RetryPolicy = DEFAULTS.delivery.retry;
+export const DEFAULT_RETRY: RetryPolicy = DELIVERY_DEFAULTS.retry;
 
 export interface ConsumerRunnerOptions {
   kafka: Kafka;
@@ -28,7 +28,7 @@ export interface ConsumerRunnerOptions {
   sender: Sender;
   codec?: Codec;
   schema?: MessageSchema;
-  /** Retries, commits, backpressure, size limit; DEFAULTS.delivery for what is left out. */
+  /** Retries, commits, backpressure, size limit; DELIVERY_DEFAULTS for what is left out. */
   delivery?: DeliveryOptions;
   handle(message: InboundMessage): Promise<void>;
   /** A failure kafkajs will not recover from: the worker should exit and be replaced. */
@@ -83,7 +83,7 @@ export interface ConsumerRunner {
 
 /** Delivery settings with defaults filled and limits made consistent. */
 export function deliverySettings(delivery: DeliveryOptions = {}): DeliverySettings {
-  const d = DEFAULTS.delivery;
+  const d = DELIVERY_DEFAULTS;
   const m = mergeDeliveryOptions(d, delivery);
   const retry = { ...d.retry, ...m.retry };
   const maxInFlight = m.maxInFlight ?? d.maxInFlight;

@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import { MessageTooLargeError } from '../errors.js';
-import type { InboundMessage } from '../service.js';
+import type { InboundMessage } from './message.js';
 import { headersToStrings, type Codec } from './codec.js';
 import { validateMessage, type MessageSchema } from './message-schema.js';
 

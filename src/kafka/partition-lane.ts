@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import type { Logger } from '../log.js';
-import type { InboundMessage } from '../service.js';
+import type { InboundMessage } from './message.js';
 import { HEADERS } from './codec.js';
 import type { DeadLetterReason, DeadLetterSource } from './dead-letter.js';
 import type { InboundDecoder } from './inbound.js';

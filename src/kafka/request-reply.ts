@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs';
 import { TimeoutError, WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { RequestOptions } from '../service.js';
+import type { RequestOptions } from './message.js';
 import { consumerConfig } from './client.js';
 import { CODECS, HEADERS, headersToStrings, jsonCodec } from './codec.js';
 import { validateMessage } from './message-schema.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { KafkaError } from '../errors.js';
-import type { SendOptions } from '../service.js';
+import type { SendOptions } from './message.js';
 import { HEADERS, resolveCodec, type Codec } from './codec.js';
 import { producerConfig } from './client.js';
 import { retryDelay, sleep } from './retry.js';

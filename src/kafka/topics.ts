@@ -1,7 +1,7 @@
 import kafkajs, { type Admin, type ITopicConfig, type Kafka } from 'kafkajs';
 import { KafkaError, TimeoutError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { TopicSpec } from '../service.js';
+import type { TopicSpec } from './message.js';
 import { sleep } from './retry.js';
 
 // kafkajs is CommonJS: its enums are reached through the default export under ESM.

@@ -1,4 +1,7 @@
 import { availableParallelism } from 'node:os';
+import type { ConcurrencyMode, ConcurrencyOptions } from '../delivery.js';
+
+export type { ConcurrencyMode, ConcurrencyOptions };
 
 /**
  * How a consumer worker spreads its messages over a pool of threads (`consumes.concurrency`).
@@ -11,17 +14,7 @@ import { availableParallelism } from 'node:os';
  *   the handler runs off the consumer's thread, so fetching and heartbeats never stall.
  * - `unordered`: any message may run beside any other.
  */
-export type ConcurrencyMode = 'key' | 'partition' | 'unordered';
-
 export const CONCURRENCY_MODES: readonly ConcurrencyMode[] = ['key', 'partition', 'unordered'];
-
-export interface ConcurrencyOptions {
-  mode?: ConcurrencyMode;
-  /** Pool threads per consumer worker; default: the machine's available parallelism. */
-  threads?: number;
-  /** Messages taken from Kafka and not finished, per consumer worker; above it fetching pauses. Default: `consumes.maxInFlight`. */
-  maxInFlight?: number;
-}
 
 /** The filled-in form. */
 export interface PoolSettings {

@@ -10,8 +10,8 @@ import { createSender, type Sender } from '../kafka/sender.js';
 import { createLogger, type Logger } from '../log.js';
 import type { DefinedService, RequestOptions } from '../service.js';
 import { createStateClient } from '../state/client.js';
-import { roleContext, runHandler } from '../worker/context.js';
-import { HELLO, reviveError, serializeError, type Hello, type OwnerToThread, type PoolThreadData, type TaskInput, type TaskResult, type ThreadToOwner } from './messages.js';
+import { roleContext, runHandler } from './context.js';
+import { HELLO, reviveError, serializeError, type Hello, type OwnerToThread, type PoolThreadData, type TaskInput, type TaskResult, type ThreadToOwner } from '../pool/messages.js';
 
 /**
  * The pool thread's side (workers/pool-task.ts is its entry): announce itself, wait for a state
