@@ -5,6 +5,7 @@ export { defineService, type ServiceDefinition, type DefinedService, type Inboun
 export { loadConfig, parseConfig, type ConfigFlags } from './config/load.js';
 export { loadServices, type LoadedService } from './config/services.js';
 export type { WharfConfig } from './config/schema.js';
+export { startWharf, type Wharf, type WharfOptions, type WharfStopResult } from './app/start.js';
 export { createSupervisor, type Supervisor, type SupervisorOptions, type StopResult } from './supervisor/supervisor.js';
 export type { SupervisorStatus, WorkerStatus, ServiceStatus } from './status.js';
 export { createStateStore, type StateStore } from './state/store.js';

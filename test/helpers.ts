@@ -1,13 +1,15 @@
 import { inject, onTestFinished } from 'vitest';
 import type { Admin, Consumer, Producer } from 'kafkajs';
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startWharf, type Wharf } from '../src/app/start.js';
 import { parseConfig } from '../src/config/load.js';
-import { loadServices } from '../src/config/services.js';
 import { createKafka } from '../src/kafka/client.js';
 import { createTopics } from '../src/kafka/topics.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { compiled } from '../src/paths.js';
-import { createSupervisor, type Supervisor } from '../src/supervisor/supervisor.js';
+import type { Supervisor } from '../src/supervisor/supervisor.js';
 import { uniqueName, waitFor } from './wait.js';
 
 export { uniqueName, waitFor };
@@ -60,10 +62,12 @@ export const SERVICE_MODULES = {
 };
 
 /**
- * A supervisor for one test, on the run's broker (or `brokers`), with fast failure detection. It is always
- * stopped when the test ends, and the test fails if any of its worker threads outlived that.
+ * wharf for one test, started through `startWharf` as `npm start` starts it, on the run's broker
+ * (or `brokers`), with fast failure detection; with `admin`, an admin socket in a folder of its
+ * own (`WHARF_HOME` for `npm run admin`). Always stopped when the test ends, and the test fails
+ * if any of its worker threads outlived that.
  */
-export async function startSupervisor(raw: Record<string, unknown>, { start = true, brokers = testBrokers() }: { start?: boolean; brokers?: string[] } = {}): Promise<Supervisor> {
+export async function startWharfForTest(raw: Record<string, unknown>, { brokers = testBrokers(), admin = false }: { brokers?: string[]; admin?: boolean } = {}): Promise<Wharf> {
   const config = parseConfig(
     {
       ...raw,
@@ -73,14 +77,25 @@ export async function startSupervisor(raw: Record<string, unknown>, { start = tr
     'test',
     process.cwd(),
   );
-  const services = await loadServices(config);
-  const supervisor = createSupervisor({ config, services, brokers, logger: testLogger() });
+  const logger = testLogger();
+  const home = admin ? mkdtempSync(join(tmpdir(), 'wharf-test-')) : undefined;
+  let wharf: Wharf;
+  try {
+    wharf = await startWharf({ config, brokers, logger, env: {}, admin: home ? { dir: home } : false, print: (line) => logger.debug(line) });
+  } catch (error) {
+    if (home) rmSync(home, { recursive: true, force: true });
+    throw error;
+  }
   onTestFinished(async () => {
-    await supervisor.stop();
-    supervisor.store.close();
-    const alive = supervisor.status().workers.filter((w) => w.state !== 'stopped' || w.threadId !== null);
+    await wharf.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+    const alive = wharf.supervisor.status().workers.filter((w) => w.state !== 'stopped' || w.threadId !== null);
     if (alive.length > 0) throw new Error(`test leaked worker threads: ${alive.map((w) => `${w.workerId} (${w.state})`).join(', ')}`);
   });
-  if (start) await supervisor.start();
-  return supervisor;
+  return wharf;
+}
+
+/** The supervisor of `startWharfForTest`. */
+export async function startSupervisor(raw: Record<string, unknown>, options: { brokers?: string[] } = {}): Promise<Supervisor> {
+  return (await startWharfForTest(raw, options)).supervisor;
 }

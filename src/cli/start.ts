@@ -1,17 +1,11 @@
+import { startWharf, type Wharf, type WharfStopResult } from '../app/start.js';
 import { loadConfig } from '../config/load.js';
 import { WORKER_LIMITS } from '../config/schema.js';
 import { loadServices } from '../config/services.js';
-import { describeError } from '../errors.js';
-import { resolveBroker } from '../kafka/broker.js';
-import { dlqAdminMethods } from '../admin/dead-letter.js';
+import { UsageError, WharfError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { stateHome } from '../paths.js';
-import { startAdminServer } from '../admin/server.js';
-import { adminStateApi } from '../admin/state.js';
-import { openStatePersistence, persistSettings } from '../persist/open.js';
-import { createSupervisor } from '../supervisor/supervisor.js';
+import { persistSettings } from '../persist/open.js';
 import { intFlag, parseFlags, type Command, type CommandContext } from './args.js';
-import { UsageError } from '../errors.js';
 
 const HELP = `Usage: npm start -- [flags]      (or: wharf start [flags])
 
@@ -56,84 +50,51 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
   // Everything that can be wrong with the config fails here, before a broker or a worker starts.
   const config = await loadConfig(flags);
   const services = await loadServices(config);
-  // Shared-state persistence, settings: checked with the rest of the config, before any broker.
-  const persist = persistSettings(config, env);
+  // Shared-state persistence settings (WHARF_STATE_*) too, before any output; startWharf uses them.
+  persistSettings(config, env);
   const logger = createLogger({ fd: 1 });
   logger.info({ config: config.source, services: services.map((s) => `${s.name} (${s.workers.consumer} consumer, ${s.workers.producer} producer)`) }, 'wharf starting');
-  const broker = await resolveBroker({ logger, env });
-  // Shared-state persistence, restore: the store is rebuilt from its changelog before any worker exists.
-  const persistence = await openStatePersistence({ settings: persist, brokers: broker.brokers, logger, clientId: config.kafka.clientId });
-  const supervisor = createSupervisor({ config, services, brokers: broker.brokers, logger, pretty: Boolean(process.stdout.isTTY), store: persistence.store });
 
+  // First signal: drain (or give up a start in progress) and exit 0 (1 if a worker did not finish). Second: end every thread now, exit 130.
+  const interrupt = new AbortController();
+  const force = new AbortController();
+  let wharf: Wharf | undefined;
   let signals = 0;
-  const stopped = new Promise<number>((resolve) => {
-    const onSignal = async (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        logger.warn({ signal }, 'second signal: exiting now without draining');
-        await supervisor.terminateAll();
-        return resolve(130);
-      }
-      logger.info({ signal, drainTimeoutMs: config.supervisor.drainTimeoutMs }, 'draining: finishing in-flight work, committing offsets, leaving groups');
-      const result = await supervisor.stop();
-      if (!result.ok) logger.error({ unfinished: result.unfinished }, `drain timed out; did not finish: ${result.unfinished.join(', ')}`);
-      else logger.info('all workers drained; bye');
-      resolve(result.ok ? 0 : 1);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-
-  // Before any worker: a second supervisor in this folder fails here, and operators can watch start-up.
-  const { store } = supervisor;
-  const admin = await startAdminServer({
-    api: {
-      state: adminStateApi(store),
-      status: () => supervisor.status(),
-      scale: (service, consumers) => supervisor.scale(service, consumers),
-      // Dead letters: `npm run admin -- dlq list|show|replay` (src/kafka/dead-letter-admin.ts).
-      extra: dlqAdminMethods({ brokers: broker.brokers, clientId: config.kafka.clientId, topics: services.flatMap((s) => s.consumes?.topics ?? []), state: store.local, logger }),
-    },
-    dir: stateHome(env),
-    logger,
-  });
-  logger.info({ address: admin.address }, 'admin socket open: `npm run admin -- workers` from this folder');
-
-  // Observers first, so they see the first exchanges too.
-  const cleanups: (() => void)[] = [];
-  for (const service of services) {
-    const cleanup = service.definition.observe?.({
-      watch: (name, listener) => supervisor.store.watch(name, listener),
-      print: (line) => stdout.write(`${line}\n`),
-      log: logger.child({ service: service.name, role: 'observer' }),
-    });
-    if (cleanup) cleanups.push(cleanup);
-  }
-
-  const started = Date.now();
-  await supervisor.start();
-  const status = supervisor.status();
-  logger.info(
-    { ms: Date.now() - started, workers: status.workers.filter((w) => w.state === 'ready').length, brokers: broker.brokers },
-    `supervisor ready: ${status.services.map((s) => `${s.name} ${s.health}`).join(', ')}`,
-  );
-  const code = await stopped;
-  for (const cleanup of cleanups) {
-    try {
-      cleanup();
-    } catch (error) {
-      logger.warn({ err: describeError(error) }, 'observer cleanup failed');
+  let resolveStopped: (code: number) => void = () => undefined;
+  const stopped = new Promise<number>((resolve) => (resolveStopped = resolve));
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now without draining');
+      force.abort();
+      if (wharf) void wharf.terminate().then(() => resolveStopped(130));
+      return;
     }
+    logger.info({ signal, drainTimeoutMs: config.supervisor.drainTimeoutMs }, 'draining: finishing in-flight work, committing offsets, leaving groups');
+    interrupt.abort();
+    if (wharf) void wharf.stop().then((result) => resolveStopped(signals > 1 ? 130 : exitCode(result)));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    try {
+      wharf = await startWharf({ config, services, env, logger, print: (line) => stdout.write(`${line}\n`), pretty: Boolean(process.stdout.isTTY), signal: interrupt.signal, terminateSignal: force.signal });
+    } catch (error) {
+      // A signal during the start: what had started was released (drained: its workers finished in time).
+      if (error instanceof WharfError && error.code === 'ERR_ABORTED') return signals > 1 ? 130 : error.context.drained === false || error.context.persisted === false ? 1 : 0;
+      throw error;
+    }
+    return await stopped;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  await admin.close();
-  // Shared-state persistence, shutdown: the workers drained; wait for the last acknowledgements, then disconnect.
-  const persisted = await persistence.close(config.supervisor.drainTimeoutMs).then(
-    () => true,
-    (error: unknown) => (logger.error({ err: describeError(error) }, 'persisted shared state: the last changes may not be in the changelog'), false),
-  );
-  supervisor.store.close();
-  await broker.release();
-  return persisted ? code : Math.max(code, 1);
+
+  function exitCode(result: WharfStopResult): number {
+    if (!result.ok) logger.error({ unfinished: result.unfinished }, `drain timed out; did not finish: ${result.unfinished.join(', ')}`);
+    else logger.info('all workers drained; bye');
+    return result.ok && result.persisted ? 0 : 1;
+  }
 }
 
 export const startCommand: Command = { name: 'start', summary: 'run a supervisor with the configured services (the demo by default)', run };

@@ -55,6 +55,11 @@ interface ServiceRuntime {
   nextIndex: Record<Role, number>;
 }
 
+/**
+ * The supervisor alone: worker threads, their lifecycle and restarts, over `store`. It runs no
+ * `observe` hooks and opens no admin socket and no persistence: startWharf (src/app/) assembles
+ * those around it, and is what `npm start`, the tests and library users call.
+ */
 export function createSupervisor({ config, services, brokers, logger, store = createStateStore({ logger }), pretty = false }: SupervisorOptions): Supervisor {
   const log = logger.child({ component: 'supervisor' });
   const events = createSupervisorEvents(log);

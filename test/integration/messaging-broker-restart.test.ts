@@ -1,15 +1,12 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
-import { loadServices } from '../../src/config/services.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { jarCacheDir } from '../../src/kafka/broker.js';
 import { startLocalCluster, stopLocalCluster } from '../../src/kafka/local/cluster.js';
 import { createTopics } from '../../src/kafka/topics.js';
 import { stateHome } from '../../src/paths.js';
-import { createSupervisor } from '../../src/supervisor/supervisor.js';
-import { SERVICE_MODULES, testLogger, uniqueName, waitFor } from '../helpers.js';
+import { SERVICE_MODULES, startSupervisor, testLogger, uniqueName, waitFor } from '../helpers.js';
 
 /**
  * A broker of this test's own (the run's broker is shared by every file): a local cluster in
@@ -42,21 +39,15 @@ describe('a broker restart', () => {
     } finally {
       await admin.disconnect();
     }
-    const config = parseConfig(
+    // Through startWharf, as every test starts wharf; stopped when the test ends (test/helpers.ts).
+    const supervisor = await startSupervisor(
       {
         services: [{ module: SERVICE_MODULES.fixture('sequencer'), workers: { consumer: 2, producer: 1 }, rate: 100, consumes: { topics: [topic], groupId: uniqueName('sequencer') }, options: { topic } }],
         supervisor: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 5_000, drainTimeoutMs: 30_000 },
         kafka: { sessionTimeoutMs: 6_000, clientId: uniqueName('wharf') },
       },
-      'test',
-      process.cwd(),
+      { brokers: broker.brokers },
     );
-    const supervisor = createSupervisor({ config, services: await loadServices(config), brokers: broker.brokers, logger: testLogger() });
-    onTestFinished(async () => {
-      await supervisor.stop();
-      supervisor.store.close();
-    });
-    await supervisor.start();
     const size = (name: string) => Object.keys((supervisor.store.get(name)?.value ?? {}) as object).length;
     await waitFor(() => size('acked') >= 300 && size('handled') >= 300, { timeoutMs: 30_000, message: '300 messages through' });
 

@@ -1,19 +1,14 @@
 /** Helpers of the messaging-*.test.ts files: producing in bulk, reading topics back, the admin CLI. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import type { IHeaders, KafkaMessage, Message, Producer } from 'kafkajs';
-import { onTestFinished } from 'vitest';
 import { main } from '../../src/cli.js';
 import { consumerConfig } from '../../src/kafka/client.js';
-import { dlqAdminMethods } from '../../src/admin/dead-letter.js';
 import { createLogger } from '../../src/log.js';
 import type { DeliveryCounters } from '../../src/protocol.js';
-import { startAdminServer } from '../../src/admin/server.js';
+import type { Wharf } from '../../src/app/start.js';
 import type { StateStore } from '../../src/state/store.js';
-import type { Supervisor } from '../../src/supervisor/supervisor.js';
-import { kafkaForTest, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
+import { kafkaForTest, uniqueName, waitFor } from '../helpers.js';
 
 /** Sends messages in batches of `batch` (acks=all), in order. */
 export async function produce(producer: Producer, topic: string, messages: Message[], batch = 500): Promise<void> {
@@ -68,35 +63,10 @@ export async function endOffsets(topic: string): Promise<Map<number, bigint>> {
   return new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)]));
 }
 
-/**
- * The admin socket a running `npm start` opens, with the same `dlq.*` methods, for this test's
- * supervisor; returns how to run `npm run admin -- …` against it, in this process.
- */
-export async function adminFor(supervisor: Supervisor, consumed: string[]) {
-  const home = mkdtempSync(join(tmpdir(), 'wharf-dlq-'));
-  const logger = testLogger();
-  const server = await startAdminServer({
-    api: {
-      state: {
-        describe: () => supervisor.store.describe(),
-        get: (name) => supervisor.store.get(name),
-        set: (name, value) => supervisor.store.set(name, value),
-        delete: (name) => supervisor.store.delete(name),
-        snapshot: () => supervisor.store.snapshot(),
-        watch: (name, listener) => supervisor.store.watch(name, listener),
-      },
-      status: () => supervisor.status(),
-      scale: (service, consumers) => supervisor.scale(service, consumers),
-      extra: dlqAdminMethods({ brokers: testBrokers(), clientId: uniqueName('wharf'), topics: consumed, state: supervisor.store.local, logger }),
-    },
-    dir: home,
-    logger,
-    env: {},
-  });
-  onTestFinished(async () => {
-    await server.close();
-    rmSync(home, { recursive: true, force: true });
-  });
+/** Runs `npm run admin -- …` in this process against the admin socket of `wharf` (started with `admin: true`). */
+export function adminCli(wharf: Wharf) {
+  if (!wharf.admin) throw new Error('adminCli needs wharf started with an admin socket (startWharfForTest(…, { admin: true }))');
+  const home = dirname(wharf.admin.connectionFile);
   return async (args: string[]) => {
     let stdout = '';
     let stderr = '';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DLQ_HEADERS } from '../../src/kafka/dead-letter.js';
 import { parseTraceparent } from '../../src/kafka/trace.js';
-import { createTopic, kafkaForTest, SERVICE_MODULES, startSupervisor, uniqueName, waitFor } from '../helpers.js';
-import { adminFor, deliveryTotals, produce, readAll } from './messaging-helpers.js';
+import { createTopic, kafkaForTest, SERVICE_MODULES, startSupervisor, startWharfForTest, uniqueName, waitFor } from '../helpers.js';
+import { adminCli, deliveryTotals, produce, readAll } from './messaging-helpers.js';
 
 const N = 10_000;
 const KEYS = 100;
@@ -12,15 +12,19 @@ const fastRetries = { attempts: 3, initialDelayMs: 5, maxDelayMs: 20 };
 async function flakyRun(options: Record<string, unknown>, workers = 2) {
   const k = kafkaForTest();
   const topic = await createTopic(await k.admin(), uniqueName('flaky'), 6);
-  const supervisor = await startSupervisor({
-    services: [{ module: SERVICE_MODULES.fixture('flaky'), workers: { consumer: workers }, consumes: { topics: [topic], groupId: uniqueName('flaky'), retry: fastRetries }, options }],
-    kafka: { clientId: uniqueName('wharf') },
-  });
+  const wharf = await startWharfForTest(
+    {
+      services: [{ module: SERVICE_MODULES.fixture('flaky'), workers: { consumer: workers }, consumes: { topics: [topic], groupId: uniqueName('flaky'), retry: fastRetries }, options }],
+      kafka: { clientId: uniqueName('wharf') },
+    },
+    { admin: true },
+  );
+  const { supervisor } = wharf;
   const producer = await k.producer();
   await produce(producer, topic, Array.from({ length: N }, (_, i) => ({ key: `k${i % KEYS}`, value: JSON.stringify({ i }), headers: { 'message-id': `m-${i}` } })));
   const counter = (name: string) => supervisor.store.local.counter(name).get();
   const handled = () => (supervisor.store.get('handled')?.value ?? {}) as Record<string, string>;
-  return { topic, supervisor, counter, handled };
+  return { topic, wharf, supervisor, counter, handled };
 }
 
 describe('retries and dead letters', () => {
@@ -44,7 +48,7 @@ describe('retries and dead letters', () => {
 
   it('parks the messages of a key that always fails (1% of keys) with their headers, and replays them through `admin dlq`', { timeout: 120_000 }, async () => {
     const poisonKey = 'k7';
-    const { topic, supervisor, counter, handled } = await flakyRun({ poisonKey });
+    const { topic, wharf, supervisor, counter, handled } = await flakyRun({ poisonKey });
     const poisoned = Array.from({ length: N }, (_, i) => i).filter((i) => `k${i % KEYS}` === poisonKey);
     expect(poisoned).toHaveLength(N / KEYS);
     await waitFor(() => Object.keys(handled()).length === N - poisoned.length, { timeoutMs: 90_000, message: 'every other message handled' });
@@ -73,7 +77,7 @@ describe('retries and dead letters', () => {
     expect(deliveryTotals(supervisor.store).retries).toBe(poisoned.length * 2);
 
     // The operator's view and replay, through the admin CLI and the supervisor's admin socket.
-    const admin = await adminFor(supervisor, [topic]);
+    const admin = adminCli(wharf);
     const list = await admin(['dlq', 'list', topic, '--limit', '1000', '--json']);
     expect(list.stderr).toBe('');
     const listed = JSON.parse(list.stdout) as { entries: { id: string; topic: string; attempts: number; reason: string; key: string }[]; topics: { count: number }[] };

@@ -1,0 +1,137 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { startWharf, type WharfOptions } from '../../src/app/start.js';
+import { connectAdmin } from '../../src/admin/client.js';
+import { parseConfig } from '../../src/config/load.js';
+import { resolveBroker } from '../../src/kafka/broker.js';
+import { createTopic, kafkaForTest, SERVICE_MODULES, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
+
+/**
+ * startWharf, the one assembly behind `npm start`, the tests and library users: what it starts is
+ * released when it stops, and when a start fails half-way, what the earlier steps started is
+ * released too (broker lease, persistence's Kafka clients, the admin socket and its connection file).
+ */
+
+/** A broker resolution on the run's broker that counts its releases, as a local broker's lease would be counted. */
+function countedBroker() {
+  const lease = { resolved: 0, released: 0 };
+  const resolve: WharfOptions['resolveBroker'] = async (options) => {
+    const broker = await resolveBroker({ ...options, env: { KAFKA_BROKERS: testBrokers().join(',') } });
+    lease.resolved++;
+    return { ...broker, release: async () => void lease.released++ };
+  };
+  return { lease, resolve };
+}
+
+function tempHome(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-start-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Open TCP sockets of this process (each test file runs in a process of its own). */
+const tcpSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+
+function config(services: unknown[], state?: Record<string, unknown>) {
+  return parseConfig(
+    {
+      services,
+      supervisor: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 3_000, drainTimeoutMs: 15_000 },
+      kafka: { sessionTimeoutMs: 6_000, clientId: uniqueName('wharf') },
+      ...(state ? { state } : {}),
+    },
+    'test',
+    process.cwd(),
+  );
+}
+
+describe('startWharf', () => {
+  it('runs observers, serves the admin socket, and releases everything at stop', { timeout: 90_000 }, async () => {
+    const requests = await createTopic(await kafkaForTest().admin(), uniqueName('requests'), 2);
+    const dir = tempHome();
+    const { lease, resolve } = countedBroker();
+    const printed: string[] = [];
+    const wharf = await startWharf({
+      config: config([
+        { module: SERVICE_MODULES.jarvis, workers: { consumer: 1 }, consumes: { topics: [requests], groupId: uniqueName('jarvis') } },
+        { module: SERVICE_MODULES.tony, workers: { producer: 1 }, rate: 20, options: { requests } },
+      ]),
+      env: {},
+      logger: testLogger(),
+      resolveBroker: resolve,
+      admin: { dir },
+      print: (line) => printed.push(line),
+    });
+    let stopped = false;
+    onTestFinished(async () => {
+      if (!stopped) await wharf.stop();
+    });
+    expect(lease).toEqual({ resolved: 1, released: 0 });
+    // A service's `observe` runs for a library user too: Tony prints each exchange.
+    await waitFor(() => printed.some((line) => line.includes('Jarvis')), { timeoutMs: 60_000, message: 'an exchange printed by the demo observer' });
+    const client = await connectAdmin({ dir, env: {} });
+    try {
+      expect((await client.status()).services.map((s) => s.health)).toEqual(['healthy', 'healthy']);
+    } finally {
+      await client.close();
+    }
+    expect(existsSync(wharf.admin!.connectionFile)).toBe(true);
+
+    const result = await wharf.stop();
+    stopped = true;
+    expect(result).toMatchObject({ ok: true, unfinished: [], persisted: true, failed: [] });
+    expect(await wharf.stop()).toBe(result);
+    expect(lease).toEqual({ resolved: 1, released: 1 });
+    expect(readdirSync(dir)).toEqual([]);
+    expect(wharf.supervisor.status().workers.every((w) => w.state === 'stopped' && w.threadId === null)).toBe(true);
+    const printedAtStop = printed.length;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(printed.length, 'observers stopped with wharf').toBe(printedAtStop);
+  });
+
+  it('releases the broker, persistence and the admin socket when the admin socket cannot be bound', { timeout: 60_000 }, async () => {
+    const dir = tempHome();
+    const { lease, resolve } = countedBroker();
+    // A port that is taken: the admin server cannot listen on it.
+    const taken: Server = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    onTestFinished(() => new Promise<void>((r) => taken.close(() => r())));
+    const port = (taken.address() as { port: number }).port;
+    const before = tcpSockets();
+
+    const start = startWharf({
+      config: config([{ module: SERVICE_MODULES.fixture('echo'), workers: { consumer: 1 }, consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') } }], { persist: ['kept*'], topic: uniqueName('state') }),
+      env: {},
+      logger: testLogger(),
+      resolveBroker: resolve,
+      admin: { dir, transport: 'tcp', port },
+    });
+    await expect(start).rejects.toThrow(/cannot listen for admin connections on 127.0.0.1:\d+: .*EADDRINUSE/);
+    expect(lease).toEqual({ resolved: 1, released: 1 });
+    // Nothing left for `npm run admin` to find, and the changelog's Kafka clients are closed.
+    expect(readdirSync(dir)).toEqual([]);
+    await waitFor(() => tcpSockets() <= before, { timeoutMs: 10_000, message: `the persistence clients to disconnect (${tcpSockets()} sockets open, ${before} before)` });
+  });
+
+  it('releases the broker lease when the changelog topic has 2 partitions', { timeout: 60_000 }, async () => {
+    const dir = tempHome();
+    const { lease, resolve } = countedBroker();
+    const stateTopic = await createTopic(await kafkaForTest().admin(), uniqueName('state'), 2);
+    const before = tcpSockets();
+
+    const start = startWharf({
+      config: config([{ module: SERVICE_MODULES.fixture('echo'), workers: { consumer: 1 }, consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') } }], { persist: ['*'], topic: stateTopic }),
+      env: {},
+      logger: testLogger(),
+      resolveBroker: resolve,
+      admin: { dir },
+    });
+    await expect(start).rejects.toThrow(/has 2 partitions; a changelog needs exactly one/);
+    expect(lease).toEqual({ resolved: 1, released: 1 });
+    expect(readdirSync(dir)).toEqual([]);
+    await waitFor(() => tcpSockets() <= before, { timeoutMs: 10_000, message: `the changelog's clients to disconnect (${tcpSockets()} sockets open, ${before} before)` });
+  });
+});
