@@ -12,7 +12,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { createKafka } from '../../src/kafka/client.js';
 import { resolveBroker } from '../../src/kafka/broker.js';
@@ -21,6 +20,17 @@ import { createLogger } from '../../src/log.js';
 import { createChangelog, type Changelog } from '../../src/persist/changelog.js';
 import { createStateClient } from '../../src/state/client.js';
 import { createStateStore, type StateStore } from '../../src/state/store.js';
+import { benchFlags, countFlag, HELP_FLAG, parseFlags, usageExit } from './flags.js';
+
+const COMMAND = 'node dist/scripts/bench/persistence.js';
+const USAGE = `Usage: ${COMMAND} [--json] [--reps N] [--seconds S]
+
+Persisted shared state: calls per second through the store with its changelog on Kafka.
+  --reps N      repetitions per measure, the median reported (default 5)
+  --seconds S   seconds per measure, at most 60 (default 3)
+  --json        one JSON object on stdout
+  -h, --help    this help
+`;
 
 const WORKERS = 4;
 /** Calls each worker keeps in flight: 1 = one handler awaiting each call; 4 = four partitions at once; 64 = a pipelining worker. */
@@ -107,11 +117,10 @@ async function measure(changelog: Changelog | undefined, job: Omit<Job, 'tag'>):
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { json: { type: 'boolean', default: false }, reps: { type: 'string', default: '5' }, seconds: { type: 'string', default: '3' } }, strict: true });
-  const reps = Number(values.reps);
-  const seconds = Number(values.seconds);
-  if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps must be a positive integer');
-  if (!(seconds > 0 && seconds <= 60)) throw new Error('--seconds must be a number of seconds from 0 to 60');
+  const values = benchFlags(USAGE, (argv) => parseFlags(argv, { json: { type: 'boolean', default: false }, reps: { type: 'string' }, seconds: { type: 'string' }, ...HELP_FLAG }, COMMAND).values);
+  const reps = countFlag(COMMAND, values.reps, 'reps', { min: 1, max: 1_000, fallback: 5 });
+  const seconds = Number(values.seconds ?? 3);
+  if (!(seconds > 0 && seconds <= 60)) usageExit(`--seconds must be a number of seconds above 0, at most 60; got "${values.seconds}". Run \`${COMMAND} --help\`.`);
   const say = (line: string) => values.json || process.stderr.write(`${line}\n`);
 
   const logger = createLogger({ fd: 2, level: 'warn' });

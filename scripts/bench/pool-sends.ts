@@ -8,7 +8,6 @@
  *   npm run build && node dist/scripts/bench/pool-sends.js [--sends 400] [--reps 3] [--json]
  */
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { resolveBroker } from '../../src/kafka/broker.js';
 import { createKafka } from '../../src/kafka/client.js';
@@ -16,9 +15,20 @@ import { createSender } from '../../src/kafka/sender.js';
 import { createTopics } from '../../src/kafka/topics.js';
 import { createLogger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
+import { benchFlags, countFlag, HELP_FLAG, parseFlags } from './flags.js';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, sends: { type: 'string', default: '400' }, reps: { type: 'string', default: '3' } } });
-const SENDS = Number(values.sends);
+const COMMAND = 'node dist/scripts/bench/pool-sends.js';
+const USAGE = `Usage: ${COMMAND} [--sends N] [--reps N] [--json]
+
+A pool thread's ctx.send through its own producer against a relay through the consumer worker's.
+  --sends N    awaited sends per thread (default 400)
+  --reps N     repetitions, interleaved (default 3)
+  --json       one JSON object on stdout
+  -h, --help   this help
+`;
+const values = benchFlags(USAGE, (argv) => parseFlags(argv, { json: { type: 'boolean' }, sends: { type: 'string' }, reps: { type: 'string' }, ...HELP_FLAG }, COMMAND).values);
+const SENDS = countFlag(COMMAND, values.sends, 'sends', { min: 1, max: 1_000_000, fallback: 400 });
+const REPS = countFlag(COMMAND, values.reps, 'reps', { min: 1, max: 1_000, fallback: 3 });
 const THREADS = 4;
 const logger = createLogger({ fd: 2, level: 'error' });
 const broker = await resolveBroker({ logger });
@@ -83,7 +93,7 @@ async function run(mode: 'own' | 'relay') {
 }
 
 const results = [];
-for (let rep = 0; rep < Number(values.reps); rep++) for (const mode of ['own', 'relay'] as const) results.push(await run(mode));
+for (let rep = 0; rep < REPS; rep++) for (const mode of ['own', 'relay'] as const) results.push(await run(mode));
 await owner.disconnect();
 await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
 await admin.disconnect();

@@ -15,7 +15,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import type { Kafka } from 'kafkajs';
 import { parseConfig } from '../../src/config/load.js';
 import { loadServices } from '../../src/config/services.js';
@@ -28,12 +27,27 @@ import { HANDLED_COUNTER, SINK_MODULE } from '../../src/load/sink.js';
 import { createLogger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 import { createSupervisor } from '../../src/supervisor/supervisor.js';
+import { benchFlags, countFlag, countListFlag, HELP_FLAG, parseFlags, usageExit } from './flags.js';
 
-const { values } = parseArgs({
-  options: { json: { type: 'boolean' }, messages: { type: 'string', default: '5000' }, reps: { type: 'string', default: '3' }, threads: { type: 'string', default: '1,2,4' }, 'work-ms': { type: 'string', default: '1' } },
-});
-const MESSAGES = Number(values.messages);
-const REPS = Number(values.reps);
+const COMMAND = 'node dist/scripts/bench/pool.js';
+const USAGE = `Usage: ${COMMAND} [--messages N] [--reps N] [--threads LIST] [--work-ms MS] [--json]
+
+The key-ordered thread pool against a bare kafkajs consumer and 2 plain workers, on a CPU-bound handler.
+  --messages N     messages per measure (default 5000)
+  --reps N         repetitions, interleaved; medians reported (default 3)
+  --threads LIST   pool sizes, comma-separated (default 1,2,4)
+  --work-ms MS     CPU time per message in ms (default 1; 0: a handler that does nothing)
+  --json           one JSON object on stdout
+  -h, --help       this help
+`;
+const values = benchFlags(USAGE, (argv) =>
+  parseFlags(argv, { json: { type: 'boolean' }, messages: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string', default: '1,2,4' }, 'work-ms': { type: 'string', default: '1' }, ...HELP_FLAG }, COMMAND).values,
+);
+const MESSAGES = countFlag(COMMAND, values.messages, 'messages', { min: 1, max: 10_000_000, fallback: 5_000 });
+const REPS = countFlag(COMMAND, values.reps, 'reps', { min: 1, max: 1_000, fallback: 3 });
+const THREADS = countListFlag(COMMAND, values.threads, 'threads', { min: 1, max: 256 });
+const WORK_MS = Number(values['work-ms']);
+if (!(WORK_MS >= 0 && WORK_MS <= 1_000)) usageExit(`--work-ms must be a number of milliseconds from 0 to 1000; got "${values['work-ms']}". Run \`${COMMAND} --help\`.`);
 const logger = createLogger({ fd: 2, level: 'warn' });
 // Workers log to stdout at the supervisor's level: with --json, stdout carries the report alone.
 const serviceLogger = createLogger({ fd: 2, level: values.json ? 'silent' : 'error' });
@@ -104,8 +118,8 @@ const bare: Variant = {
   },
 };
 
-const work = Number(values['work-ms']) > 0 ? calibrateByCpuTime(Number(values['work-ms'])) : { iterations: 0, msPerCall: 0 };
-const variants: Variant[] = [bare, wharf('workers-2', 2), ...values.threads!.split(',').map((n) => wharf(`pool-${n}`, 1, { mode: 'key', threads: Number(n) }))];
+const work = WORK_MS > 0 ? calibrateByCpuTime(WORK_MS) : { iterations: 0, msPerCall: 0 };
+const variants: Variant[] = [bare, wharf('workers-2', 2), ...THREADS.map((n) => wharf(`pool-${n}`, 1, { mode: 'key', threads: n }))];
 
 /** One drain: the topic filled inside an open transaction, committed once the group is stable. */
 async function measure(variant: Variant) {

@@ -10,7 +10,6 @@
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import * as comlinkNode from 'comlink/dist/umd/node-adapter.js';
@@ -18,6 +17,18 @@ import { median } from '../../src/load/bench-stats.js';
 import { packageRoot } from '../../src/paths.js';
 import { createStateClient } from '../../src/state/client.js';
 import { createStateStore } from '../../src/state/store.js';
+import { benchFlags, countFlag, HELP_FLAG, parseFlags } from './flags.js';
+
+const COMMAND = 'node dist/scripts/bench/state.js';
+const USAGE = `Usage: ${COMMAND} [--json] [--reps N] [--quick] [--no-python]
+
+Shared-state throughput: wharf's store against a plain comlink round trip and Python's multiprocessing.Manager.
+  --reps N      repetitions, interleaved; medians reported (default 5)
+  --quick       fewer operations per measure
+  --no-python   leave out the Python Manager
+  --json        one JSON object on stdout
+  -h, --help    this help
+`;
 
 type Scenario = 'awaited' | 'pipelined' | 'counter' | 'comlinkAwaited' | 'comlinkPipelined';
 interface Job {
@@ -161,12 +172,10 @@ function ratio(a: number | undefined, b: number | undefined): number | null {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { json: { type: 'boolean', default: false }, reps: { type: 'string', default: '5' }, quick: { type: 'boolean', default: false }, 'no-python': { type: 'boolean', default: false } },
-    strict: true,
-  });
-  const reps = Number(values.reps);
-  if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps must be a positive integer');
+  const values = benchFlags(USAGE, (argv) =>
+    parseFlags(argv, { json: { type: 'boolean', default: false }, reps: { type: 'string' }, quick: { type: 'boolean', default: false }, 'no-python': { type: 'boolean', default: false }, ...HELP_FLAG }, COMMAND).values,
+  );
+  const reps = countFlag(COMMAND, values.reps, 'reps', { min: 1, max: 1_000, fallback: 5 });
   const options: Options = { json: values.json!, reps, quick: values.quick!, python: !values['no-python'] };
   const say = (line: string) => options.json || process.stderr.write(`${line}\n`);
 

@@ -5,7 +5,6 @@
  * error in a handler (the worker leaves the group before it exits).
  * `npm run build && node dist/scripts/bench/supervisor-startup.js [--json] [--workers 1,4,16] [--kills 5]`
  */
-import { parseArgs } from 'node:util';
 import { parseConfig } from '../../src/config/load.js';
 import { loadServices } from '../../src/config/services.js';
 import { resolveBroker } from '../../src/kafka/broker.js';
@@ -15,9 +14,20 @@ import { median } from '../../src/load/bench-stats.js';
 import { createLogger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 import { createSupervisor } from '../../src/supervisor/supervisor.js';
+import { benchFlags, countFlag, countListFlag, HELP_FLAG, parseFlags } from './flags.js';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, workers: { type: 'string', default: '1,4,16' }, kills: { type: 'string', default: '5' } } });
-const counts = values.workers!.split(',').map(Number);
+const COMMAND = 'node dist/scripts/bench/supervisor-startup.js';
+const USAGE = `Usage: ${COMMAND} [--workers LIST] [--kills N] [--json]
+
+How fast the supervisor brings workers up and replaces a crashed one, and what a worker costs.
+  --workers LIST   consumer workers to start, comma-separated (default 1,4,16)
+  --kills N        crashes measured per count (default 5)
+  --json           one JSON object on stdout
+  -h, --help       this help
+`;
+const values = benchFlags(USAGE, (argv) => parseFlags(argv, { json: { type: 'boolean' }, workers: { type: 'string', default: '1,4,16' }, kills: { type: 'string' }, ...HELP_FLAG }, COMMAND).values);
+const counts = countListFlag(COMMAND, values.workers, 'workers', { min: 1, max: 64 });
+const KILLS = countFlag(COMMAND, values.kills, 'kills', { min: 0, max: 1_000, fallback: 5 });
 const logger = createLogger({ fd: 2, level: 'warn' });
 const broker = await resolveBroker({ logger });
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
@@ -47,7 +57,7 @@ async function measure(workers: number) {
   const heaps = supervisor.status().workers.map((w) => w.heapUsedBytes ?? 0);
 
   const replaceMs: number[] = [];
-  for (let i = 0; i < Number(values.kills); i++) {
+  for (let i = 0; i < KILLS; i++) {
     const victim = `jarvis/consumer/${i % workers}`;
     const back = supervisor.events.once('worker:ready', (p) => p.workerId === victim);
     const killed = performance.now();
@@ -82,7 +92,7 @@ async function measureThrows(): Promise<number[]> {
   const feed = setInterval(() => void producer.send({ topic, messages: [0, 1, 2, 3].map((partition) => ({ partition, value: '{}' })) }).catch(() => undefined), 20);
   const replaceMs: number[] = [];
   try {
-    for (let i = 0; i < Number(values.kills); i++) {
+    for (let i = 0; i < KILLS; i++) {
       const crashed = supervisor.events.once('worker:crashed', () => true);
       await supervisor.store.local.value('fault').set('throw');
       const { workerId } = await crashed;
