@@ -33,6 +33,10 @@ async function runner(topic: string, groupId: string, handle: (m: InboundMessage
       drained = true;
       await r.drain();
     },
+    async abandon() {
+      drained = true;
+      await r.abandon();
+    },
   };
 }
 

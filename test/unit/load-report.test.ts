@@ -7,7 +7,7 @@ import { lineChart, niceTicks } from '../../src/load/svg-chart.js';
 function result(overrides: Partial<LoadResult> = {}): LoadResult {
   return {
     service: 'jarvis</script><b>', module: '/x/jarvis.js', workers: 2, partitions: 6, size: 256, keys: 100, rate: 1_000, maxInFlight: null,
-    messages: 3_000, durationLimitS: null, brokers: ['127.0.0.1:9092'], topics: { requests: 'r', replies: 'p', deadLetters: 'r.dlq', kept: false }, startedAt: '2026-01-01T00:00:00.000Z', elapsedS: 3.2, sendS: 3,
+    messages: 3_000, durationLimitS: null, brokers: ['127.0.0.1:9092'], topics: { requests: 'r', replies: 'p', deadLetters: 'r.dlq', kept: false }, startedAt: '2026-01-01T00:00:00.000Z', elapsedS: 3.2, sendS: 3, warmupS: 0,
     sent: 3_000, acked: 3_000, answered: 3_000, lost: 0, duplicates: 0, deadLettered: 0, sendErrors: 0, unknownReplies: 0, errors: 0, crashes: [],
     throughput: { sentPerSec: 1_000, answeredPerSec: 937.5 },
     latencyMs: { count: 3_000, min: 0.5, mean: 3, p50: 2, p90: 5, p99: 9, p999: 12, max: 20 },
