@@ -35,7 +35,7 @@ export interface StateStoreOptions {
 export interface PersistOptions {
   /** Names of persisted objects: exact names, `prefix*` patterns, or `*` for all. */
   names: readonly string[];
-  /** Where changelog records go (src/state/changelog.ts); resolves once Kafka acknowledged them. */
+  /** Where changelog records go (src/persist/changelog.ts); resolves once Kafka acknowledged them. */
   sink: ChangelogSink;
   /** The state read back from the changelog: loaded before anyone is served, and not written again. */
   restored?: Record<string, ObjectSnapshot>;
