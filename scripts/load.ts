@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { main } from '../src/cli.js';
+import { runCommand } from '../src/cli.js';
 import { exitWhenDone } from '../src/cli/exit.js';
+import { loadCommand } from './load/cli/load.js';
 
-/** `node dist/scripts/load.js [flags]`: the same command as `wharf load` / `npm run load -- [flags]`. */
-exitWhenDone(main(['load', ...process.argv.slice(2)]));
+/** `npm run load -- [flags]` = `node dist/scripts/load.js [flags]`: real traffic through a real service (scripts/load/). */
+exitWhenDone(runCommand(loadCommand, process.argv.slice(2)));

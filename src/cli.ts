@@ -5,15 +5,12 @@ import { describeError, UsageError, WharfError } from './errors.js';
 import { createLogger } from './log.js';
 import type { Command, CommandContext } from './cli/args.js';
 import { adminCommand } from './cli/admin.js';
-import { benchCommand } from './cli/bench.js';
-import { chaosCommand } from './cli/chaos.js';
 import { kafkaCommand } from './cli/kafka.js';
-import { loadCommand } from './cli/load.js';
 import { startCommand } from './cli/start.js';
 import { exitWhenDone } from './cli/exit.js';
 
 /** The `wharf` command: one dispatcher, one module per subcommand under src/cli/. */
-const COMMANDS: readonly Command[] = [startCommand, adminCommand, kafkaCommand, loadCommand, benchCommand, chaosCommand];
+const COMMANDS: readonly Command[] = [startCommand, adminCommand, kafkaCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -24,6 +21,7 @@ function help(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `wharf <command> --help` for its flags. Environment: KAFKA_BROKERS, WHARF_LOG_LEVEL, WHARF_AUTHKEY.',
+    'Load runs, benchmarks and fault runs are in this repository: npm run load|bench|chaos -- --help (scripts/load/).',
     '',
   ].join('\n');
 }
@@ -31,22 +29,36 @@ function help(): string {
 export async function main(argv: string[], context: Partial<CommandContext> = {}): Promise<number> {
   const stdout = context.stdout ?? process.stdout;
   const stderr = context.stderr ?? process.stderr;
-  const env = context.env ?? process.env;
   const [name, ...rest] = argv;
-  try {
-    if (!name || name === '--help' || name === '-h' || name === 'help') {
-      stdout.write(help());
-      return name ? 0 : 2;
-    }
-    const command = COMMANDS.find((c) => c.name === name);
-    if (!command) throw new UsageError(`Unknown command "${name}". Commands: ${COMMANDS.map((c) => c.name).join(', ')}. Run \`wharf --help\`.`);
-    const logger = context.logger ?? createLogger({ fd: 2 });
-    return await command.run({ argv: rest, env, stdout, stderr, logger });
-  } catch (error) {
-    stderr.write(`wharf: ${describeError(error)}\n`);
-    if (!(error instanceof WharfError) && error instanceof Error && error.stack) stderr.write(`${error.stack}\n`);
-    return error instanceof UsageError ? 2 : 1;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    stdout.write(help());
+    return name ? 0 : 2;
   }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) return failed(new UsageError(`Unknown command "${name}". Commands: ${COMMANDS.map((c) => c.name).join(', ')}. Run \`wharf --help\`.`), stderr);
+  return runCommand(command, rest, context);
+}
+
+/**
+ * Runs one command with the shared error handling: a WharfError is one line on stderr (exit 2 for
+ * a usage error, else 1); anything else adds its stack. `npm run load|bench|chaos` enter here too.
+ */
+export async function runCommand(command: Command, argv: string[], context: Partial<CommandContext> = {}): Promise<number> {
+  const stdout = context.stdout ?? process.stdout;
+  const stderr = context.stderr ?? process.stderr;
+  const env = context.env ?? process.env;
+  try {
+    const logger = context.logger ?? createLogger({ fd: 2 });
+    return await command.run({ argv, env, stdout, stderr, logger });
+  } catch (error) {
+    return failed(error, stderr);
+  }
+}
+
+function failed(error: unknown, stderr: CommandContext['stderr']): number {
+  stderr.write(`wharf: ${describeError(error)}\n`);
+  if (!(error instanceof WharfError) && error instanceof Error && error.stack) stderr.write(`${error.stack}\n`);
+  return error instanceof UsageError ? 2 : 1;
 }
 
 function isEntryPoint(): boolean {

@@ -15,7 +15,7 @@ import { cpus } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { createKafka } from '../../src/kafka/client.js';
 import { resolveBroker } from '../../src/kafka/broker.js';
-import { median } from '../../src/load/bench-stats.js';
+import { median } from '../load/bench-stats.js';
 import { createLogger } from '../../src/log.js';
 import { createChangelog, type Changelog } from '../../src/persist/changelog.js';
 import { createStateClient } from '../../src/state/client.js';

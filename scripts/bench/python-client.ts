@@ -7,8 +7,8 @@
  * scripts/bench/python_client.py against it. To measure against a running supervisor instead,
  * run that script yourself: `python3 scripts/bench/python_client.py` from the supervisor's folder.
  */
-import { runPythonClientBench } from '../../src/load/bench-python.js';
-import { formatPythonBench } from '../../src/load/bench-format.js';
+import { runPythonClientBench } from '../load/bench-python.js';
+import { formatPythonBench } from '../load/bench-format.js';
 import { createLogger } from '../../src/log.js';
 import { benchFlags, countFlag, countListFlag, HELP_FLAG, parseFlags } from './flags.js';
 

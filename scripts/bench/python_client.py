@@ -18,7 +18,7 @@ Needs a running supervisor, found as wharf_client.connect() finds it (.wharf/ or
     npm start &                     # or any supervisor; then, from the same folder:
     python3 scripts/bench/python_client.py [--json] [--reps 5] [--processes 1,4]
 
-`npm run bench -- --only python` (src/load/bench-python.ts) runs it against a supervisor of its own,
+`npm run bench -- --only python` (scripts/load/bench-python.ts) runs it against a supervisor of its own,
 as does `node dist/scripts/bench/python-client.js` alone.
 """
 import argparse

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { main } from '../../src/cli.js';
+import { runCommand } from '../../src/cli.js';
 import { exitWhenDone } from '../../src/cli/exit.js';
+import { benchCommand } from '../load/cli/bench.js';
 
-/** `node dist/scripts/bench/run.js [flags]`: the same command as `wharf bench` / `npm run bench -- [flags]`. */
-exitWhenDone(main(['bench', ...process.argv.slice(2)]));
+/** `npm run bench -- [flags]` = `node dist/scripts/bench/run.js [flags]`: every benchmark section, ratios against baselines (scripts/load/bench.ts). */
+exitWhenDone(runCommand(benchCommand, process.argv.slice(2)));

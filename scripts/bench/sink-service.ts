@@ -4,8 +4,8 @@
  * the benchmark reads from the main thread without a message per count.
  */
 import { defineService } from '../../src/service.js';
-import { burnCpu } from '../../src/load/cpu-work.js';
-import { HANDLED_COUNTER } from '../../src/load/sink.js';
+import { burnCpu } from '../load/cpu-work.js';
+import { HANDLED_COUNTER } from '../load/sink.js';
 
 export default defineService<unknown, { hashIterations?: number }>({
   name: 'bench-sink',

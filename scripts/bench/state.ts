@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import * as comlinkNode from 'comlink/dist/umd/node-adapter.js';
-import { median } from '../../src/load/bench-stats.js';
+import { median } from '../load/bench-stats.js';
 import { packageRoot } from '../../src/paths.js';
 import { createStateClient } from '../../src/state/client.js';
 import { createStateStore } from '../../src/state/store.js';

@@ -10,7 +10,7 @@ import { loadServices } from '../../src/config/services.js';
 import { resolveBroker } from '../../src/kafka/broker.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { ensureTopics } from '../../src/kafka/topics.js';
-import { median } from '../../src/load/bench-stats.js';
+import { median } from '../load/bench-stats.js';
 import { createLogger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 import { createSupervisor } from '../../src/supervisor/supervisor.js';

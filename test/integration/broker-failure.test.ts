@@ -8,10 +8,10 @@ import { killNode, restartNode, startLocalCluster, stopLocalCluster } from '../.
 import { createSender } from '../../src/kafka/sender.js';
 import { readTopic } from '../../src/kafka/topic-reader.js';
 import { createTopics } from '../../src/kafka/topics.js';
-import { createGenerator } from '../../src/load/generator.js';
-import { createLedger } from '../../src/load/ledger.js';
-import { correlatedSeq } from '../../src/load/request.js';
-import { createTimeline } from '../../src/load/timeline.js';
+import { createGenerator } from '../../scripts/load/generator.js';
+import { createLedger } from '../../scripts/load/ledger.js';
+import { correlatedSeq } from '../../scripts/load/request.js';
+import { createTimeline } from '../../scripts/load/timeline.js';
 import { stateHome } from '../../src/paths.js';
 import { createChangelog } from '../../src/persist/changelog.js';
 import { SERVICE_MODULES, startSupervisor, testLogger, uniqueName, waitFor } from '../helpers.js';

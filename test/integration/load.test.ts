@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { compiled } from '../../src/paths.js';
-import type { LoadResult } from '../../src/load/run.js';
+import type { LoadResult } from '../../scripts/load/run.js';
 import { kafkaForTest, SERVICE_MODULES, testBrokers } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wharf-load-'));
@@ -12,7 +12,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** `npm run load` as users run it: the built CLI on the run's broker. */
 function load(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [compiled('src/cli.js'), 'load', ...args], {
+  const child = spawn(process.execPath, [compiled('scripts/load.js'), ...args], {
     cwd: dir,
     env: { ...process.env, KAFKA_BROKERS: testBrokers().join(','), WHARF_HOME: join(dir, '.wharf'), WHARF_LOG_LEVEL: 'warn' },
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatBench } from '../../src/load/bench-format.js';
-import { runPythonClientBench } from '../../src/load/bench-python.js';
+import { formatBench } from '../../scripts/load/bench-format.js';
+import { runPythonClientBench } from '../../scripts/load/bench-python.js';
 import { createLogger } from '../../src/log.js';
 
 /** `npm run bench -- --only python`: the Python client and multiprocessing.Manager measured in one run. */

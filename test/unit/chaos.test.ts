@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { recoveryAfter } from '../../src/load/chaos.js';
-import type { TimelinePoint } from '../../src/load/timeline.js';
+import { recoveryAfter } from '../../scripts/load/chaos.js';
+import type { TimelinePoint } from '../../scripts/load/timeline.js';
 import { compiled } from '../../src/paths.js';
 
 /** `npm run chaos` as users run it: a bad command line fails at once with exit 2, before any cluster starts. */
@@ -12,7 +12,7 @@ const home = mkdtempSync(join(tmpdir(), 'wharf-chaos-cli-'));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 function wharf(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [compiled('src/cli.js'), 'chaos', ...args], {
+  const result = spawnSync(process.execPath, [compiled('scripts/chaos.js'), ...args], {
     encoding: 'utf8',
     env: { PATH: process.env.PATH, HOME: home, WHARF_HOME: join(home, '.wharf'), WHARF_LOG_LEVEL: 'error', ...env },
     timeout: 30_000,

@@ -13,8 +13,11 @@ import { compiled } from '../../src/paths.js';
 const home = mkdtempSync(join(tmpdir(), 'wharf-load-cli-'));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
-function wharf(args: string[]) {
-  const result = spawnSync(process.execPath, [compiled('src/cli.js'), ...args], {
+/** `npm run load|bench -- args`: the entries package.json runs. */
+const ENTRIES = { load: 'scripts/load.js', bench: 'scripts/bench/run.js' } as const;
+
+function wharf([command, ...args]: [keyof typeof ENTRIES, ...string[]]) {
+  const result = spawnSync(process.execPath, [compiled(ENTRIES[command]), ...args], {
     encoding: 'utf8',
     env: { PATH: process.env.PATH, HOME: home, WHARF_HOME: join(home, '.wharf'), KAFKA_BROKERS: '127.0.0.1:1', WHARF_LOG_LEVEL: 'error' },
     timeout: 30_000,

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { checkRequestSize, largestRequestSize } from '../../src/load/broker-limits.js';
-import { interleave, median, rotate } from '../../src/load/bench-stats.js';
-import { createLatencyHistogram, recordLatencyMs, summarizeLatency } from '../../src/load/latency.js';
-import { createLedger } from '../../src/load/ledger.js';
-import { correlatedSeq, encodeRequest, MIN_REQUEST_BYTES, requestKey } from '../../src/load/request.js';
-import { createTimeline } from '../../src/load/timeline.js';
+import { checkRequestSize, largestRequestSize } from '../../scripts/load/broker-limits.js';
+import { interleave, median, rotate } from '../../scripts/load/bench-stats.js';
+import { createLatencyHistogram, recordLatencyMs, summarizeLatency } from '../../scripts/load/latency.js';
+import { createLedger } from '../../scripts/load/ledger.js';
+import { correlatedSeq, encodeRequest, MIN_REQUEST_BYTES, requestKey } from '../../scripts/load/request.js';
+import { createTimeline } from '../../scripts/load/timeline.js';
 
 describe('latency summary (HDR histogram)', () => {
   it('gives percentiles within 0.1 % of the exact ones', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { formatSummary } from '../../src/cli/load.js';
-import { renderReport } from '../../src/load/report-html.js';
-import type { LoadResult } from '../../src/load/run.js';
-import { lineChart, niceTicks } from '../../src/load/svg-chart.js';
+import { formatSummary } from '../../scripts/load/cli/load.js';
+import { renderReport } from '../../scripts/load/report-html.js';
+import type { LoadResult } from '../../scripts/load/run.js';
+import { lineChart, niceTicks } from '../../scripts/load/svg-chart.js';
 
 function result(overrides: Partial<LoadResult> = {}): LoadResult {
   return {

@@ -1,5 +1,5 @@
 import kafkajs, { type Admin } from 'kafkajs';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../src/errors.js';
 import { RECORD_OVERHEAD_BYTES } from './request.js';
 
 // kafkajs is CommonJS: its enums are reached through the default export under ESM.

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { parseConfig } from '../config/load.js';
-import { loadServices } from '../config/services.js';
-import { UsageError, WharfError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { compiled } from '../paths.js';
-import { createSupervisor, type Supervisor } from '../supervisor/supervisor.js';
+import { parseConfig } from '../../src/config/load.js';
+import { loadServices } from '../../src/config/services.js';
+import { UsageError, WharfError } from '../../src/errors.js';
+import type { Logger } from '../../src/log.js';
+import { compiled } from '../../src/paths.js';
+import { createSupervisor, type Supervisor } from '../../src/supervisor/supervisor.js';
 
 /**
  * The service under load: a built-in one by name, or the compiled module of any service that

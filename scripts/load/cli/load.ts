@@ -1,17 +1,17 @@
 import { resolve } from 'node:path';
-import { WORKER_LIMITS } from '../config/schema.js';
-import { UsageError } from '../errors.js';
-import { resolveBroker } from '../kafka/broker.js';
-import type { LoadLimit } from '../load/generator.js';
-import { createProgressView } from '../load/progress.js';
-import { MIN_REQUEST_BYTES } from '../load/request.js';
-import { writeReport } from '../load/report-html.js';
-import { runLoad, type LoadResult } from '../load/run.js';
-import { BUILT_IN_SERVICES, resolveTarget, type LoadTarget } from '../load/target.js';
-import { createLogger, levelFromEnv } from '../log.js';
-import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from './args.js';
+import { WORKER_LIMITS } from '../../../src/config/schema.js';
+import { UsageError } from '../../../src/errors.js';
+import { resolveBroker } from '../../../src/kafka/broker.js';
+import type { LoadLimit } from '../generator.js';
+import { createProgressView } from '../progress.js';
+import { MIN_REQUEST_BYTES } from '../request.js';
+import { writeReport } from '../report-html.js';
+import { runLoad, type LoadResult } from '../run.js';
+import { BUILT_IN_SERVICES, resolveTarget, type LoadTarget } from '../target.js';
+import { createLogger, levelFromEnv } from '../../../src/log.js';
+import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from '../../../src/cli/args.js';
 
-const HELP = `Usage: npm run load -- [flags]      (or: wharf load [flags])
+const HELP = `Usage: npm run load -- [flags]      (or: node dist/scripts/load.js [flags])
 
 Drives real request/reply traffic through a real service on the resolved broker (KAFKA_BROKERS,
 else Docker, else the local broker): an in-process supervisor runs the service with --workers
@@ -104,7 +104,7 @@ export function parseLoadFlags(argv: string[], cwd = process.cwd()): LoadFlags |
     limit,
     rate,
     maxInFlight: inFlight ?? (rate === null ? 1_000 : null),
-    // The broker's own limit is checked once it is reachable (src/load/broker-limits.ts).
+    // The broker's own limit is checked once it is reachable (scripts/load/broker-limits.ts).
     size: intFlag(values.size, 'size', { min: MIN_REQUEST_BYTES, max: 100 * 1024 * 1024, fallback: 256 }),
     keys: intFlag(values.keys, 'keys', { min: 0, max: 1_000_000, fallback: 100 }),
     workers,

@@ -1,7 +1,7 @@
 import { cpus, loadavg } from 'node:os';
 import type { Kafka } from 'kafkajs';
-import { createKafka } from '../kafka/client.js';
-import type { Logger } from '../log.js';
+import { createKafka } from '../../src/kafka/client.js';
+import type { Logger } from '../../src/log.js';
 import { consumeWithKafkajs, consumeWithWharf, type DrainMeasure } from './bench-consume.js';
 import { runPythonClientBench, type PythonClientBenchReport } from './bench-python.js';
 import { runStateBench, type StateBenchReport } from './bench-state.js';

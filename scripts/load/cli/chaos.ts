@@ -1,16 +1,16 @@
 import { join, resolve } from 'node:path';
-import { WORKER_LIMITS } from '../config/schema.js';
-import { UsageError } from '../errors.js';
-import { jarCacheDir, parseBrokerList } from '../kafka/broker.js';
-import { clusterStatus, startLocalCluster, stopLocalCluster } from '../kafka/local/cluster.js';
-import { runChaos, type ChaosResult, type Fault } from '../load/chaos.js';
-import { createProgressView } from '../load/progress.js';
-import { resolveTarget } from '../load/target.js';
-import { stateHome } from '../paths.js';
-import { createLogger, levelFromEnv } from '../log.js';
-import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from './args.js';
+import { WORKER_LIMITS } from '../../../src/config/schema.js';
+import { UsageError } from '../../../src/errors.js';
+import { jarCacheDir, parseBrokerList } from '../../../src/kafka/broker.js';
+import { clusterStatus, startLocalCluster, stopLocalCluster } from '../../../src/kafka/local/cluster.js';
+import { runChaos, type ChaosResult, type Fault } from '../chaos.js';
+import { createProgressView } from '../progress.js';
+import { resolveTarget } from '../target.js';
+import { stateHome } from '../../../src/paths.js';
+import { createLogger, levelFromEnv } from '../../../src/log.js';
+import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from '../../../src/cli/args.js';
 
-const HELP = `Usage: npm run chaos -- [flags]      (or: wharf chaos [flags])
+const HELP = `Usage: npm run chaos -- [flags]      (or: node dist/scripts/chaos.js [flags])
 
 Kills brokers under traffic and counts what was lost. Runs request/reply traffic through a real
 service (Jarvis, as npm run load does) on a local three-node Apache Kafka cluster (replication 3,

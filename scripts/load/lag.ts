@@ -1,5 +1,5 @@
 import type { Admin } from 'kafkajs';
-import { TimeoutError } from '../errors.js';
+import { TimeoutError } from '../../src/errors.js';
 
 /**
  * Consumer lag of a group on a topic: the end offsets minus the group's committed offsets, summed

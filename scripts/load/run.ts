@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import type { Admin, Kafka, Producer } from 'kafkajs';
-import { createKafka, producerConfig } from '../kafka/client.js';
-import { deadLetterTopic } from '../kafka/dead-letter.js';
-import { createTopics } from '../kafka/topics.js';
-import type { Logger } from '../log.js';
+import { createKafka, producerConfig } from '../../src/kafka/client.js';
+import { deadLetterTopic } from '../../src/kafka/dead-letter.js';
+import { createTopics } from '../../src/kafka/topics.js';
+import type { Logger } from '../../src/log.js';
 import { startBareResponder } from './bare-responder.js';
 import { checkRequestSize, messageSizeLimit } from './broker-limits.js';
 import { createCollector, type Collector } from './collector.js';
@@ -12,7 +12,7 @@ import { createGenerator, type LoadLimit } from './generator.js';
 import { consumerLag, waitForStableGroup } from './lag.js';
 import type { LatencySummary } from './latency.js';
 import { createLedger } from './ledger.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { Supervisor } from '../../src/supervisor/supervisor.js';
 import { startTarget, type LoadTarget, type RunningTarget } from './target.js';
 import { createTimeline, type TimelinePoint } from './timeline.js';
 

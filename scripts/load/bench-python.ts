@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WharfError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { packageRoot } from '../paths.js';
-import { startAdminServer } from '../admin/server.js';
-import { adminStateApi } from '../admin/state.js';
-import { createStateStore } from '../state/store.js';
-import type { SupervisorStatus } from '../status.js';
+import { WharfError } from '../../src/errors.js';
+import type { Logger } from '../../src/log.js';
+import { packageRoot } from '../../src/paths.js';
+import { startAdminServer } from '../../src/admin/server.js';
+import { adminStateApi } from '../../src/admin/state.js';
+import { createStateStore } from '../../src/state/store.js';
+import type { SupervisorStatus } from '../../src/status.js';
 
 /**
  * The Python client (clients/python) against Python's own multiprocessing.Manager: what a Python

@@ -1,10 +1,10 @@
 import { parentPort, Worker, workerData } from 'node:worker_threads';
-import { DEFAULTS } from '../config/schema.js';
-import { WharfError } from '../errors.js';
-import { createKafka, consumerConfig, producerConfig } from '../kafka/client.js';
-import { HEADERS, headersToStrings } from '../kafka/codec.js';
-import { createLogger } from '../log.js';
-import { compiled } from '../paths.js';
+import { DEFAULTS } from '../../src/config/schema.js';
+import { WharfError } from '../../src/errors.js';
+import { createKafka, consumerConfig, producerConfig } from '../../src/kafka/client.js';
+import { HEADERS, headersToStrings } from '../../src/kafka/codec.js';
+import { createLogger } from '../../src/log.js';
+import { compiled } from '../../src/paths.js';
 import type { RunningTarget } from './target.js';
 
 /**

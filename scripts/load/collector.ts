@@ -1,6 +1,6 @@
 import type { Consumer, Kafka } from 'kafkajs';
-import { consumerConfig } from '../kafka/client.js';
-import { HEADERS } from '../kafka/codec.js';
+import { consumerConfig } from '../../src/kafka/client.js';
+import { HEADERS } from '../../src/kafka/codec.js';
 import type { Ledger } from './ledger.js';
 import { correlatedSeq } from './request.js';
 import type { Timeline } from './timeline.js';

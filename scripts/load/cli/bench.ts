@@ -1,13 +1,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { UsageError } from '../errors.js';
-import { resolveBroker } from '../kafka/broker.js';
-import { SECTIONS, runBench, type Section } from '../load/bench.js';
-import { formatBench } from '../load/bench-format.js';
-import { createLogger, levelFromEnv } from '../log.js';
-import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from './args.js';
+import { UsageError } from '../../../src/errors.js';
+import { resolveBroker } from '../../../src/kafka/broker.js';
+import { SECTIONS, runBench, type Section } from '../bench.js';
+import { formatBench } from '../bench-format.js';
+import { createLogger, levelFromEnv } from '../../../src/log.js';
+import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from '../../../src/cli/args.js';
 
-const HELP = `Usage: npm run bench -- [flags]      (or: wharf bench [flags])
+const HELP = `Usage: npm run bench -- [flags]      (or: node dist/scripts/bench/run.js [flags])
 
 Measures wharf against baselines in the same run on the same broker, as ratios of medians over
 interleaved repetitions:

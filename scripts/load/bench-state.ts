@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { WharfError } from '../errors.js';
-import { compiled } from '../paths.js';
+import { WharfError } from '../../src/errors.js';
+import { compiled } from '../../src/paths.js';
 
 /**
  * The shared-state comparison is the existing benchmark (scripts/bench/state.ts: wharf's store vs

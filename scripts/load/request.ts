@@ -1,4 +1,4 @@
-import { HEADERS } from '../kafka/codec.js';
+import { HEADERS } from '../../src/kafka/codec.js';
 
 /**
  * One load request: a JSON value of exactly `size` bytes that carries its id and the time it was
