@@ -1,3 +1,5 @@
+import type { ErrorCode } from './error-codes.js';
+
 /**
  * One error hierarchy for all of wharf. Code reads `code` and `retriable`, never message text;
  * messages say what to do next.
@@ -11,11 +13,11 @@ export interface WharfErrorOptions {
 
 export class WharfError extends Error {
   override readonly name: string = 'WharfError';
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retriable: boolean;
   readonly context: Record<string, unknown>;
 
-  constructor(code: string, message: string, { cause, retriable = false, context = {} }: WharfErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, { cause, retriable = false, context = {} }: WharfErrorOptions = {}) {
     super(message, cause === undefined ? undefined : { cause });
     this.code = code;
     this.retriable = retriable;
@@ -91,7 +93,7 @@ export function describeError(error: unknown): string {
  */
 export class RejectedMessageError extends WharfError {
   override readonly name: string = 'RejectedMessageError';
-  constructor(code: string, message: string, options?: WharfErrorOptions) {
+  constructor(code: 'ERR_DECODE' | 'ERR_SCHEMA' | 'ERR_MESSAGE_TOO_LARGE', message: string, options?: WharfErrorOptions) {
     super(code, message, { ...options, retriable: false });
   }
 }

@@ -1,5 +1,6 @@
 import { WORKER_LIMITS } from '../config/schema.js';
 import { ConfigError, WharfError } from '../errors.js';
+import { isErrorCode, type ErrorCode } from '../error-codes.js';
 import { STATE_KINDS, type StateKind } from '../state/types.js';
 
 /**
@@ -121,8 +122,10 @@ export function toWireError(error: unknown): WireError {
   return { code: ErrorCodes.internal, message: `internal error: ${error instanceof Error ? error.message : String(error)}`.slice(0, 2000) };
 }
 
+/** An error frame as a WharfError; a code this client does not know (a newer server) is kept in the context. */
 export function fromWireError(error: WireError, context: Record<string, unknown> = {}): WharfError {
-  return new WharfError(error.code, error.message, { retriable: error.retriable === true, context });
+  if (isErrorCode(error.code)) return new WharfError(error.code, error.message, { retriable: error.retriable === true, context });
+  return new WharfError(ErrorCodes.protocol, `${error.code}: ${error.message}`, { retriable: error.retriable === true, context: { ...context, wireCode: error.code } });
 }
 
 // ---- codec -----------------------------------------------------------------------------------
@@ -248,7 +251,7 @@ const REQUEST_KEYS = ['v', 'id', 'method', 'params'] as const;
 export function checkRequest(frame: unknown): RequestFrame {
   if (!isPlainObject(frame)) throw new WharfError(ErrorCodes.badFrame, 'bad frame: a request is a JSON object {v, id, method, params}', { context: { id: null } });
   const id = Number.isSafeInteger(frame.id) && (frame.id as number) >= 0 ? (frame.id as number) : null;
-  const fail = (code: string, message: string) => new WharfError(code, message, { context: { id } });
+  const fail = (code: ErrorCode, message: string) => new WharfError(code, message, { context: { id } });
   if (id === null) throw fail(ErrorCodes.badFrame, 'bad frame: "id" must be a non-negative integer');
   if (frame.v !== PROTOCOL_VERSION) throw fail(ErrorCodes.version, `unsupported protocol version ${JSON.stringify(frame.v) ?? 'undefined'}: this server speaks ${SUPPORTED_VERSIONS.join(', ')}`);
   if (!hasOnlyKeys(frame, REQUEST_KEYS)) throw fail(ErrorCodes.badFrame, `bad frame: a request has only the keys ${REQUEST_KEYS.join(', ')}`);

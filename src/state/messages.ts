@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../error-codes.js';
 import { TimeoutError, WharfError } from '../errors.js';
 import { STATE_KINDS, type StateChange, type StateKind } from './types.js';
 
@@ -51,7 +52,7 @@ export interface WelcomeMessage {
 export type OwnerMessage = WelcomeMessage | OwnerFrame[];
 
 export interface WireError {
-  code: string;
+  code: ErrorCode;
   name: string;
   message: string;
   retriable: boolean;

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
  * and in the picture.
  */
 const ROWS: readonly (readonly string[])[] = [
+  ['error-codes'],
   ['errors'],
   ['log', 'paths', 'status', 'delivery'],
   ['state', 'kafka'],

@@ -110,6 +110,6 @@ describe('isBrokerUnreachable', () => {
     const wrapped = Object.assign(new Error('Connection error'), { name: 'KafkaJSNonRetriableError', cause: connection });
     expect(isBrokerUnreachable(wrapped)).toBe(true);
     expect(isBrokerUnreachable(Object.assign(new Error('too large'), { name: 'KafkaJSProtocolError', type: 'MESSAGE_TOO_LARGE' }))).toBe(false);
-    expect(isBrokerUnreachable(new WharfError('ERR_X', 'x'))).toBe(false);
+    expect(isBrokerUnreachable(new WharfError('ERR_KAFKA', 'x'))).toBe(false);
   });
 });

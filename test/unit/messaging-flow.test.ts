@@ -166,8 +166,8 @@ describe('retry pieces', () => {
 
   it('retries unless the error says it cannot succeed again', () => {
     expect(isRetriable(new Error('x'))).toBe(true);
-    expect(isRetriable(new WharfError('ERR_X', 'x'))).toBe(false);
-    expect(isRetriable(new WharfError('ERR_X', 'x', { retriable: true }))).toBe(true);
+    expect(isRetriable(new WharfError('ERR_KAFKA', 'x'))).toBe(false);
+    expect(isRetriable(new WharfError('ERR_KAFKA', 'x', { retriable: true }))).toBe(true);
   });
 
   it('sleeps can be cut short; slots are granted in order and given up on abort', async () => {

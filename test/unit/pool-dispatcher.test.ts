@@ -154,10 +154,10 @@ describe('dispatcher', () => {
   it('parks at once what cannot succeed: non-retriable errors and rejected input', async () => {
     const h = harness();
     h.push(0, [['a', 0], ['b', 1]]);
-    await h.finish(0, { ok: false, rejected: false, error: new WharfError('ERR_BAD', 'never', { retriable: false }) });
+    await h.finish(0, { ok: false, rejected: false, error: new WharfError('ERR_ENCODE', 'never', { retriable: false }) });
     await h.finish(1, { ok: false, rejected: true, error: new WharfError('ERR_SCHEMA', 'bad value') });
     await waitUntil(() => h.parked.length === 2);
-    expect(h.parked).toEqual([{ offset: 0, attempts: 1, code: 'ERR_BAD' }, { offset: 1, attempts: 0, code: 'ERR_SCHEMA' }]);
+    expect(h.parked).toEqual([{ offset: 0, attempts: 1, code: 'ERR_ENCODE' }, { offset: 1, attempts: 0, code: 'ERR_SCHEMA' }]);
     expect(h.calls).toHaveLength(2);
     expect(h.dispatcher.stats).toMatchObject({ rejected: 1, errors: 1, retries: 0, deadLettered: 2 });
   });

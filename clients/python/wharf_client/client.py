@@ -231,7 +231,7 @@ class Pipeline:
 
     def __init__(self, client: Client, window: int = 1000):
         if not isinstance(window, int) or window < 1:
-            raise WharfError("ERR_ARGUMENT", f"window must be a positive integer; got {window!r}")
+            raise WharfError("ERR_STATE_ARGUMENT", f"window must be a positive integer; got {window!r}")
         self._client = client
         self._connection = client._connection
         self._window = window
