@@ -65,8 +65,13 @@ async function readFile(file: string): Promise<unknown> {
 export function parseConfig(raw: unknown, source: string, baseDir: string, flags: Omit<ConfigFlags, 'config'> = {}): WharfConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new ConfigError(`Invalid config (${source}): ${describeIssue(issue, raw)}.`, { context: { field: fieldPath(issue.path) } });
+    // Every problem at once, each with its path: fixing one at a time and restarting is slow.
+    const { issues } = result.error;
+    const described = issues.map((issue) => describeIssue(issue, raw));
+    const message = described.length === 1 ? described[0] : `${described.length} problems: ${described.join('; ')}`;
+    throw new ConfigError(`Invalid config (${source}): ${message}.`, {
+      context: { field: fieldPath(issues[0]!.path), fields: issues.map((issue) => fieldPath(issue.path)) },
+    });
   }
   const input: ConfigInput = result.data;
   const s = input.supervisor ?? {};

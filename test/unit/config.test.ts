@@ -95,3 +95,14 @@ describe('config loading', () => {
     await expect(loadConfig({ config: 'missing.json' }, dir)).rejects.toThrow(/missing\.json does not exist/);
   });
 });
+
+describe('config validation reports every problem at once', () => {
+  it('lists each problem with its path, so one restart is enough to see them all', async () => {
+    const error = await failure({ services: [{ module: 'echo.mjs', workers: { consumer: 0 }, rate: 'fast' }], supervisor: { drainTimeoutMs: '5s' } });
+    expect(error.message).toMatch(/^Invalid config \(test\.json\): 3 problems: /);
+    expect(error.message).toContain('services[0].workers.consumer must be at least 1, got 0');
+    expect(error.message).toContain('services[0].rate must be a number, got "fast"');
+    expect(error.message).toContain('supervisor.drainTimeoutMs must be a number, got "5s"');
+    expect(error.context.fields).toEqual(expect.arrayContaining(['services[0].workers.consumer', 'services[0].rate', 'supervisor.drainTimeoutMs']));
+  });
+});
