@@ -8,6 +8,7 @@ import { createKafka, producerConfig } from '../kafka/client.js';
 import { HEADERS, headersToStrings } from '../kafka/codec.js';
 import { DLQ_HEADER_PREFIX, DLQ_HEADERS, DLQ_SUFFIX, deadLetterTopic } from '../kafka/dead-letter.js';
 import { readTopic } from '../kafka/topic-reader.js';
+import { topicNameSchema } from '../kafka/topic-name.js';
 
 /** One dead letter as `dlq list` shows it. `id` is `<dlq-topic>/<partition>/<offset>`. */
 export interface DeadLetterEntry {
@@ -216,9 +217,9 @@ export function createDeadLetterAdmin({ kafka, topics, ledger, logger }: DeadLet
 export type DeadLetterAdmin = ReturnType<typeof createDeadLetterAdmin>;
 
 const dlqParams = {
-  list: z.strictObject({ topic: z.string().min(1).max(249).optional(), limit: z.number().int().min(1).max(10_000).optional() }),
+  list: z.strictObject({ topic: topicNameSchema.optional(), limit: z.number().int().min(1).max(10_000).optional() }),
   show: z.strictObject({ id: z.string().min(5).max(300) }),
-  replay: z.strictObject({ topic: z.string().min(1).max(249).optional(), ids: z.array(z.string().min(5).max(300)).max(10_000).optional(), all: z.boolean().optional() }),
+  replay: z.strictObject({ topic: topicNameSchema.optional(), ids: z.array(z.string().min(5).max(300)).max(10_000).optional(), all: z.boolean().optional() }),
 };
 
 function checked<T>(schema: z.ZodType<T>, method: string, params: unknown): T {

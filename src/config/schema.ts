@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { WharfError } from '../errors.js';
 import { DELIVERY_DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../delivery.js';
+import { topicNameSchema } from '../kafka/topic-name.js';
 
 export { mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings };
 
@@ -98,7 +99,7 @@ export const serviceEntrySchema = z.strictObject({
   /** Overrides of what the service consumes, to run one service module against other topics. */
   consumes: z
     .strictObject({
-      topics: z.array(z.string().min(1)).min(1).optional(),
+      topics: z.array(topicNameSchema).min(1).optional(),
       groupId: z.string().min(1).optional(),
       ...deliveryShape,
     })
@@ -133,6 +134,8 @@ export const supervisorSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
+  /** Where an editor finds this schema, e.g. "./node_modules/wharf/docs/wharf.config.schema.json"; wharf ignores it. */
+  $schema: z.string().optional(),
   services: z.array(serviceEntrySchema).min(1),
   supervisor: supervisorSchema.optional(),
   kafka: z
@@ -146,7 +149,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Names, `prefix*` or `*`. */
       persist: z.array(z.string().min(1)).optional(),
-      topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name: 1-249 of A-Z a-z 0-9 . _ -').optional(),
+      topic: topicNameSchema.optional(),
       lingerMs: ms(0).optional(),
     })
     .optional(),
@@ -198,3 +201,15 @@ export const DEFAULTS = {
   /** ctx.request's deadline when the call and the definition name none. */
   requestTimeoutMs: 30_000,
 } satisfies Omit<WharfConfig, 'source' | 'services' | 'overrides' | 'state'> & { delivery: DeliverySettings; requestTimeoutMs: number };
+
+/**
+ * The config file's JSON Schema, from the zod schema (what an editor completes and checks
+ * `wharf.config.json` with). Written to docs/wharf.config.schema.json by
+ * `node dist/scripts/config-schema.js`; a test keeps the file equal to this.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }),
+    title: 'wharf config (wharf.config.json)',
+  };
+}

@@ -6,6 +6,7 @@ import { HEADERS, resolveCodec, type Codec } from './codec.js';
 import { producerConfig } from './client.js';
 import { retryDelay, sleep } from './retry.js';
 import { newTraceparent } from './trace.js';
+import { isTopicName, TOPIC_NAME_RULE } from './topic-name.js';
 
 export interface RawMessage {
   key: Buffer | string | null;
@@ -54,8 +55,6 @@ export function isBrokerUnreachable(error: unknown): boolean {
   return false;
 }
 
-/** Kafka's rule for topic names (its `Topic.validate`). */
-const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
 
 /**
  * A topic name Kafka would refuse, refused here before kafkajs sees it: kafkajs adds a send's
@@ -63,8 +62,8 @@ const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
  * messages running at the same time.
  */
 function invalidTopic(topic: string): KafkaError | undefined {
-  if (TOPIC_NAME.test(topic) && topic !== '.' && topic !== '..') return undefined;
-  return new KafkaError(`Cannot send to "${topic}": not a valid Kafka topic name (1–249 characters from a–z, A–Z, 0–9, '.', '_' and '-').`, {
+  if (isTopicName(topic)) return undefined;
+  return new KafkaError(`Cannot send to "${topic}": not a valid Kafka topic name (${TOPIC_NAME_RULE}).`, {
     retriable: false,
     context: { topic },
   });

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { createChangelog, type Changelog } from './changelog.js';
 import { createChangelogFold, createNameMatcher } from '../state/changelog-records.js';
 import { createStateStore, type StateStore, type StateStoreOptions } from '../state/store.js';
+import { isTopicName, TOPIC_NAME_RULE } from '../kafka/topic-name.js';
 
 /**
  * Opening the shared state of a supervisor: when objects are persisted, replay their changelog
@@ -37,8 +38,8 @@ export function persistSettings(config: { source: string; state?: StateConfig },
   const persist = fromEnv ?? config.state?.persist ?? [];
   createNameMatcher(persist, fromEnv ? 'WHARF_STATE_PERSIST' : 'state.persist');
   const topic = env.WHARF_STATE_TOPIC?.trim() || config.state?.topic || DEFAULT_STATE_TOPIC;
-  if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
-    throw new ConfigError(`The state changelog topic must be 1-249 of [A-Za-z0-9._-] (a Kafka topic name); got ${JSON.stringify(topic)}.`, { context: { field: 'state.topic' } });
+  if (!isTopicName(topic)) {
+    throw new ConfigError(`The state changelog topic must be a Kafka topic name (${TOPIC_NAME_RULE}); got ${JSON.stringify(topic)}.`, { context: { field: 'state.topic' } });
   }
   return { persist, topic, lingerMs: config.state?.lingerMs ?? 0 };
 }

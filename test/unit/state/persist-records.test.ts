@@ -3,6 +3,7 @@ import {
   createChangelogFold, createNameMatcher, entryKey, entryRecord, MARKER_KEY, objectKey, objectRecord, tombstone, type ChangelogRecord,
 } from '../../../src/state/changelog-records.js';
 import { persistSettings } from '../../../src/persist/open.js';
+import { TOPIC_NAME_RULE } from '../../../src/kafka/topic-name.js';
 import { demoConfig } from '../../../src/config/demo.js';
 
 /** The record layout and the fold that restores from it, without a broker. */
@@ -130,6 +131,6 @@ describe('persistence settings (config < environment)', () => {
 
   it('names what is wrong', () => {
     expect(() => persistSettings(file, { WHARF_STATE_PERSIST: 'a,b*c' })).toThrow('WHARF_STATE_PERSIST[1] must be an object name, or a prefix ending in "*" (like "tony.*"); got "b*c".');
-    expect(() => persistSettings({ ...file, state: { topic: 'no spaces' } }, {})).toThrow('The state changelog topic must be 1-249 of [A-Za-z0-9._-] (a Kafka topic name); got "no spaces".');
+    expect(() => persistSettings({ ...file, state: { topic: 'no spaces' } }, {})).toThrow(`The state changelog topic must be a Kafka topic name (${TOPIC_NAME_RULE}); got "no spaces".`);
   });
 });
