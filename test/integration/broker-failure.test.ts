@@ -210,10 +210,11 @@ describe('a partition leader killed under traffic', () => {
       load: { acked: generated.acked, failed: generated.sendErrors, missing: missing(generatedAcked, loadLog).length, duplicates: duplicates(loadLog) },
     };
     logger.info({ report, victim }, 'broker failure: producers');
-    // Traffic kept flowing around the kill, and the sends that were under way then were not given up.
-    expect(report.sender.acked).toBeGreaterThan(1_000);
-    expect(report.changelog.acked).toBeGreaterThan(20);
-    expect(report.load.acked).toBeGreaterThan(1_000);
+    // Traffic flowed around the kill (how much depends on the machine: these only say it was not
+    // nothing), and the sends that were under way then were not given up.
+    expect(report.sender.acked).toBeGreaterThan(100);
+    expect(report.changelog.acked).toBeGreaterThan(5);
+    expect(report.load.acked).toBeGreaterThan(100);
     expect(report).toEqual({
       sender: { ...report.sender, failed: 0, missing: 0, duplicates: 0 },
       changelog: { ...report.changelog, failed: 0, missing: 0, duplicates: 0 },
@@ -242,9 +243,12 @@ describe('a partition leader killed under traffic', () => {
     await sampler.connect();
     onTestFinished(() => sampler.disconnect());
     const check = async () => {
-      const seen = handled();
+      // Offsets first, then what was handled: a commit made before the fetch answered was of
+      // messages handled before it, so the later read includes them (the other order reports
+      // messages handled and committed while the fetch was under way).
       const offsets = await sampler.fetchOffsets({ groupId, topics: [topic] }).catch(() => undefined);
       if (!offsets) return;
+      const seen = handled();
       samples++;
       for (const { partition, offset } of offsets[0]!.partitions) {
         for (let o = 0; o < Number(offset); o++) if (!seen.has(`${topic}/${partition}/${o}`)) violations.push(`${partition}/${o} committed (${offset}) before it was handled`);
@@ -269,7 +273,11 @@ describe('a partition leader killed under traffic', () => {
     const { acked, failed } = await produced;
     expect(failed).toBe(0);
 
-    const high = await withAdmin(async (admin) => (await admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, high: Number(p.high) })));
+    // Right after the kill a partition may still be electing its leader: ask until all answer.
+    const high = await waitFor(
+      () => withAdmin(async (admin) => (await admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, high: Number(p.high) }))).catch(() => undefined),
+      { timeoutMs: 60_000, intervalMs: 500, message: `the end offsets of ${topic}` },
+    );
     const total = high.reduce((sum, p) => sum + p.high, 0);
     expect(total).toBeGreaterThanOrEqual(acked.length);
     await waitFor(

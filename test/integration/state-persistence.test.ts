@@ -319,6 +319,7 @@ describe('npm start with persisted state, killed with kill -9', () => {
     expect(new Set(Object.keys(finalLedger))).toEqual(questions);
     for (const [n, entry] of Object.entries(ledger)) expect(finalLedger[n], `ledger entry ${n}`).toEqual(entry);
     expect((final['ledger.recorded']!.value as number) + cutShort, 'every question counted once, or recorded just before the kill').toBe(questions.size);
-    expect(final['ledger.duplicates']!.value as number).toBeGreaterThanOrEqual(counter('ledger.duplicates') + cutShort);
+    // The counter exists only once a redelivery happened; a run that committed everything before the kill has none.
+    expect((final['ledger.duplicates']?.value ?? 0) as number).toBeGreaterThanOrEqual(counter('ledger.duplicates') + cutShort);
   });
 });
