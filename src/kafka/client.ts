@@ -54,7 +54,10 @@ export function createKafka({ brokers, clientId = 'wharf', logger, kafka = {} }:
     brokers: [...brokers],
     logCreator: kafkaLogCreator(logger),
     logLevel: kafkaLogLevel(logger),
-    retry: { initialRetryTime: 100, retries: 8 },
+    // About as patient as kafkajs's default (~50 s in all), but never more than 5 s between tries, so
+    // a client notices within seconds that a restarted broker (or its coordinator) is back; a new
+    // producer id asked for right after a restart waited up to 30 s between tries.
+    retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 15 },
     ...kafka,
   });
 }
