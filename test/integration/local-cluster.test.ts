@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,10 +22,13 @@ function kafkaCli(args: string[]): Promise<{ code: number | null; stdout: string
   });
 }
 
-/** A base port P with P…P+2 and P+100…P+102 free. */
+/**
+ * A base port P with P…P+2 and P+100…P+102 free, below Linux's ephemeral range (32768 and up),
+ * where the outgoing connections of tests running beside this one could take a port meanwhile.
+ */
 async function freeBase(): Promise<number> {
   for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     const ports = [0, 1, 2, 100, 101, 102].map((d) => base + d);
     if ((await Promise.all(ports.map((p) => isPortFree(p)))).every(Boolean)) return base;
   }
@@ -103,6 +106,28 @@ describe('npm run kafka (local broker)', () => {
       const { code, stderr } = await kafkaCli(['start', '--port', String(port), '--dir', mkdtempSync(join(root, 'taken-'))]);
       expect(code).toBe(1);
       expect(stderr).toBe(`wharf: Port ${port} on 127.0.0.1 is taken by another process. Pick other ports with --port P (a cluster uses ports from P for clients and from P+100 for its controllers).`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('names a port taken while the node was starting, rather than a stack trace', { timeout: 90_000 }, async () => {
+    const dir = mkdtempSync(join(root, 'race-'));
+    const base = await freeBase();
+    const blocker = createServer();
+    // server.properties is written just before the JVM is spawned; the JVM binds seconds later.
+    const properties = join(dir, 'node-1', 'server.properties');
+    const start = kafkaCli(['start', '--port', String(base), '--dir', dir]);
+    while (!existsSync(properties)) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise<void>((resolve) => blocker.listen(base, '127.0.0.1', () => resolve()));
+    try {
+      const { code, stderr } = await start;
+      expect(code).toBe(1);
+      expect(stderr).toBe(
+        `wharf: Port ${base} on 127.0.0.1 was taken by another process while local Kafka node 1 started. ` +
+          `Pick other ports with --port P (a cluster uses ports from P for clients and from P+100 for its controllers).`,
+      );
+      expect(jvmsUsing(dir)).toEqual([]);
     } finally {
       blocker.close();
     }

@@ -110,6 +110,16 @@ async function waitUntilServing(state: ClusterState, logger: Logger, timeoutMs: 
   const deadline = Date.now() + timeoutMs;
   const quiet = logger.child({ component: 'local-kafka' }, { level: 'silent' });
   while (Date.now() < deadline) {
+    // A node that could not bind a port takes half a minute to shut down: its log says so at once.
+    for (const node of state.nodes) {
+      const taken = bindFailure(node);
+      if (taken === undefined) continue;
+      throw new PortTakenError(
+        `Port ${taken} on 127.0.0.1 was taken by another process while local Kafka node ${node.nodeId} started. ` +
+          `Pick other ports with --port P (a cluster uses ports from P for clients and from P+100 for its controllers).`,
+        { context: { nodeId: node.nodeId, port: taken } },
+      );
+    }
     const dead = state.nodes.find((n) => !isNodeProcess(n.pid, n));
     if (dead) {
       throw new BrokerStartError(
@@ -121,7 +131,7 @@ async function waitUntilServing(state: ClusterState, logger: Logger, timeoutMs: 
       const admin = createKafka({
         brokers: [bootstrapOf(state).split(',')[0]!],
         logger: quiet,
-        kafka: { connectionTimeout: 1_000, retry: { retries: 0 } },
+        kafka: { connectionTimeout: 1_000, requestTimeout: 5_000, retry: { retries: 0 } },
       }).admin();
       try {
         await admin.connect();
@@ -136,6 +146,17 @@ async function waitUntilServing(state: ClusterState, logger: Logger, timeoutMs: 
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new TimeoutError(`The local Kafka cluster did not answer a metadata request within ${timeoutMs} ms; see ${logFile(state.nodes[0]!)}.`);
+}
+
+/** A node's start failed because one of its ports was bound by someone else meanwhile. */
+class PortTakenError extends PrerequisiteError {}
+
+/** The port a node's log says it could not bind, if that is why it stopped. */
+function bindFailure(node: NodeSpec): number | undefined {
+  const file = logFile(node);
+  if (!existsSync(file)) return undefined;
+  const match = /failed to bind to [^\s:]*:(\d+)/i.exec(readFileSync(file, 'utf8'));
+  return match ? Number(match[1]) : undefined;
 }
 
 export interface StartResult {
@@ -170,23 +191,29 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<S
     previous = undefined;
   }
   // Reuse the ports a cluster had unless asked for others, so its data (and clients) stay valid.
-  const nodes =
-    previous && (options.port === undefined || options.port === previous.nodes[0]!.port)
-      ? await planNodes(dir, brokers, previous.nodes[0]!.port)
-      : await planNodes(dir, brokers, port);
-  const state: ClusterState = { version, clusterId: previous?.clusterId ?? randomClusterId(), nodes };
+  const reuse = previous && (options.port === undefined || options.port === previous.nodes[0]!.port);
+  const chosenPort = reuse ? previous!.nodes[0]!.port : port;
+  const clusterId = previous?.clusterId ?? randomClusterId();
 
   logger.info({ brokers, version, dir }, `starting local Kafka ${version} (${brokers} node${brokers > 1 ? 's' : ''})…`);
-  for (const node of nodes) prepareNode(java, libs, node, nodes, state.clusterId, options.settings);
-  for (const node of state.nodes) node.pid = spawnNode(java, libs, node);
-  writeClusterState(dir, state);
-  try {
-    await waitUntilServing(state, logger, startTimeoutMs);
-  } catch (error) {
-    await stopLocalCluster({ dir, logger });
-    throw error;
+  // Ports picked by the OS (port 0) are free when picked, but an outgoing connection may take
+  // one before the JVM binds it: then the start is tried again on new ones.
+  for (let attempt = 1; ; attempt++) {
+    const nodes = await planNodes(dir, brokers, chosenPort);
+    const state: ClusterState = { version, clusterId, nodes };
+    for (const node of nodes) prepareNode(java, libs, node, nodes, state.clusterId, options.settings);
+    for (const node of state.nodes) node.pid = spawnNode(java, libs, node);
+    writeClusterState(dir, state);
+    try {
+      await waitUntilServing(state, logger, startTimeoutMs);
+      return { status: clusterStatus(dir)!, alreadyRunning: false };
+    } catch (error) {
+      await stopLocalCluster({ dir, logger });
+      if (!(error instanceof PortTakenError && chosenPort === 0 && attempt < 3)) throw error;
+      logger.warn({ dir, attempt }, `${error.message} Trying again on other ports.`);
+      for (const node of nodes) rmSync(join(node.dir, 'logs'), { recursive: true, force: true });
+    }
   }
-  return { status: clusterStatus(dir)!, alreadyRunning: false };
 }
 
 /**
