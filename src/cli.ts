@@ -35,7 +35,11 @@ export async function main(argv: string[], context: Partial<CommandContext> = {}
     return name ? 0 : 2;
   }
   const command = COMMANDS.find((c) => c.name === name);
-  if (!command) return failed(new UsageError(`Unknown command "${name}". Commands: ${COMMANDS.map((c) => c.name).join(', ')}. Run \`wharf --help\`.`), stderr);
+  if (!command)
+    return failed(
+      new UsageError(`Unknown command "${name}". Commands: ${COMMANDS.map((c) => c.name).join(', ')}. Run \`wharf --help\`.`),
+      stderr,
+    );
   return runCommand(command, rest, context);
 }
 

@@ -41,7 +41,8 @@ const DELIVERY_KEYS = ['maxInFlight', 'maxInFlightPerPartition', 'partitionsCons
 
 /** `over` on top of `under`, key by key, ignoring keys that are absent or undefined (other keys of the objects are left out). */
 export function mergeDeliveryOptions(under: DeliveryOptions, over: DeliveryOptions): DeliveryOptions {
-  const defined = <T extends object>(o: T | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const defined = <T extends object>(o: T | undefined) =>
+    Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
   const out: DeliveryOptions = {};
   for (const key of DELIVERY_KEYS) {
     const value = over[key] ?? under[key];

@@ -1,7 +1,18 @@
 /** wharf's public API. Importing it has no side effects. */
 export * from './errors.js';
 export { createLogger, childLogger, type Logger, type LogBindings } from './log.js';
-export { defineService, type ServiceDefinition, type DefinedService, type InboundMessage, type MessageContext, type ProducerContext, type RoleContext, type SendOptions, type TopicSpec, type ObserverContext } from './service.js';
+export {
+  defineService,
+  type ServiceDefinition,
+  type DefinedService,
+  type InboundMessage,
+  type MessageContext,
+  type ProducerContext,
+  type RoleContext,
+  type SendOptions,
+  type TopicSpec,
+  type ObserverContext,
+} from './service.js';
 export { loadConfig, parseConfig, type ConfigFlags } from './config/load.js';
 export { loadServices, type LoadedService } from './config/services.js';
 export type { WharfConfig } from './config/schema.js';

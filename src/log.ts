@@ -58,16 +58,17 @@ export function childLogger(parent: Logger, bindings: LogBindings): Logger {
  * kafkajs's own errors become one-line warnings, their stacks kept for debug.
  */
 export function kafkaLogCreator(logger: Logger): logCreator {
-  return () => ({ namespace, level, log }) => {
-    const { message, timestamp: _ts, logger: _name, stack, ...extra } = log as Record<string, unknown> & { message: string };
-    const fields = { component: 'kafkajs', namespace, ...extra };
-    if (level === KafkaLogLevel.ERROR && namespace !== 'Connection') {
-      logger.warn(fields, message);
-      if (stack) logger.debug({ ...fields, stack }, message);
-    } else if (level === KafkaLogLevel.WARN) logger.warn(fields, message);
-    else if (level === KafkaLogLevel.INFO) logger.info(fields, message);
-    else logger.debug(stack ? { ...fields, stack } : fields, message);
-  };
+  return () =>
+    ({ namespace, level, log }) => {
+      const { message, timestamp: _ts, logger: _name, stack, ...extra } = log as Record<string, unknown> & { message: string };
+      const fields = { component: 'kafkajs', namespace, ...extra };
+      if (level === KafkaLogLevel.ERROR && namespace !== 'Connection') {
+        logger.warn(fields, message);
+        if (stack) logger.debug({ ...fields, stack }, message);
+      } else if (level === KafkaLogLevel.WARN) logger.warn(fields, message);
+      else if (level === KafkaLogLevel.INFO) logger.info(fields, message);
+      else logger.debug(stack ? { ...fields, stack } : fields, message);
+    };
 }
 
 /**

@@ -20,7 +20,8 @@ export function packageRoot(): string {
       return dir;
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new WharfError('ERR_INSTALL', `wharf cannot find its own package.json above ${fileURLToPath(import.meta.url)}: reinstall it.`);
+    if (parent === dir)
+      throw new WharfError('ERR_INSTALL', `wharf cannot find its own package.json above ${fileURLToPath(import.meta.url)}: reinstall it.`);
     dir = parent;
   }
 }

@@ -67,7 +67,10 @@ export const SERVICE_MODULES = {
  * own (`WHARF_HOME` for `npm run admin`). Always stopped when the test ends, and the test fails
  * if any of its worker threads outlived that.
  */
-export async function startWharfForTest(raw: Record<string, unknown>, { brokers = testBrokers(), admin = false }: { brokers?: string[]; admin?: boolean } = {}): Promise<Wharf> {
+export async function startWharfForTest(
+  raw: Record<string, unknown>,
+  { brokers = testBrokers(), admin = false }: { brokers?: string[]; admin?: boolean } = {},
+): Promise<Wharf> {
   const config = parseConfig(
     {
       ...raw,
@@ -81,7 +84,14 @@ export async function startWharfForTest(raw: Record<string, unknown>, { brokers 
   const home = admin ? mkdtempSync(join(tmpdir(), 'wharf-test-')) : undefined;
   let wharf: Wharf;
   try {
-    wharf = await startWharf({ config, brokers, logger, env: {}, admin: home ? { dir: home } : false, print: (line) => logger.debug(line) });
+    wharf = await startWharf({
+      config,
+      brokers,
+      logger,
+      env: {},
+      admin: home ? { dir: home } : false,
+      print: (line) => logger.debug(line),
+    });
   } catch (error) {
     if (home) rmSync(home, { recursive: true, force: true });
     throw error;

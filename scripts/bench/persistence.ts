@@ -48,7 +48,7 @@ async function workerMain(): Promise<void> {
   const state = createStateClient(port);
   const conversation = state.map('conversation');
   const counter = state.counter('replied');
-  parentPort!.on('message', async (job: Job) => {
+  const run = async (job: Job): Promise<void> => {
     let done = 0;
     const deadline = performance.now() + job.seconds * 1_000;
     // `inFlight` loops, each awaiting its own call before the next, as concurrent handlers do.
@@ -66,7 +66,9 @@ async function workerMain(): Promise<void> {
     );
     state.close();
     parentPort!.postMessage(done);
-  });
+  };
+  // A failed run rejects unhandled, which ends the thread with the error: the bench reports it.
+  parentPort!.on('message', (job: Job) => void run(job));
 }
 
 interface Run {

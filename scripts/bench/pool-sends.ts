@@ -70,9 +70,8 @@ process.exit(0);
 async function run(mode: 'own' | 'relay') {
   const threads = Array.from({ length: THREADS }, (_, i) => {
     const { port1, port2 } = new MessageChannel();
-    port1.on('message', async (m: { id: number; value: unknown; key: string }) => {
-      await owner.send(topic, m.value, { key: m.key });
-      port1.postMessage(m.id);
+    port1.on('message', (m: { id: number; value: unknown; key: string }) => {
+      void owner.send(topic, m.value, { key: m.key }).then(() => port1.postMessage(m.id));
     });
     const worker = new Worker(THREAD, { eval: true, workerData: { mode, topic, sends: SENDS, i, port: port2, brokers: broker.brokers, dist: compiled('src') }, transferList: [port2] });
     const ready = new Promise((resolve) => worker.once('message', resolve));

@@ -79,15 +79,14 @@ async function workerMain(): Promise<void> {
     },
   };
 
-  parentPort!.on('message', async (job: Job | 'exit') => {
+  parentPort!.on('message', (job: Job | 'exit') => {
     if (job === 'exit') {
       state.close();
       comlinkPort.close();
       parentPort!.close();
       return;
     }
-    await runs[job.scenario](job.ops);
-    parentPort!.postMessage('done');
+    void runs[job.scenario](job.ops).then(() => parentPort!.postMessage('done'));
   });
   parentPort!.postMessage('ready');
 }

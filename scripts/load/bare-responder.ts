@@ -27,7 +27,9 @@ export async function startBareResponder(data: BareResponderData): Promise<Runni
   await new Promise<void>((resolve, reject) => {
     worker.once('message', () => resolve());
     worker.once('error', reject);
-    void exited.then(() => reject(new WharfError('ERR_BENCH_RESPONDER', 'The kafkajs responder thread exited before it was ready; see its log above.')));
+    void exited.then(() =>
+      reject(new WharfError('ERR_BENCH_RESPONDER', 'The kafkajs responder thread exited before it was ready; see its log above.')),
+    );
   });
   return {
     service: 'kafkajs responder',
@@ -64,15 +66,19 @@ export async function runBareResponder(): Promise<void> {
       await producer.send({
         topic: headers[HEADERS.replyTo]!,
         acks: -1,
-        messages: [{ key: message.key, value: JSON.stringify(reply), headers: { [HEADERS.contentType]: 'application/json', [HEADERS.correlationId]: headers[HEADERS.correlationId]! } }],
+        messages: [
+          {
+            key: message.key,
+            value: JSON.stringify(reply),
+            headers: { [HEADERS.contentType]: 'application/json', [HEADERS.correlationId]: headers[HEADERS.correlationId]! },
+          },
+        ],
       });
     },
   });
   await joined;
-  parentPort!.once('message', async () => {
-    await consumer.disconnect();
-    await producer.disconnect();
-    process.exit(0);
+  parentPort!.once('message', () => {
+    void Promise.all([consumer.disconnect(), producer.disconnect()]).then(() => process.exit(0));
   });
   parentPort!.postMessage('ready');
 }

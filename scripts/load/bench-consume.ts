@@ -54,13 +54,23 @@ type SinkFactory = (topic: string, groupId: string) => Promise<StartedSink>;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Writes `count` small JSON messages over all partitions inside a transaction left open. */
-async function prefillUncommitted(kafka: Kafka, topic: string, count: number, size = 100): Promise<{ commit(): Promise<void>; close(): Promise<void> }> {
-  const producer = kafka.producer(producerConfig({ transactionalId: `wharf-bench-${randomBytes(6).toString('hex')}`, maxInFlightRequests: 1, idempotent: true }));
+async function prefillUncommitted(
+  kafka: Kafka,
+  topic: string,
+  count: number,
+  size = 100,
+): Promise<{ commit(): Promise<void>; close(): Promise<void> }> {
+  const producer = kafka.producer(
+    producerConfig({ transactionalId: `wharf-bench-${randomBytes(6).toString('hex')}`, maxInFlightRequests: 1, idempotent: true }),
+  );
   await producer.connect();
   let transaction: Transaction | undefined = await producer.transaction();
   const pad = 'x'.repeat(Math.max(0, size - 30));
-  for (let done = 0; done < count; ) {
-    const batch = Array.from({ length: Math.min(2_000, count - done) }, (_, i) => ({ key: `k${(done + i) % 1_000}`, value: `{"i":${done + i},"pad":"${pad}"}` }));
+  for (let done = 0; done < count;) {
+    const batch = Array.from({ length: Math.min(2_000, count - done) }, (_, i) => ({
+      key: `k${(done + i) % 1_000}`,
+      value: `{"i":${done + i},"pad":"${pad}"}`,
+    }));
     await transaction.send({ topic, acks: -1, messages: batch });
     done += batch.length;
   }
@@ -90,12 +100,19 @@ async function measureDrain(c: DrainCase, start: SinkFactory): Promise<DrainMeas
     const deadline = opened + (c.timeoutMs ?? 300_000);
     let handled = await sink.handled();
     while (handled < c.expected) {
-      if (performance.now() > deadline) throw new TimeoutError(`Benchmark consumer handled ${handled} of ${c.expected} messages in ${(c.timeoutMs ?? 300_000) / 1_000} s: is the broker overloaded?`);
+      if (performance.now() > deadline)
+        throw new TimeoutError(
+          `Benchmark consumer handled ${handled} of ${c.expected} messages in ${(c.timeoutMs ?? 300_000) / 1_000} s: is the broker overloaded?`,
+        );
       await sleep(2);
       handled = await sink.handled();
     }
     const drainS = (performance.now() - opened) / 1_000;
-    return { msgsPerSec: Math.round(c.expected / drainS), drainS: Math.round(drainS * 1_000) / 1_000, startupS: Math.round(opened - started) / 1_000 };
+    return {
+      msgsPerSec: Math.round(c.expected / drainS),
+      drainS: Math.round(drainS * 1_000) / 1_000,
+      startupS: Math.round(opened - started) / 1_000,
+    };
   } finally {
     await sink?.stop();
     await gate.close();
@@ -109,7 +126,14 @@ export function consumeWithWharf(c: DrainCase & { workers: number }): Promise<Dr
   return measureDrain(c, async (topic, groupId) => {
     const config = parseConfig(
       {
-        services: [{ module: compiled(SINK_MODULE), workers: { consumer: c.workers }, consumes: { topics: [topic], groupId }, options: { hashIterations: c.hashIterations } }],
+        services: [
+          {
+            module: compiled(SINK_MODULE),
+            workers: { consumer: c.workers },
+            consumes: { topics: [topic], groupId },
+            options: { hashIterations: c.hashIterations },
+          },
+        ],
         kafka: { clientId: 'wharf-bench' },
       },
       'bench',

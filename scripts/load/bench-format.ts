@@ -4,10 +4,13 @@ import type { Sampled } from './bench-stats.js';
 
 /** The benchmark's table for people: medians, their spread, and each ratio against its target. */
 const n = (v: number | null | undefined, digits = 0) =>
-  v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  v === null || v === undefined || !Number.isFinite(v)
+    ? '—'
+    : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const x = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${v.toFixed(2)}×`);
 const spread = (s: Sampled, digits = 0) => `${n(s.median, digits)} (${n(s.min, digits)}–${n(s.max, digits)})`;
-const verdict = (value: number | null, target: number) => (value === null ? 'not measured' : value >= target ? `met (≥ ${target}×)` : `missed (target ≥ ${target}×)`);
+const verdict = (value: number | null, target: number) =>
+  value === null ? 'not measured' : value >= target ? `met (≥ ${target}×)` : `missed (target ≥ ${target}×)`;
 
 function row(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -26,7 +29,20 @@ function roundTripLines(label: string, r: RoundTrip): string[] {
   return [
     `  ${label}, ${n(r.messages)} requests`,
     '  ' + row(['responder', 'answered/s (min–max)', 'p50 ms (min–max)', 'p99 ms (min–max)', 'lost'], widths),
-    ...(['wharf', 'kafkajs'] as const).map((k) => '  ' + row([k === 'wharf' ? 'wharf (Jarvis, 1 worker)' : 'bare kafkajs thread', spread(r[k].perSec), spread(r[k].p50, 2), spread(r[k].p99, 2), n(r[k].lost)], widths)),
+    ...(['wharf', 'kafkajs'] as const).map(
+      (k) =>
+        '  ' +
+        row(
+          [
+            k === 'wharf' ? 'wharf (Jarvis, 1 worker)' : 'bare kafkajs thread',
+            spread(r[k].perSec),
+            spread(r[k].p50, 2),
+            spread(r[k].p99, 2),
+            n(r[k].lost),
+          ],
+          widths,
+        ),
+    ),
     `  wharf ÷ kafkajs throughput: ${x(r.wharfVsKafkajs)}`,
   ];
 }
@@ -40,7 +56,9 @@ export function formatBench(report: BenchReport, file: string | null): string {
   ];
   if (report.consume) {
     const c = report.consume;
-    out.push(`(1) consume ${n(c.messages)} small messages from a ${c.partitions}-partition topic, no-op handler (msg/s once the group is stable)`);
+    out.push(
+      `(1) consume ${n(c.messages)} small messages from a ${c.partitions}-partition topic, no-op handler (msg/s once the group is stable)`,
+    );
     out.push(...drainTable(c.variants).map((l) => `  ${l}`));
     out.push(`  wharf ÷ kafkajs eachMessage: ${x(c.wharfVsEachMessage)} — ${verdict(c.wharfVsEachMessage, c.target)}`);
     out.push(`  wharf ÷ kafkajs eachBatch:   ${x(c.wharfVsEachBatch)}`, '');
@@ -49,7 +67,11 @@ export function formatBench(report: BenchReport, file: string | null): string {
     const s = report.scaling;
     out.push(`(2) CPU-bound handler (${s.msPerMessage} ms of SHA-256 per message), ${n(s.messages)} messages, ${s.partitions} partitions`);
     out.push(...drainTable(s.variants).map((l) => `  ${l}`));
-    out.push(`  scaling vs the bare kafkajs consumer: ${Object.entries(s.vsKafkajs).map(([k, v]) => `${k.replace('wharf, ', '')} ${x(v)}`).join(', ')}`);
+    out.push(
+      `  scaling vs the bare kafkajs consumer: ${Object.entries(s.vsKafkajs)
+        .map(([k, v]) => `${k.replace('wharf, ', '')} ${x(v)}`)
+        .join(', ')}`,
+    );
     out.push(`  2 workers ÷ kafkajs: ${verdict(s.vsKafkajs['wharf, 2 workers'] ?? null, s.target)}`, '');
   }
   if (report.state) {
@@ -59,9 +81,18 @@ export function formatBench(report: BenchReport, file: string | null): string {
       const widths = [8, 36, 12, 10, 12, 8];
       out.push('  ' + row(['workers', 'measure', 'wharf', 'comlink', 'python', 'w/py'], widths));
       for (const r of report.state.rows) {
-        out.push('  ' + row([String(r.workers), r.measure, n(r.wharf), n(r.comlink), n(r.python), x(r.wharfVsPython ?? r.wharfVsPythonAwaited)], widths));
+        out.push(
+          '  ' +
+            row(
+              [String(r.workers), r.measure, n(r.wharf), n(r.comlink), n(r.python), x(r.wharfVsPython ?? r.wharfVsPythonAwaited)],
+              widths,
+            ),
+        );
       }
-      out.push(`  python: ${report.state.python ?? report.state.pythonError}; pipelined w/py compares with Python's awaited calls (a Manager cannot pipeline)`, '');
+      out.push(
+        `  python: ${report.state.python ?? report.state.pythonError}; pipelined w/py compares with Python's awaited calls (a Manager cannot pipeline)`,
+        '',
+      );
     }
   }
   if (report.roundtrip) {
@@ -80,17 +111,44 @@ export function formatBench(report: BenchReport, file: string | null): string {
 
 /** The Python section's table, also printed by dist/scripts/bench/python-client.js alone. */
 export function formatPythonBench(r: PythonClientBenchReport): string[] {
-  const line = (cells: string[]) => [cells[0]!.padStart(9), cells[1]!.padEnd(44), ...cells.slice(2, 4).map((c) => c.padStart(24)), cells[4]!.padStart(7)].join('  ');
+  const line = (cells: string[]) =>
+    [cells[0]!.padStart(9), cells[1]!.padEnd(44), ...cells.slice(2, 4).map((c) => c.padStart(24)), cells[4]!.padStart(7)].join('  ');
   const cell = (count: string, measure: keyof PythonClientBenchReport['opsPerSec'][string]) => {
     const [min, max] = r.spread[count]?.[measure] ?? [NaN, NaN];
     return `${n(r.opsPerSec[count]?.[measure])} (${n(min)}–${n(max)})`;
   };
   const lines = [line(['processes', 'measure', 'wharf client (min–max)', 'Manager (min–max)', 'ratio'])];
   for (const [count, ratios] of Object.entries(r.clientVsManager)) {
-    lines.push(line([count, 'awaited round trip (m[k] = v / d[k] = v)', cell(count, 'wharf.awaited'), cell(count, 'manager.awaited'), x(ratios.awaited)]));
-    lines.push(line([count, `pipelined, ${r.window} in flight (vs awaited)`, cell(count, 'wharf.pipelined'), cell(count, 'manager.awaited'), x(ratios.pipelined)]));
-    lines.push(line([count, 'exact counter add (add / Value + Lock)', cell(count, 'wharf.counter'), cell(count, 'manager.counter'), x(ratios.counter)]));
+    lines.push(
+      line([
+        count,
+        'awaited round trip (m[k] = v / d[k] = v)',
+        cell(count, 'wharf.awaited'),
+        cell(count, 'manager.awaited'),
+        x(ratios.awaited),
+      ]),
+    );
+    lines.push(
+      line([
+        count,
+        `pipelined, ${r.window} in flight (vs awaited)`,
+        cell(count, 'wharf.pipelined'),
+        cell(count, 'manager.awaited'),
+        x(ratios.pipelined),
+      ]),
+    );
+    lines.push(
+      line([
+        count,
+        'exact counter add (add / Value + Lock)',
+        cell(count, 'wharf.counter'),
+        cell(count, 'manager.counter'),
+        x(ratios.counter),
+      ]),
+    );
   }
-  lines.push(`Python ${r.python} (${r.executable}), median of ${r.reps} interleaved reps${r.quick ? ' (--quick)' : ''}, load average ${r.loadavg.join(' ')} at the end; a Manager cannot pipeline`);
+  lines.push(
+    `Python ${r.python} (${r.executable}), median of ${r.reps} interleaved reps${r.quick ? ' (--quick)' : ''}, load average ${r.loadavg.join(' ')} at the end; a Manager cannot pipeline`,
+  );
   return lines;
 }

@@ -53,29 +53,61 @@ export interface PythonBenchOptions {
 
 const SIZES = { full: { awaited: 3_000, pipelined: 30_000 }, quick: { awaited: 600, pipelined: 6_000 } };
 
-export async function runPythonClientBench({ reps, quick, processes = [1, 4], logger, say, python = process.env.WHARF_PYTHON || 'python3' }: PythonBenchOptions): Promise<PythonClientBenchReport> {
+export async function runPythonClientBench({
+  reps,
+  quick,
+  processes = [1, 4],
+  logger,
+  say,
+  python = process.env.WHARF_PYTHON || 'python3',
+}: PythonBenchOptions): Promise<PythonClientBenchReport> {
   const dir = mkdtempSync(join(tmpdir(), 'wharf-bench-py-'));
   const store = createStateStore({ logger });
   const startedAt = Date.now();
-  const status = (): SupervisorStatus => ({ pid: process.pid, startedAt: new Date(startedAt).toISOString(), uptimeMs: Date.now() - startedAt, brokers: [], services: [], workers: [] });
+  const status = (): SupervisorStatus => ({
+    pid: process.pid,
+    startedAt: new Date(startedAt).toISOString(),
+    uptimeMs: Date.now() - startedAt,
+    brokers: [],
+    services: [],
+    workers: [],
+  });
   const scale = () => Promise.reject(new WharfError('ERR_UNKNOWN_SERVICE', 'the benchmark supervisor runs no services'));
   try {
     const server = await startAdminServer({ api: { state: adminStateApi(store), status, scale }, dir, logger, env: {} });
     try {
       const sizes = quick ? SIZES.quick : SIZES.full;
-      const args = [join(packageRoot(), 'scripts/bench/python_client.py'), '--json', '--reps', String(reps), '--processes', processes.join(','),
-        '--ops-awaited', String(sizes.awaited), '--ops-pipelined', String(sizes.pipelined)];
+      const args = [
+        join(packageRoot(), 'scripts/bench/python_client.py'),
+        '--json',
+        '--reps',
+        String(reps),
+        '--processes',
+        processes.join(','),
+        '--ops-awaited',
+        String(sizes.awaited),
+        '--ops-pipelined',
+        String(sizes.pipelined),
+      ];
       const out = await runPython(python, args, { ...process.env, WHARF_HOME: dir, WHARF_AUTHKEY: '' }, say);
       if (out.wharfCall !== undefined && !String(out.wharfCall).startsWith('state.call')) {
-        throw new WharfError('ERR_BENCH_PYTHON', `the Python client did not use state.call (${String(out.wharfCall)}): the figures would not be the client's`);
+        throw new WharfError(
+          'ERR_BENCH_PYTHON',
+          `the Python client did not use state.call (${String(out.wharfCall)}): the figures would not be the client's`,
+        );
       }
       const opsPerSec = out.opsPerSec as PythonClientBenchReport['opsPerSec'];
       const ratio = (a?: number, b?: number) => (a && b ? Math.round((a / b) * 100) / 100 : null);
-      const clientVsManager = Object.fromEntries(Object.entries(opsPerSec).map(([count, row]) => [count, {
-        awaited: ratio(row['wharf.awaited'], row['manager.awaited']),
-        pipelined: ratio(row['wharf.pipelined'], row['manager.awaited']),
-        counter: ratio(row['wharf.counter'], row['manager.counter']),
-      }]));
+      const clientVsManager = Object.fromEntries(
+        Object.entries(opsPerSec).map(([count, row]) => [
+          count,
+          {
+            awaited: ratio(row['wharf.awaited'], row['manager.awaited']),
+            pipelined: ratio(row['wharf.pipelined'], row['manager.awaited']),
+            counter: ratio(row['wharf.counter'], row['manager.counter']),
+          },
+        ]),
+      );
       return {
         python: String(out.python),
         executable: python,
@@ -108,13 +140,29 @@ function runPython(python: string, args: string[], env: NodeJS.ProcessEnv, say?:
       stderr += d;
       for (const line of d.toString('utf8').split('\n')) if (line.trim()) say?.(`python: ${line.trim()}`);
     });
-    child.on('error', (error) => reject(new WharfError('ERR_BENCH_PYTHON', `${python} could not be run (${error.message}): install python3 3.9+, or set WHARF_PYTHON`, { cause: error })));
+    child.on('error', (error) =>
+      reject(
+        new WharfError('ERR_BENCH_PYTHON', `${python} could not be run (${error.message}): install python3 3.9+, or set WHARF_PYTHON`, {
+          cause: error,
+        }),
+      ),
+    );
     child.on('close', (code) => {
-      if (code !== 0) return reject(new WharfError('ERR_BENCH_PYTHON', `scripts/bench/python_client.py exited with ${code}: ${stderr.trim().split('\n').at(-1) ?? ''}`));
+      if (code !== 0)
+        return reject(
+          new WharfError(
+            'ERR_BENCH_PYTHON',
+            `scripts/bench/python_client.py exited with ${code}: ${stderr.trim().split('\n').at(-1) ?? ''}`,
+          ),
+        );
       try {
         resolve(JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>);
       } catch (error) {
-        reject(new WharfError('ERR_BENCH_PYTHON', `scripts/bench/python_client.py printed no JSON object (${(error as Error).message})`, { cause: error }));
+        reject(
+          new WharfError('ERR_BENCH_PYTHON', `scripts/bench/python_client.py printed no JSON object (${(error as Error).message})`, {
+            cause: error,
+          }),
+        );
       }
     });
   });

@@ -38,11 +38,16 @@ export async function runStateBench({ reps, quick }: { reps: number; quick: bool
   child.stderr.on('data', (d: Buffer) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   if (code !== 0) {
-    throw new WharfError('ERR_BENCH_STATE', `The shared-state benchmark exited with ${code}: ${stderr.trim().split('\n').at(-1) ?? ''}. Run \`node dist/scripts/bench/state.js\` to see it.`);
+    throw new WharfError(
+      'ERR_BENCH_STATE',
+      `The shared-state benchmark exited with ${code}: ${stderr.trim().split('\n').at(-1) ?? ''}. Run \`node dist/scripts/bench/state.js\` to see it.`,
+    );
   }
   try {
     return JSON.parse(stdout) as StateBenchReport;
   } catch (error) {
-    throw new WharfError('ERR_BENCH_STATE', `The shared-state benchmark printed no JSON object (${(error as Error).message}).`, { cause: error });
+    throw new WharfError('ERR_BENCH_STATE', `The shared-state benchmark printed no JSON object (${(error as Error).message}).`, {
+      cause: error,
+    });
   }
 }

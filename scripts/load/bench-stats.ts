@@ -30,7 +30,11 @@ export function rotate<T>(items: readonly T[], by: number): T[] {
 }
 
 /** Runs every variant once per repetition, interleaved and rotated; returns each one's results in run order. */
-export async function interleave<R>(variants: Record<string, () => Promise<R>>, reps: number, onRun?: (name: string, rep: number, result: R) => void): Promise<Record<string, R[]>> {
+export async function interleave<R>(
+  variants: Record<string, () => Promise<R>>,
+  reps: number,
+  onRun?: (name: string, rep: number, result: R) => void,
+): Promise<Record<string, R[]>> {
   const names = Object.keys(variants);
   const results: Record<string, R[]> = Object.fromEntries(names.map((name) => [name, []]));
   for (let rep = 0; rep < reps; rep++) {

@@ -41,8 +41,23 @@ export interface BenchReport {
   reps: number;
   machine: { cpus: number; model: string; node: string; loadavgStart: number[]; loadavgEnd: number[] };
   brokers: string[];
-  consume?: { messages: number; partitions: number; variants: Record<string, DrainSummary>; wharfVsEachMessage: number | null; wharfVsEachBatch: number | null; target: number };
-  scaling?: { messages: number; partitions: number; msPerMessage: number; iterations: number; variants: Record<string, DrainSummary>; vsKafkajs: Record<string, number | null>; target: number };
+  consume?: {
+    messages: number;
+    partitions: number;
+    variants: Record<string, DrainSummary>;
+    wharfVsEachMessage: number | null;
+    wharfVsEachBatch: number | null;
+    target: number;
+  };
+  scaling?: {
+    messages: number;
+    partitions: number;
+    msPerMessage: number;
+    iterations: number;
+    variants: Record<string, DrainSummary>;
+    vsKafkajs: Record<string, number | null>;
+    target: number;
+  };
   state?: StateBenchReport | { error: string };
   roundtrip?: { workers: number; awaited: RoundTrip; pipelined: RoundTrip & { inFlight: number } };
   /** The Python client (clients/python) vs multiprocessing.Manager; `clientVsManager` holds the ratios. */
@@ -86,7 +101,9 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
   const admin = kafka.admin();
   await admin.connect();
   const logRun = (section: string) => (name: string, rep: number, r: DrainMeasure) =>
-    say(`${section} rep ${rep + 1}/${reps} ${name}: ${r.msgsPerSec.toLocaleString('en-US')} msg/s (drained in ${r.drainS} s after a ${r.startupS} s start)`);
+    say(
+      `${section} rep ${rep + 1}/${reps} ${name}: ${r.msgsPerSec.toLocaleString('en-US')} msg/s (drained in ${r.drainS} s after a ${r.startupS} s start)`,
+    );
   try {
     if (sections.includes('consume')) {
       const base = { brokers, kafka, admin, partitions: PARTITIONS, expected: sizes.consume, hashIterations: 0, logger: serviceLogger };
@@ -102,13 +119,30 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       );
       const variants = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarize(v)]));
       const rate = (k: string) => variants[k]!.msgsPerSec.median;
-      report.consume = { messages: sizes.consume, partitions: PARTITIONS, variants, wharfVsEachMessage: ratio(rate('wharf, 1 worker'), rate('kafkajs eachMessage')), wharfVsEachBatch: ratio(rate('wharf, 1 worker'), rate('kafkajs eachBatch')), target: 0.9 };
+      report.consume = {
+        messages: sizes.consume,
+        partitions: PARTITIONS,
+        variants,
+        wharfVsEachMessage: ratio(rate('wharf, 1 worker'), rate('kafkajs eachMessage')),
+        wharfVsEachBatch: ratio(rate('wharf, 1 worker'), rate('kafkajs eachBatch')),
+        target: 0.9,
+      };
     }
 
     if (sections.includes('scaling')) {
       const work = calibrateCpuWork(1);
-      say(`scaling: ${work.iterations} SHA-256 rounds ≈ ${work.msPerCall} ms per message; ${sizes.scaling.toLocaleString('en-US')} messages per measure…`);
-      const base = { brokers, kafka, admin, partitions: PARTITIONS, expected: sizes.scaling, hashIterations: work.iterations, logger: serviceLogger };
+      say(
+        `scaling: ${work.iterations} SHA-256 rounds ≈ ${work.msPerCall} ms per message; ${sizes.scaling.toLocaleString('en-US')} messages per measure…`,
+      );
+      const base = {
+        brokers,
+        kafka,
+        admin,
+        partitions: PARTITIONS,
+        expected: sizes.scaling,
+        hashIterations: work.iterations,
+        logger: serviceLogger,
+      };
       const runs = await interleave(
         {
           'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
@@ -121,8 +155,20 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       );
       const variants = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarize(v)]));
       const bare = variants['kafkajs eachMessage']!.msgsPerSec.median;
-      const vsKafkajs = Object.fromEntries(Object.entries(variants).filter(([k]) => k.startsWith('wharf')).map(([k, v]) => [k, ratio(v.msgsPerSec.median, bare)]));
-      report.scaling = { messages: sizes.scaling, partitions: PARTITIONS, msPerMessage: work.msPerCall, iterations: work.iterations, variants, vsKafkajs, target: 1.6 };
+      const vsKafkajs = Object.fromEntries(
+        Object.entries(variants)
+          .filter(([k]) => k.startsWith('wharf'))
+          .map(([k, v]) => [k, ratio(v.msgsPerSec.median, bare)]),
+      );
+      report.scaling = {
+        messages: sizes.scaling,
+        partitions: PARTITIONS,
+        msPerMessage: work.msPerCall,
+        iterations: work.iterations,
+        variants,
+        vsKafkajs,
+        target: 1.6,
+      };
     }
 
     if (sections.includes('state')) {
@@ -133,12 +179,31 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
     if (sections.includes('roundtrip')) {
       const target = resolveTarget('jarvis');
       const once = async (responder: 'wharf' | 'kafkajs', messages: number, maxInFlight: number) => {
-        const r = await runLoad({ brokers, target, workers: 1, partitions: 6, limit: { messages }, rate: null, maxInFlight, size: 256, keys: 100, logger, serviceLogger, responder, settleTimeoutMs: 20_000 });
-        say(`roundtrip ${responder} ${maxInFlight} in flight: ${r.throughput.answeredPerSec}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, lost ${r.lost}`);
+        const r = await runLoad({
+          brokers,
+          target,
+          workers: 1,
+          partitions: 6,
+          limit: { messages },
+          rate: null,
+          maxInFlight,
+          size: 256,
+          keys: 100,
+          logger,
+          serviceLogger,
+          responder,
+          settleTimeoutMs: 20_000,
+        });
+        say(
+          `roundtrip ${responder} ${maxInFlight} in flight: ${r.throughput.answeredPerSec}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, lost ${r.lost}`,
+        );
         return r;
       };
       const measure = async (messages: number, maxInFlight: number): Promise<RoundTrip> => {
-        const runs = await interleave({ wharf: () => once('wharf', messages, maxInFlight), kafkajs: () => once('kafkajs', messages, maxInFlight) }, reps);
+        const runs = await interleave(
+          { wharf: () => once('wharf', messages, maxInFlight), kafkajs: () => once('kafkajs', messages, maxInFlight) },
+          reps,
+        );
         const side = (k: 'wharf' | 'kafkajs') => ({
           perSec: sampled(runs[k]!.map((r) => r.throughput.answeredPerSec)),
           p50: sampled(runs[k]!.map((r) => r.latencyMs.p50 ?? NaN)),

@@ -15,7 +15,11 @@ export interface SizeLimit {
   source: string;
 }
 
-function entry(resources: Awaited<ReturnType<Admin['describeConfigs']>>['resources'], name: string, configName: string): number | undefined {
+function entry(
+  resources: Awaited<ReturnType<Admin['describeConfigs']>>['resources'],
+  name: string,
+  configName: string,
+): number | undefined {
   const value = resources.find((r) => r.resourceName === name)?.configEntries.find((e) => e.configName === configName)?.configValue;
   return value === undefined || value === null ? undefined : Number(value);
 }
@@ -31,7 +35,10 @@ export async function messageSizeLimit(admin: Admin, topics: readonly string[] =
     ],
   });
   const limits: SizeLimit[] = [
-    ...brokers.map((b) => ({ bytes: entry(resources, String(b.nodeId), 'message.max.bytes'), source: `message.max.bytes on broker ${b.nodeId}` })),
+    ...brokers.map((b) => ({
+      bytes: entry(resources, String(b.nodeId), 'message.max.bytes'),
+      source: `message.max.bytes on broker ${b.nodeId}`,
+    })),
     ...topics.map((topic) => ({ bytes: entry(resources, topic, 'max.message.bytes'), source: `max.message.bytes of topic ${topic}` })),
   ].filter((l): l is SizeLimit => Number.isFinite(l.bytes));
   if (limits.length === 0) return { bytes: Number.MAX_SAFE_INTEGER, source: 'no limit reported' };

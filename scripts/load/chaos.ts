@@ -1,7 +1,6 @@
 import type { Admin } from 'kafkajs';
 import { createKafka } from '../../src/kafka/client.js';
 import { killNode, readClusterState, restartNode } from '../../src/kafka/local/cluster.js';
-import type { Logger } from '../../src/log.js';
 import type { Supervisor } from '../../src/supervisor/supervisor.js';
 import { runLoad, type LoadResult, type LoadSettings } from './run.js';
 import type { TimelinePoint } from './timeline.js';

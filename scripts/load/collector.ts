@@ -26,7 +26,15 @@ export interface Collector {
   stop(): Promise<void>;
 }
 
-export function createCollector({ kafka, groupId, replyTopic, deadLetterTopic, ledger, timeline, onProgress }: CollectorOptions): Collector {
+export function createCollector({
+  kafka,
+  groupId,
+  replyTopic,
+  deadLetterTopic,
+  ledger,
+  timeline,
+  onProgress,
+}: CollectorOptions): Collector {
   // maxWaitTimeInMs bounds how long a reply can sit on the broker before this fetch returns.
   const consumer: Consumer = kafka.consumer(consumerConfig(groupId, { maxWaitTimeInMs: 20, sessionTimeout: 10_000 }));
   return {

@@ -12,7 +12,12 @@ const HIGHEST_US = 3_600_000_000;
 
 export function createLatencyHistogram(): LatencyHistogram {
   // The pure-JS implementation: WebAssembly would need an async init for little gain at these rates.
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST_US, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIGHEST_US,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
 }
 
 /** Records one latency given in milliseconds (fractions kept down to the microsecond). */

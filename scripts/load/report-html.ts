@@ -17,7 +17,8 @@ svg.chart { display: block; margin: 12px 0; } .plot { fill: #fafafa; stroke: #cc
 .tick { font-size: 11px; fill: #555; } .axis { font-size: 12px; fill: #333; } .title { font-size: 14px; font-weight: 600; fill: #222; } .legend { font-size: 12px; fill: #333; }
 `;
 
-const fmt = (v: number | null, digits = 0) => (v === null ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (v: number | null, digits = 0) =>
+  v === null ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function rows(entries: [string, string][]): string {
   return entries.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${v}</td></tr>`).join('\n');
@@ -28,14 +29,19 @@ export function renderReport(result: LoadResult): string {
   const perSecond = (count: number, i: number) => count / Math.max(1e-3, result.timeline[i]!.t - (i > 0 ? result.timeline[i - 1]!.t : 0));
   const charts = [
     lineChart({
-      title: 'Throughput', xLabel: 'seconds', yLabel: 'messages / s',
+      title: 'Throughput',
+      xLabel: 'seconds',
+      yLabel: 'messages / s',
       series: [
         { name: 'sent', color: '#1a73e8', points: result.timeline.map((p, i) => [p.t, perSecond(p.sent, i)]) },
         { name: 'answered', color: '#e8710a', points: result.timeline.map((p, i) => [p.t, perSecond(p.answered, i)]) },
       ],
     }),
     lineChart({
-      title: 'End-to-end latency per interval (log scale)', xLabel: 'seconds', yLabel: 'ms', log: true,
+      title: 'End-to-end latency per interval (log scale)',
+      xLabel: 'seconds',
+      yLabel: 'ms',
+      log: true,
       series: [
         { name: 'p50', color: '#137333', points: result.timeline.map((p) => [p.t, p.p50]) },
         { name: 'p99', color: '#e8710a', points: result.timeline.map((p) => [p.t, p.p99]) },
@@ -43,7 +49,9 @@ export function renderReport(result: LoadResult): string {
       ],
     }),
     lineChart({
-      title: 'In flight and consumer lag', xLabel: 'seconds', yLabel: 'messages',
+      title: 'In flight and consumer lag',
+      xLabel: 'seconds',
+      yLabel: 'messages',
       series: [
         { name: 'in flight', color: '#1a73e8', points: result.timeline.map((p) => [p.t, p.inFlight]) },
         { name: 'consumer lag', color: '#9334e6', points: result.timeline.map((p) => [p.t, p.lag]) },
@@ -53,16 +61,35 @@ export function renderReport(result: LoadResult): string {
   const l = result.latencyMs;
   const lost = result.lost === 0 ? `<span class="ok">0</span>` : `<span class="bad">${fmt(result.lost)}</span>`;
   const outcome = rows([
-    ['sent', fmt(result.sent)], ['answered', fmt(result.answered)], ['lost', lost], ['duplicates', fmt(result.duplicates)],
-    ['dead-lettered', fmt(result.deadLettered)], ['send errors', fmt(result.sendErrors)], ['worker crashes', fmt(result.crashes.length)],
-    ['throughput (answered/s)', fmt(result.throughput.answeredPerSec)], ['elapsed (s)', fmt(result.elapsedS, 1)],
+    ['sent', fmt(result.sent)],
+    ['answered', fmt(result.answered)],
+    ['lost', lost],
+    ['duplicates', fmt(result.duplicates)],
+    ['dead-lettered', fmt(result.deadLettered)],
+    ['send errors', fmt(result.sendErrors)],
+    ['worker crashes', fmt(result.crashes.length)],
+    ['throughput (answered/s)', fmt(result.throughput.answeredPerSec)],
+    ['elapsed (s)', fmt(result.elapsedS, 1)],
   ]);
-  const percentiles: [string, string][] = [['p50', fmt(l.p50, 2)], ['p90', fmt(l.p90, 2)], ['p99', fmt(l.p99, 2)], ['p99.9', fmt(l.p999, 2)], ['max', fmt(l.max, 2)], ['mean', fmt(l.mean, 2)]].map(([k, v]) => [`${k} (ms)`, v!]);
-  const latency = rows(result.warmupS > 0 ? [['warm-up', `requests due in the first ${fmt(result.warmupS, 1)} s left out`], ...percentiles] : percentiles);
+  const percentiles: [string, string][] = [
+    ['p50', fmt(l.p50, 2)],
+    ['p90', fmt(l.p90, 2)],
+    ['p99', fmt(l.p99, 2)],
+    ['p99.9', fmt(l.p999, 2)],
+    ['max', fmt(l.max, 2)],
+    ['mean', fmt(l.mean, 2)],
+  ].map(([k, v]) => [`${k} (ms)`, v!]);
+  const latency = rows(
+    result.warmupS > 0 ? [['warm-up', `requests due in the first ${fmt(result.warmupS, 1)} s left out`], ...percentiles] : percentiles,
+  );
   const setup = rows([
-    ['service', escapeHtml(result.service)], ['consumer workers', fmt(result.workers)], ['partitions', fmt(result.partitions)],
+    ['service', escapeHtml(result.service)],
+    ['consumer workers', fmt(result.workers)],
+    ['partitions', fmt(result.partitions)],
     ['rate (msg/s)', result.rate === null ? `unlimited, ${fmt(result.maxInFlight)} in flight` : fmt(result.rate)],
-    ['size (bytes)', fmt(result.size)], ['keys', fmt(result.keys)], ['brokers', escapeHtml(result.brokers.join(', '))],
+    ['size (bytes)', fmt(result.size)],
+    ['keys', fmt(result.keys)],
+    ['brokers', escapeHtml(result.brokers.join(', '))],
     ['machine', escapeHtml(`${result.machine.cpus} CPUs, Node ${result.machine.node}, load average ${result.machine.loadavg.join(' ')}`)],
   ]);
   // `<` escaped so no value can close the data block early.

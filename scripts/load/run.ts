@@ -116,7 +116,13 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
   const log = logger.child({ component: 'load' });
   const run = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const base = `wharf-load-${target.name.replace(/[^\w.-]/g, '_').slice(-40)}-${run}`;
-  const names = { requests: `${base}.requests`, replies: `${base}.replies`, dlq: deadLetterTopic(`${base}.requests`), group: base, collector: `${base}-collector` };
+  const names = {
+    requests: `${base}.requests`,
+    replies: `${base}.replies`,
+    dlq: deadLetterTopic(`${base}.requests`),
+    group: base,
+    collector: `${base}-collector`,
+  };
   const kafka: Kafka = createKafka({ brokers, logger: log, clientId: 'wharf-load' });
   const admin = kafka.admin();
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -136,7 +142,12 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     const running: RunningTarget & { supervisor?: Supervisor } = bare
       ? await startBareResponder({ brokers, topic: names.requests, groupId: names.group })
       : await startTarget({
-          target, brokers, workers, requestTopic: names.requests, groupId: names.group, logger: serviceLogger,
+          target,
+          brokers,
+          workers,
+          requestTopic: names.requests,
+          groupId: names.group,
+          logger: serviceLogger,
           onCrash: (workerId, reason) => {
             crashes.push({ workerId, reason });
             log.warn({ workerId, reason }, 'worker crashed during the load run; the supervisor restarts it');
@@ -152,7 +163,11 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     let lastAnswerAt = 0;
     let generatorWake = () => {};
     const collector: Collector = createCollector({
-      kafka, groupId: names.collector, replyTopic: names.replies, deadLetterTopic: names.dlq, ledger,
+      kafka,
+      groupId: names.collector,
+      replyTopic: names.replies,
+      deadLetterTopic: names.dlq,
+      ledger,
       timeline,
       onProgress: () => {
         lastAnswerAt = performance.now();
@@ -166,7 +181,16 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     cleanups.push(() => producer.disconnect());
 
     const generator = createGenerator({
-      producer, topic: names.requests, replyTo: names.replies, size, keys, rate, maxInFlight, limit, ledger, timeline,
+      producer,
+      topic: names.requests,
+      replyTo: names.replies,
+      size,
+      keys,
+      rate,
+      maxInFlight,
+      limit,
+      ledger,
+      timeline,
       maxBatchBytes: Math.max(1, Math.min(512 * 1_024, sizeLimit.bytes / 2)),
       onSendError: (error) => log.error({ err: error.message }, 'a request could not be sent'),
     });
@@ -184,7 +208,10 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
       if (probing) return Promise.resolve();
       probing = true;
       return consumerLag(admin, names.group, names.requests)
-        .then((l) => void (point.lag = lag = l), () => undefined)
+        .then(
+          (l) => void (point.lag = lag = l),
+          () => undefined,
+        )
         .finally(() => (probing = false));
     };
     const total = 'messages' in limit ? limit.messages : rate === null ? null : Math.floor((limit.durationMs / 1_000) * rate);
@@ -197,7 +224,16 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     const clock = setInterval(() => {
       const point = timeline.close(performance.now(), inFlight(), null);
       void probeLag(point);
-      settings.onTick?.({ point: { ...point, lag }, intervalS: intervalMs / 1_000, elapsedS: round((performance.now() - startedAt) / 1_000), sent: counts.sent, answered: counts.answered, total, durationS, final: false });
+      settings.onTick?.({
+        point: { ...point, lag },
+        intervalS: intervalMs / 1_000,
+        elapsedS: round((performance.now() - startedAt) / 1_000),
+        sent: counts.sent,
+        answered: counts.answered,
+        total,
+        durationS,
+        final: false,
+      });
     }, intervalMs);
 
     await generator.finished;
@@ -216,7 +252,16 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     while (probing) await new Promise((resolve) => setTimeout(resolve, 10));
     await probeLag(last);
     const lastIntervalS = Math.max(1e-3, last.t - (timeline.points.at(-2)?.t ?? 0));
-    settings.onTick?.({ point: last, intervalS: lastIntervalS, elapsedS: round((end - startedAt) / 1_000), sent: counts.sent, answered: counts.answered, total, durationS, final: true });
+    settings.onTick?.({
+      point: last,
+      intervalS: lastIntervalS,
+      elapsedS: round((end - startedAt) / 1_000),
+      sent: counts.sent,
+      answered: counts.answered,
+      total,
+      durationS,
+      final: true,
+    });
     const elapsedS = (end - startedAt) / 1_000;
     const unanswered = ledger.unanswered();
     keepTopics = unanswered.length > 0;
@@ -224,7 +269,12 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
     return {
       service: running.service,
       module: target.module,
-      workers, partitions, size, keys, rate, maxInFlight,
+      workers,
+      partitions,
+      size,
+      keys,
+      rate,
+      maxInFlight,
       messages: 'messages' in limit ? limit.messages : null,
       durationLimitS: durationS,
       brokers,
@@ -242,7 +292,10 @@ export async function runLoad(settings: LoadSettings): Promise<LoadResult> {
       unknownReplies: counts.unknown,
       errors,
       crashes,
-      throughput: { sentPerSec: round(counts.sent / Math.max(sendS, 1e-3)), answeredPerSec: round(counts.answered / Math.max(elapsedS, 1e-3)) },
+      throughput: {
+        sentPerSec: round(counts.sent / Math.max(sendS, 1e-3)),
+        answeredPerSec: round(counts.answered / Math.max(elapsedS, 1e-3)),
+      },
       warmupS: (settings.warmupMs ?? 0) / 1_000,
       latencyMs: timeline.summary(),
       lostSample: unanswered.slice(0, 20),

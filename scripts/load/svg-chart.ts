@@ -70,9 +70,12 @@ export function lineChart({ title, xLabel, yLabel, series, log = false, width = 
     parts.push(`<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${py(y).toFixed(1)}" y2="${py(y).toFixed(1)}" class="grid"/>`);
     parts.push(`<text x="${pad.left - 6}" y="${(py(y) + 4).toFixed(1)}" class="tick" text-anchor="end">${label(y)}</text>`);
   }
-  for (const x of xTicks) parts.push(`<text x="${px(x).toFixed(1)}" y="${pad.top + plotH + 16}" class="tick" text-anchor="middle">${label(x)}</text>`);
+  for (const x of xTicks)
+    parts.push(`<text x="${px(x).toFixed(1)}" y="${pad.top + plotH + 16}" class="tick" text-anchor="middle">${label(x)}</text>`);
   parts.push(`<text x="${pad.left + plotW / 2}" y="${height - 6}" class="axis" text-anchor="middle">${escapeHtml(xLabel)}</text>`);
-  parts.push(`<text transform="translate(14 ${pad.top + plotH / 2}) rotate(-90)" class="axis" text-anchor="middle">${escapeHtml(yLabel)}</text>`);
+  parts.push(
+    `<text transform="translate(14 ${pad.top + plotH / 2}) rotate(-90)" class="axis" text-anchor="middle">${escapeHtml(yLabel)}</text>`,
+  );
   series.forEach((s, i) => {
     // A gap (null) splits the line, so an interval without replies is not drawn as a slope.
     const runs: string[][] = [[]];
@@ -81,12 +84,16 @@ export function lineChart({ title, xLabel, yLabel, series, log = false, width = 
       else runs.at(-1)!.push(`${px(x).toFixed(1)},${py(y).toFixed(1)}`);
     }
     for (const run of runs.filter((r) => r.length > 0)) {
-      parts.push(run.length === 1
-        ? `<circle cx="${run[0]!.split(',')[0]}" cy="${run[0]!.split(',')[1]}" r="2" fill="${s.color}" data-series="${escapeHtml(s.name)}"/>`
-        : `<polyline points="${run.join(' ')}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 4"' : ''} data-series="${escapeHtml(s.name)}"/>`);
+      parts.push(
+        run.length === 1
+          ? `<circle cx="${run[0]!.split(',')[0]}" cy="${run[0]!.split(',')[1]}" r="2" fill="${s.color}" data-series="${escapeHtml(s.name)}"/>`
+          : `<polyline points="${run.join(' ')}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 4"' : ''} data-series="${escapeHtml(s.name)}"/>`,
+      );
     }
     const lx = pad.left + plotW - 150 * (series.length - i);
-    parts.push(`<rect x="${lx}" y="10" width="12" height="4" fill="${s.color}"/><text x="${lx + 16}" y="16" class="legend">${escapeHtml(s.name)}</text>`);
+    parts.push(
+      `<rect x="${lx}" y="10" width="12" height="4" fill="${s.color}"/><text x="${lx + 16}" y="16" class="legend">${escapeHtml(s.name)}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('\n');

@@ -32,7 +32,9 @@ export function resolveTarget(name: string, cwd = process.cwd()): LoadTarget {
   if (['.js', '.mjs'].includes(extname(name)) && existsSync(path)) return { name, module: path };
   const known = Object.keys(BUILT_IN_SERVICES).join(' or ');
   const hint = ['.js', '.mjs'].includes(extname(name)) ? ` (no file ${path})` : '';
-  throw new UsageError(`Unknown service "${name}"${hint}: use ${known}, or the path of a compiled service module that answers with ctx.reply.`);
+  throw new UsageError(
+    `Unknown service "${name}"${hint}: use ${known}, or the path of a compiled service module that answers with ctx.reply.`,
+  );
 }
 
 export interface RunningTarget {
@@ -52,7 +54,15 @@ export interface TargetOptions {
   onCrash(workerId: string, reason: string): void;
 }
 
-export async function startTarget({ target, brokers, workers, requestTopic, groupId, logger, onCrash }: TargetOptions): Promise<RunningTarget & { supervisor: Supervisor }> {
+export async function startTarget({
+  target,
+  brokers,
+  workers,
+  requestTopic,
+  groupId,
+  logger,
+  onCrash,
+}: TargetOptions): Promise<RunningTarget & { supervisor: Supervisor }> {
   const config = parseConfig(
     {
       services: [{ module: target.module, workers: { consumer: workers, producer: 0 }, consumes: { topics: [requestTopic], groupId } }],
@@ -63,7 +73,10 @@ export async function startTarget({ target, brokers, workers, requestTopic, grou
   );
   const services = await loadServices(config);
   const loaded = services[0]!;
-  if (!loaded.consumes) throw new UsageError(`Service "${loaded.name}" (${target.name}) consumes nothing, so there is nothing to put under load: pick a service with a handler that answers with ctx.reply.`);
+  if (!loaded.consumes)
+    throw new UsageError(
+      `Service "${loaded.name}" (${target.name}) consumes nothing, so there is nothing to put under load: pick a service with a handler that answers with ctx.reply.`,
+    );
   const supervisor = createSupervisor({ config, services, brokers, logger });
   const offCrash = supervisor.events.on('worker:crashed', ({ workerId, reason }) => onCrash(workerId, reason));
   try {
@@ -77,7 +90,10 @@ export async function startTarget({ target, brokers, workers, requestTopic, grou
   if (failed) {
     await supervisor.stop();
     supervisor.store.close();
-    throw new WharfError('ERR_LOAD_TARGET', `Service "${loaded.name}" failed to start: ${failed.reason}. Run it with \`npm start -- --config FILE\` to see its logs.`);
+    throw new WharfError(
+      'ERR_LOAD_TARGET',
+      `Service "${loaded.name}" failed to start: ${failed.reason}. Run it with \`npm start -- --config FILE\` to see its logs.`,
+    );
   }
   return {
     supervisor,

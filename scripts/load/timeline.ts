@@ -57,7 +57,16 @@ export function createTimeline({ warmupMs = 0 }: { warmupMs?: number } = {}): Ti
     },
     close(atMs, inFlight, lag) {
       const s = summarizeLatency(interval);
-      const point: TimelinePoint = { t: Math.round(atMs - startedAt) / 1_000, sent, answered, inFlight, lag, p50: s.p50, p99: s.p99, max: s.max };
+      const point: TimelinePoint = {
+        t: Math.round(atMs - startedAt) / 1_000,
+        sent,
+        answered,
+        inFlight,
+        lag,
+        p50: s.p50,
+        p99: s.p99,
+        max: s.max,
+      };
       points.push(point);
       interval.reset();
       sent = 0;

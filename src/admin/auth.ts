@@ -26,7 +26,9 @@ export function generateAuthkey(): string {
 /** `key` if it is usable, else a ConfigError saying where it came from and what is needed. */
 export function checkAuthkey(key: string, source: string): string {
   if (Buffer.byteLength(key) < MIN_AUTHKEY_LENGTH) {
-    throw new ConfigError(`${source} must be at least ${MIN_AUTHKEY_LENGTH} characters (a random one: \`openssl rand -hex 32\`).`, { context: { field: source } });
+    throw new ConfigError(`${source} must be at least ${MIN_AUTHKEY_LENGTH} characters (a random one: \`openssl rand -hex 32\`).`, {
+      context: { field: source },
+    });
   }
   return key;
 }
@@ -72,7 +74,10 @@ export function readKeyFile(path: string): string {
     return readFileSync(path, 'utf8').trim();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const hint = code === 'EACCES' ? 'run as the user that started the supervisor, or set WHARF_AUTHKEY' : 'is the supervisor still running? Set WHARF_AUTHKEY if it takes its key from there';
+    const hint =
+      code === 'EACCES'
+        ? 'run as the user that started the supervisor, or set WHARF_AUTHKEY'
+        : 'is the supervisor still running? Set WHARF_AUTHKEY if it takes its key from there';
     throw new WharfError(ErrorCodes.noAuthkey, `cannot read the admin key file ${path} (${code ?? 'error'}): ${hint}.`, { cause: error });
   }
 }

@@ -5,8 +5,18 @@ import { stateHome } from '../paths.js';
 import type { SupervisorStatus } from '../status.js';
 import { computeProof, newNonce, proofMatches, readKeyFile } from './auth.js';
 import {
-  CLIENT_MAX_FRAME_BYTES, createFrameDecoder, encodeFrame, ErrorCodes, fromWireError, isHex, isPlainObject, parseFrame,
-  PROTOCOL_VERSION, SUPPORTED_VERSIONS, type StateChange, type WireError,
+  CLIENT_MAX_FRAME_BYTES,
+  createFrameDecoder,
+  encodeFrame,
+  ErrorCodes,
+  fromWireError,
+  isHex,
+  isPlainObject,
+  parseFrame,
+  PROTOCOL_VERSION,
+  SUPPORTED_VERSIONS,
+  type StateChange,
+  type WireError,
 } from './protocol.js';
 import { connectionFilePath, findSupervisor, readConnectionFile, type ConnectionInfo } from './connection-file.js';
 
@@ -53,14 +63,21 @@ export interface AdminClient {
   close(): Promise<void>;
 }
 
-interface Target { transport: 'unix' | 'tcp'; path?: string; host?: string; port?: number; address: string }
+interface Target {
+  transport: 'unix' | 'tcp';
+  path?: string;
+  host?: string;
+  port?: number;
+  address: string;
+}
 
 /** `/path/admin.sock`, `unix:/path`, `127.0.0.1:PORT` or `tcp://host:PORT`. */
 export function parseAddress(address: string): Target {
   if (address.startsWith('unix:')) return { transport: 'unix', path: resolve(address.slice(5)), address };
   const tcp = /^(?:tcp:\/\/)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
   if (tcp) return { transport: 'tcp', host: tcp[1]!.replace(/^\[|\]$/g, ''), port: Number(tcp[2]), address };
-  if (address.startsWith('tcp://')) throw new WharfError(ErrorCodes.noSupervisor, `${address} is not a TCP address: use tcp://127.0.0.1:PORT.`);
+  if (address.startsWith('tcp://'))
+    throw new WharfError(ErrorCodes.noSupervisor, `${address} is not a TCP address: use tcp://127.0.0.1:PORT.`);
   return { transport: 'unix', path: resolve(address), address };
 }
 
@@ -70,15 +87,23 @@ export function parseAddress(address: string): Target {
  * environment because a supervisor that wrote one was started without WHARF_AUTHKEY, so a
  * WHARF_AUTHKEY left in this shell could only be the wrong key.
  */
-function resolveKey(options: ConnectAdminOptions, env: NodeJS.ProcessEnv, info: ConnectionInfo | undefined, dir: string): { key: string; source: string } {
+function resolveKey(
+  options: ConnectAdminOptions,
+  env: NodeJS.ProcessEnv,
+  info: ConnectionInfo | undefined,
+  dir: string,
+): { key: string; source: string } {
   if (options.authkey) return { key: options.authkey, source: 'the given authkey' };
   const ownKeyFile = info && info.keyFile !== 'env' && (!options.address || info.address === options.address) ? info.keyFile : undefined;
   const keyFile = options.keyFile ?? ownKeyFile;
   if (keyFile) return { key: readKeyFile(keyFile), source: `the key file ${keyFile}` };
   if (env.WHARF_AUTHKEY) return { key: env.WHARF_AUTHKEY, source: 'WHARF_AUTHKEY' };
-  throw new WharfError(ErrorCodes.noAuthkey, info?.keyFile === 'env'
-    ? `the supervisor in ${dir} takes its key from WHARF_AUTHKEY: set it to the same value here.`
-    : 'no authkey: set WHARF_AUTHKEY (or give a key file) to talk to the supervisor at that address.');
+  throw new WharfError(
+    ErrorCodes.noAuthkey,
+    info?.keyFile === 'env'
+      ? `the supervisor in ${dir} takes its key from WHARF_AUTHKEY: set it to the same value here.`
+      : 'no authkey: set WHARF_AUTHKEY (or give a key file) to talk to the supervisor at that address.',
+  );
 }
 
 export async function connectAdmin(options: ConnectAdminOptions = {}): Promise<AdminClient> {
@@ -100,7 +125,11 @@ export async function connectAdmin(options: ConnectAdminOptions = {}): Promise<A
 
   const closed = new Promise<WharfError | undefined>((settle) => {
     socket.on('close', () => {
-      const reason = closedByUs ? undefined : lastError ? fromWireError(lastError) : new WharfError(ErrorCodes.closed, `the supervisor at ${target.address} closed the connection`);
+      const reason = closedByUs
+        ? undefined
+        : lastError
+          ? fromWireError(lastError)
+          : new WharfError(ErrorCodes.closed, `the supervisor at ${target.address} closed the connection`);
       for (const [, call] of pending) {
         clearTimeout(call.timer);
         call.reject(reason ?? new WharfError(ErrorCodes.closed, 'the admin connection was closed'));
@@ -117,7 +146,8 @@ export async function connectAdmin(options: ConnectAdminOptions = {}): Promise<A
       if (error) throw error;
       for (const body of frames) {
         const frame = parseFrame(body);
-        if (!isPlainObject(frame) || frame.v !== PROTOCOL_VERSION) throw new WharfError(ErrorCodes.protocol, 'the server sent a frame that is not wharf admin protocol v1');
+        if (!isPlainObject(frame) || frame.v !== PROTOCOL_VERSION)
+          throw new WharfError(ErrorCodes.protocol, 'the server sent a frame that is not wharf admin protocol v1');
         if (frame.id === null && frame.ok === false && isPlainObject(frame.error)) lastError = frame.error as unknown as WireError;
         onFrame(frame);
       }
@@ -151,23 +181,40 @@ export async function connectAdmin(options: ConnectAdminOptions = {}): Promise<A
         if (frame.type === 'challenge' && !serverNonce && isHex(frame.nonce, 32) && Array.isArray(frame.versions)) {
           if (!frame.versions.includes(PROTOCOL_VERSION)) {
             socket.destroy();
-            return fail(new WharfError(ErrorCodes.protocol, `the supervisor speaks admin protocol ${frame.versions.join(', ')}; this client speaks ${SUPPORTED_VERSIONS.join(', ')}: use the wharf of the same release.`));
+            return fail(
+              new WharfError(
+                ErrorCodes.protocol,
+                `the supervisor speaks admin protocol ${frame.versions.join(', ')}; this client speaks ${SUPPORTED_VERSIONS.join(', ')}: use the wharf of the same release.`,
+              ),
+            );
           }
           serverNonce = Buffer.from(frame.nonce, 'hex');
           const proof = computeProof(key, 'client', serverNonce, clientNonce).toString('hex');
-          socket.write(encodeFrame({ v: PROTOCOL_VERSION, type: 'auth', nonce: clientNonce.toString('hex'), proof }, CLIENT_MAX_FRAME_BYTES));
+          socket.write(
+            encodeFrame({ v: PROTOCOL_VERSION, type: 'auth', nonce: clientNonce.toString('hex'), proof }, CLIENT_MAX_FRAME_BYTES),
+          );
         } else if (frame.type === 'welcome' && serverNonce && Number.isSafeInteger(frame.pid) && Array.isArray(frame.methods)) {
           clearTimeout(timer);
           if (!proofMatches(computeProof(key, 'server', serverNonce, clientNonce), frame.proof)) {
             socket.destroy();
-            return fail(new WharfError(ErrorCodes.auth, `the process at ${target.address} did not prove it holds the same key: it is not the supervisor you expect.`));
+            return fail(
+              new WharfError(
+                ErrorCodes.auth,
+                `the process at ${target.address} did not prove it holds the same key: it is not the supervisor you expect.`,
+              ),
+            );
           }
           done({ pid: frame.pid as number, methods: frame.methods.filter((m): m is string => typeof m === 'string') });
         } else if (frame.ok === false && isPlainObject(frame.error)) {
           const error = frame.error as unknown as WireError;
-          fail(error.code === ErrorCodes.auth
-            ? new WharfError(ErrorCodes.auth, `authentication failed: the supervisor at ${target.address} rejected the key from ${source}.`)
-            : fromWireError(error));
+          fail(
+            error.code === ErrorCodes.auth
+              ? new WharfError(
+                  ErrorCodes.auth,
+                  `authentication failed: the supervisor at ${target.address} rejected the key from ${source}.`,
+                )
+              : fromWireError(error),
+          );
         } else {
           socket.destroy();
           fail(new WharfError(ErrorCodes.protocol, `unexpected frame during the admin handshake with ${target.address}`));
@@ -184,7 +231,14 @@ export async function connectAdmin(options: ConnectAdminOptions = {}): Promise<A
     pending.delete(frame.id);
     clearTimeout(call.timer);
     if (frame.ok === true) call.resolve(frame.result);
-    else call.reject(fromWireError(isPlainObject(frame.error) ? (frame.error as unknown as WireError) : { code: ErrorCodes.protocol, message: 'malformed error reply' }));
+    else
+      call.reject(
+        fromWireError(
+          isPlainObject(frame.error)
+            ? (frame.error as unknown as WireError)
+            : { code: ErrorCodes.protocol, message: 'malformed error reply' },
+        ),
+      );
   }
 
   function request(method: string, params?: unknown, id = nextId++): Promise<unknown> {
@@ -281,9 +335,17 @@ function openSocket(target: Target, timeoutMs: number, dir: string | undefined):
     socket.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const refused = error.code === 'ECONNREFUSED' || error.code === 'ENOENT';
-      fail(refused && dir
-        ? new WharfError(ErrorCodes.noSupervisor, `no supervisor running in ${dir} (nothing answers at ${target.address}, named in ${connectionFilePath(dir)}): start one with npm start`, { cause: error })
-        : new WharfError(refused ? ErrorCodes.noSupervisor : ErrorCodes.closed, `cannot connect to ${target.address}: ${error.message}`, { cause: error }));
+      fail(
+        refused && dir
+          ? new WharfError(
+              ErrorCodes.noSupervisor,
+              `no supervisor running in ${dir} (nothing answers at ${target.address}, named in ${connectionFilePath(dir)}): start one with npm start`,
+              { cause: error },
+            )
+          : new WharfError(refused ? ErrorCodes.noSupervisor : ErrorCodes.closed, `cannot connect to ${target.address}: ${error.message}`, {
+              cause: error,
+            }),
+      );
     });
   });
 }

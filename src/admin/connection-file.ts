@@ -56,7 +56,10 @@ export function readConnectionFile(dir: string): ConnectionInfo | undefined {
     info = undefined;
   }
   if (!isConnectionInfo(info)) {
-    throw new WharfError(ErrorCodes.noSupervisor, `${path} is not a wharf connection file (version ${CONNECTION_FILE_VERSION}): remove it and restart the supervisor.`);
+    throw new WharfError(
+      ErrorCodes.noSupervisor,
+      `${path} is not a wharf connection file (version ${CONNECTION_FILE_VERSION}): remove it and restart the supervisor.`,
+    );
   }
   return info;
 }
@@ -99,7 +102,11 @@ export function isProcessAlive(pid: number): boolean {
 }
 
 export function noSupervisorError(dir: string, detail?: string): WharfError {
-  return new WharfError(ErrorCodes.noSupervisor, `no supervisor running in ${dir}${detail ? ` (${detail})` : ''}: start one with npm start`, { context: { dir } });
+  return new WharfError(
+    ErrorCodes.noSupervisor,
+    `no supervisor running in ${dir}${detail ? ` (${detail})` : ''}: start one with npm start`,
+    { context: { dir } },
+  );
 }
 
 /** The live supervisor's connection info in `dir`, or ERR_NO_SUPERVISOR with the way out. */

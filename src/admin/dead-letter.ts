@@ -108,25 +108,41 @@ export function createDeadLetterAdmin({ kafka, topics, ledger, logger }: DeadLet
       topic: dlqTopic,
       logger,
       ranges: wanted
-        ? () => [...new Set(wanted.map((w) => w.partition))].map((partition) => {
-            const offsets = wanted.filter((w) => w.partition === partition).map((w) => w.offset);
-            return { partition, from: offsets.reduce((a, b) => (b < a ? b : a)), to: offsets.reduce((a, b) => (b > a ? b : a)) + 1n };
-          })
+        ? () =>
+            [...new Set(wanted.map((w) => w.partition))].map((partition) => {
+              const offsets = wanted.filter((w) => w.partition === partition).map((w) => w.offset);
+              return { partition, from: offsets.reduce((a, b) => (b < a ? b : a)), to: offsets.reduce((a, b) => (b > a ? b : a)) + 1n };
+            })
         : undefined,
       visit(partition, message) {
-        if (!wanted || wanted.some((w) => w.partition === partition && w.offset === BigInt(message.offset))) found.push({ partition, message });
+        if (!wanted || wanted.some((w) => w.partition === partition && w.offset === BigInt(message.offset)))
+          found.push({ partition, message });
       },
     });
     const missing = wanted?.filter((w) => !found.some((f) => f.partition === w.partition && BigInt(f.message.offset) === w.offset)) ?? [];
     if (missing.length > 0) {
-      throw new DeadLetterNotFoundError(`No dead letter ${missing.map((m) => `${dlqTopic}/${m.partition}/${m.offset}`).join(', ')}: \`npm run admin -- dlq list ${dlqTopic}\` lists what is there.`, { context: { topic: dlqTopic } });
+      throw new DeadLetterNotFoundError(
+        `No dead letter ${missing.map((m) => `${dlqTopic}/${m.partition}/${m.offset}`).join(', ')}: \`npm run admin -- dlq list ${dlqTopic}\` lists what is there.`,
+        { context: { topic: dlqTopic } },
+      );
     }
-    return found.sort((a, b) => Number(a.message.timestamp) - Number(b.message.timestamp) || a.partition - b.partition || Number(BigInt(a.message.offset) - BigInt(b.message.offset)));
+    return found.sort(
+      (a, b) =>
+        Number(a.message.timestamp) - Number(b.message.timestamp) ||
+        a.partition - b.partition ||
+        Number(BigInt(a.message.offset) - BigInt(b.message.offset)),
+    );
   }
 
   return {
     /** Dead letters of one topic (or of every consumed topic), the most recent `limit` per topic. */
-    async list({ topic, limit = 100 }: { topic?: string; limit?: number }): Promise<{ entries: DeadLetterEntry[]; topics: { topic: string; count: number }[] }> {
+    async list({
+      topic,
+      limit = 100,
+    }: {
+      topic?: string;
+      limit?: number;
+    }): Promise<{ entries: DeadLetterEntry[]; topics: { topic: string; count: number }[] }> {
       const names = topic ? [dlqTopicOf(topic)] : [...new Set(topics())];
       const entries: DeadLetterEntry[] = [];
       const counts: { topic: string; count: number }[] = [];
@@ -137,10 +153,11 @@ export function createDeadLetterAdmin({ kafka, topics, ledger, logger }: DeadLet
           kafka,
           topic: dlqTopic,
           logger,
-          ranges: (bounds) => bounds.map((b) => {
-            total += b.high - b.low;
-            return { partition: b.partition, from: b.high - BigInt(limit) > b.low ? b.high - BigInt(limit) : b.low, to: b.high };
-          }),
+          ranges: (bounds) =>
+            bounds.map((b) => {
+              total += b.high - b.low;
+              return { partition: b.partition, from: b.high - BigInt(limit) > b.low ? b.high - BigInt(limit) : b.low, to: b.high };
+            }),
           visit: (partition, message) => found.push({ partition, message }),
         });
         counts.push({ topic: dlqTopic, count: Number(total) });
@@ -165,7 +182,14 @@ export function createDeadLetterAdmin({ kafka, topics, ledger, logger }: DeadLet
           valueEncoding = 'base64';
         }
       }
-      return { ...(await entry(dlqTopic, partition, message)), headers, errorName: all[DLQ_HEADERS.errorName] ?? '', stack: all[DLQ_HEADERS.errorStack] ?? '', value, valueEncoding };
+      return {
+        ...(await entry(dlqTopic, partition, message)),
+        headers,
+        errorName: all[DLQ_HEADERS.errorName] ?? '',
+        stack: all[DLQ_HEADERS.errorStack] ?? '',
+        value,
+        valueEncoding,
+      };
     },
 
     /**
@@ -173,7 +197,8 @@ export function createDeadLetterAdmin({ kafka, topics, ledger, logger }: DeadLet
      * `all`, those already replayed are skipped (`ids` replays them again).
      */
     async replay({ topic, ids, all = false }: { topic?: string; ids?: string[]; all?: boolean }) {
-      if (all === (ids !== undefined && ids.length > 0)) throw new UsageError('Replay either chosen dead letters (their ids) or --all of a topic, not both and not neither.');
+      if (all === (ids !== undefined && ids.length > 0))
+        throw new UsageError('Replay either chosen dead letters (their ids) or --all of a topic, not both and not neither.');
       const dlqTopic = all ? dlqTopicOf(topic ?? '') : parseId(ids![0]!).dlqTopic;
       if (all && !topic) throw new UsageError('Name the topic whose dead letters to replay: dlq replay <topic> --all.');
       const chosen = await read(dlqTopic, all ? 'all' : ids!);
@@ -193,18 +218,30 @@ export function createDeadLetterAdmin({ kafka, topics, ledger, logger }: DeadLet
             continue;
           }
           const original = headersToStrings(message.headers);
-          const headers = Object.fromEntries(Object.entries(original).filter(([k]) => !k.startsWith(DLQ_HEADER_PREFIX) && k !== HEADERS.attempt));
+          const headers = Object.fromEntries(
+            Object.entries(original).filter(([k]) => !k.startsWith(DLQ_HEADER_PREFIX) && k !== HEADERS.attempt),
+          );
           const at = new Date().toISOString();
           await producer.send({
             topic: e.topic,
             acks: -1,
-            messages: [{ key: message.key ?? null, value: message.value ?? null, headers: { ...headers, [HEADERS.replayOf]: e.id, [HEADERS.replayedAt]: at } }],
+            messages: [
+              {
+                key: message.key ?? null,
+                value: message.value ?? null,
+                headers: { ...headers, [HEADERS.replayOf]: e.id, [HEADERS.replayedAt]: at },
+              },
+            ],
           });
           await ledger?.set(e.id, at);
           replayed.push({ id: e.id, topic: e.topic });
         }
       } catch (error) {
-        throw new WharfError('ERR_DLQ_REPLAY', `Replay stopped after ${replayed.length} of ${chosen.length}: ${(error as Error).message}`, { cause: error, retriable: true, context: { replayed } });
+        throw new WharfError('ERR_DLQ_REPLAY', `Replay stopped after ${replayed.length} of ${chosen.length}: ${(error as Error).message}`, {
+          cause: error,
+          retriable: true,
+          context: { replayed },
+        });
       } finally {
         await producer.disconnect();
       }
@@ -219,7 +256,11 @@ export type DeadLetterAdmin = ReturnType<typeof createDeadLetterAdmin>;
 const dlqParams = {
   list: z.strictObject({ topic: topicNameSchema.optional(), limit: z.number().int().min(1).max(10_000).optional() }),
   show: z.strictObject({ id: z.string().min(5).max(300) }),
-  replay: z.strictObject({ topic: topicNameSchema.optional(), ids: z.array(z.string().min(5).max(300)).max(10_000).optional(), all: z.boolean().optional() }),
+  replay: z.strictObject({
+    topic: topicNameSchema.optional(),
+    ids: z.array(z.string().min(5).max(300)).max(10_000).optional(),
+    all: z.boolean().optional(),
+  }),
 };
 
 function checked<T>(schema: z.ZodType<T>, method: string, params: unknown): T {
@@ -245,7 +286,19 @@ export const REPLAYED_STATE = 'wharf.dlq.replayed';
  * What the supervisor serves as `dlq.*` admin methods: the dead letters of the topics its
  * services consume, replays remembered in its shared state.
  */
-export function dlqAdminMethods({ brokers, clientId, topics, state, logger }: { brokers: string[]; clientId: string; topics: readonly string[]; state: SharedState; logger: Logger }) {
+export function dlqAdminMethods({
+  brokers,
+  clientId,
+  topics,
+  state,
+  logger,
+}: {
+  brokers: string[];
+  clientId: string;
+  topics: readonly string[];
+  state: SharedState;
+  logger: Logger;
+}) {
   const kafka = createKafka({ brokers, logger: logger.child({ component: 'dlq' }), clientId: `${clientId}-dlq-admin` });
   const replayed = state.map<string>(REPLAYED_STATE);
   const admin = createDeadLetterAdmin({

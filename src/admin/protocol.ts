@@ -85,30 +85,71 @@ export function resolveLimits(limits: Partial<AdminLimits> = {}): AdminLimits {
     if (value === undefined) continue;
     const min = key === 'authFailureDelayMs' ? 0 : 1;
     if (!Number.isSafeInteger(value) || value < min) {
-      throw new ConfigError(`limits.${key} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer; got ${String(value)}.`, { context: { field: `limits.${key}` } });
+      throw new ConfigError(`limits.${key} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer; got ${String(value)}.`, {
+        context: { field: `limits.${key}` },
+      });
     }
     resolved[key] = value;
   }
   if (resolved.maxFrameBytes < MAX_AUTH_FRAME_BYTES) {
-    throw new ConfigError(`limits.maxFrameBytes must be at least ${MAX_AUTH_FRAME_BYTES}; got ${resolved.maxFrameBytes}.`, { context: { field: 'limits.maxFrameBytes' } });
+    throw new ConfigError(`limits.maxFrameBytes must be at least ${MAX_AUTH_FRAME_BYTES}; got ${resolved.maxFrameBytes}.`, {
+      context: { field: 'limits.maxFrameBytes' },
+    });
   }
   return resolved;
 }
 
 // ---- frames ----------------------------------------------------------------------------------
 
-export interface ChallengeFrame { v: number; type: 'challenge'; nonce: string; versions: number[]; hmac: 'sha256'; maxFrameBytes: number }
-export interface AuthFrame { v: number; type: 'auth'; nonce: string; proof: string }
-export interface WelcomeFrame { v: number; type: 'welcome'; proof: string; pid: number; methods: string[] }
-export interface RequestFrame { v: number; id: number; method: string; params?: unknown }
-export interface WireError { code: string; message: string; retriable?: boolean }
+export interface ChallengeFrame {
+  v: number;
+  type: 'challenge';
+  nonce: string;
+  versions: number[];
+  hmac: 'sha256';
+  maxFrameBytes: number;
+}
+export interface AuthFrame {
+  v: number;
+  type: 'auth';
+  nonce: string;
+  proof: string;
+}
+export interface WelcomeFrame {
+  v: number;
+  type: 'welcome';
+  proof: string;
+  pid: number;
+  methods: string[];
+}
+export interface RequestFrame {
+  v: number;
+  id: number;
+  method: string;
+  params?: unknown;
+}
+export interface WireError {
+  code: string;
+  message: string;
+  retriable?: boolean;
+}
 export type ReplyFrame =
-  | { v: number; id: number | null; ok: true; result: unknown }
-  | { v: number; id: number | null; ok: false; error: WireError };
-export interface EventFrame { v: number; id: number; event: StateChange }
+  { v: number; id: number | null; ok: true; result: unknown } | { v: number; id: number | null; ok: false; error: WireError };
+export interface EventFrame {
+  v: number;
+  id: number;
+  event: StateChange;
+}
 
 /** One change to a shared object, as `state.watch` streams it. */
-export interface StateChange { name: string; kind: string; op: string; key?: unknown; value?: unknown; at: number }
+export interface StateChange {
+  name: string;
+  kind: string;
+  op: string;
+  key?: unknown;
+  value?: unknown;
+  at: number;
+}
 
 export function errorFrame(id: number | null, error: WireError): ReplyFrame {
   return { v: PROTOCOL_VERSION, id, ok: false, error };
@@ -125,7 +166,10 @@ export function toWireError(error: unknown): WireError {
 /** An error frame as a WharfError; a code this client does not know (a newer server) is kept in the context. */
 export function fromWireError(error: WireError, context: Record<string, unknown> = {}): WharfError {
   if (isErrorCode(error.code)) return new WharfError(error.code, error.message, { retriable: error.retriable === true, context });
-  return new WharfError(ErrorCodes.protocol, `${error.code}: ${error.message}`, { retriable: error.retriable === true, context: { ...context, wireCode: error.code } });
+  return new WharfError(ErrorCodes.protocol, `${error.code}: ${error.message}`, {
+    retriable: error.retriable === true,
+    context: { ...context, wireCode: error.code },
+  });
 }
 
 // ---- codec -----------------------------------------------------------------------------------
@@ -140,7 +184,10 @@ export function encodeFrame(frame: object, maxBytes: number): Buffer {
   }
   const length = Buffer.byteLength(json);
   if (length > maxBytes) {
-    throw new WharfError(ErrorCodes.resultTooLarge, `the result is ${length} bytes, over the ${maxBytes}-byte frame limit: ask for less (one object with state.get instead of state.snapshot)`);
+    throw new WharfError(
+      ErrorCodes.resultTooLarge,
+      `the result is ${length} bytes, over the ${maxBytes}-byte frame limit: ask for less (one object with state.get instead of state.snapshot)`,
+    );
   }
   const buffer = Buffer.allocUnsafe(4 + length);
   buffer.writeUInt32BE(length, 0);
@@ -181,7 +228,8 @@ export function createFrameDecoder(maxFrameBytes: number): FrameDecoder {
           if (chunks[0]!.length < 4) chunks = [Buffer.concat(chunks, buffered)];
           expected = chunks[0]!.readUInt32BE(0);
           if (expected === 0) broken = new WharfError(ErrorCodes.badFrame, 'bad frame: a length of 0 is not a frame');
-          else if (expected > decoder.maxFrameBytes) broken = new WharfError(ErrorCodes.frameTooLarge, `frame of ${expected} bytes is over the ${decoder.maxFrameBytes}-byte limit`);
+          else if (expected > decoder.maxFrameBytes)
+            broken = new WharfError(ErrorCodes.frameTooLarge, `frame of ${expected} bytes is over the ${decoder.maxFrameBytes}-byte limit`);
           if (broken) {
             chunks = [];
             return { frames, error: broken };
@@ -249,12 +297,18 @@ const REQUEST_KEYS = ['v', 'id', 'method', 'params'] as const;
 
 /** A parsed frame as a request, or a WharfError whose context carries the id when it was usable. */
 export function checkRequest(frame: unknown): RequestFrame {
-  if (!isPlainObject(frame)) throw new WharfError(ErrorCodes.badFrame, 'bad frame: a request is a JSON object {v, id, method, params}', { context: { id: null } });
+  if (!isPlainObject(frame))
+    throw new WharfError(ErrorCodes.badFrame, 'bad frame: a request is a JSON object {v, id, method, params}', { context: { id: null } });
   const id = Number.isSafeInteger(frame.id) && (frame.id as number) >= 0 ? (frame.id as number) : null;
   const fail = (code: ErrorCode, message: string) => new WharfError(code, message, { context: { id } });
   if (id === null) throw fail(ErrorCodes.badFrame, 'bad frame: "id" must be a non-negative integer');
-  if (frame.v !== PROTOCOL_VERSION) throw fail(ErrorCodes.version, `unsupported protocol version ${JSON.stringify(frame.v) ?? 'undefined'}: this server speaks ${SUPPORTED_VERSIONS.join(', ')}`);
-  if (!hasOnlyKeys(frame, REQUEST_KEYS)) throw fail(ErrorCodes.badFrame, `bad frame: a request has only the keys ${REQUEST_KEYS.join(', ')}`);
+  if (frame.v !== PROTOCOL_VERSION)
+    throw fail(
+      ErrorCodes.version,
+      `unsupported protocol version ${JSON.stringify(frame.v) ?? 'undefined'}: this server speaks ${SUPPORTED_VERSIONS.join(', ')}`,
+    );
+  if (!hasOnlyKeys(frame, REQUEST_KEYS))
+    throw fail(ErrorCodes.badFrame, `bad frame: a request has only the keys ${REQUEST_KEYS.join(', ')}`);
   if (typeof frame.method !== 'string' || frame.method.length === 0 || frame.method.length > 64) {
     throw fail(ErrorCodes.badFrame, 'bad frame: "method" must be a string of 1 to 64 characters');
   }
@@ -287,22 +341,32 @@ export const METHOD_PARAMS = {
   },
   'state.unwatch': (p: unknown) => {
     const { watch } = objectParams(p, 'state.unwatch', ['watch']);
-    if (!Number.isSafeInteger(watch) || (watch as number) < 0) throw badParams('state.unwatch: "watch" must be the id of the state.watch request');
+    if (!Number.isSafeInteger(watch) || (watch as number) < 0)
+      throw badParams('state.unwatch: "watch" must be the id of the state.watch request');
     return { watch: watch as number };
   },
   'state.call': (p: unknown) => {
     const { kind, name, op, args, init } = objectParams(p, 'state.call', ['kind', 'name', 'op', 'args', 'init']);
-    if (typeof kind !== 'string' || !Object.hasOwn(STATE_CALL_OPS, kind)) throw badParams(`state.call: "kind" must be one of ${STATE_KINDS.join(', ')}; got ${shown(kind)}`);
+    if (typeof kind !== 'string' || !Object.hasOwn(STATE_CALL_OPS, kind))
+      throw badParams(`state.call: "kind" must be one of ${STATE_KINDS.join(', ')}; got ${shown(kind)}`);
     const ops = STATE_CALL_OPS[kind as StateKind];
-    if (typeof op !== 'string' || !ops.includes(op)) throw badParams(`state.call: a ${kind} has the operations ${ops.join(', ')}; got ${shown(op)}`);
+    if (typeof op !== 'string' || !ops.includes(op))
+      throw badParams(`state.call: a ${kind} has the operations ${ops.join(', ')}; got ${shown(op)}`);
     if (args !== undefined && !Array.isArray(args)) throw badParams('state.call: "args" must be an array of the operation\'s arguments');
-    return { kind: kind as StateKind, name: nameParam(name, 'state.call'), op, args: (args ?? []) as unknown[], init: initParam(init, kind as StateKind) };
+    return {
+      kind: kind as StateKind,
+      name: nameParam(name, 'state.call'),
+      op,
+      args: (args ?? []) as unknown[],
+      init: initParam(init, kind as StateKind),
+    };
   },
   status: (p: unknown) => objectParams(p, 'status', []) && {},
   scale: (p: unknown) => {
     const { service, consumers } = objectParams(p, 'scale', ['service', 'consumers']);
     const { min, max } = WORKER_LIMITS.consumer;
-    if (!Number.isSafeInteger(consumers) || (consumers as number) < min || (consumers as number) > max) throw badParams(`scale: "consumers" must be a whole number from ${min} to ${max}`);
+    if (!Number.isSafeInteger(consumers) || (consumers as number) < min || (consumers as number) > max)
+      throw badParams(`scale: "consumers" must be a whole number from ${min} to ${max}`);
     return { service: nameParam(service, 'scale', 'service'), consumers: consumers as number };
   },
 } as const;
@@ -355,7 +419,8 @@ function objectParams(params: unknown, method: string, allowed: readonly string[
 }
 
 function nameParam(value: unknown, method: string, field = 'name'): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 256) throw badParams(`${method}: "${field}" must be a string of 1 to 256 characters`);
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256)
+    throw badParams(`${method}: "${field}" must be a string of 1 to 256 characters`);
   return value;
 }
 

@@ -6,7 +6,15 @@ import type { Logger } from '../log.js';
 import { checkAuthkey, generateAuthkey, writeKeyFile } from './auth.js';
 import { encodeFrame, errorFrame, ErrorCodes, METHOD_PARAMS, resolveLimits, type AdminLimits } from './protocol.js';
 import {
-  connectionFilePath, KEY_FILE, refuseIfInUse, removeConnectionFile, removeStaleSocket, unixSocketPath, writeConnectionFile, type AdminTransport, type ConnectionInfo,
+  connectionFilePath,
+  KEY_FILE,
+  refuseIfInUse,
+  removeConnectionFile,
+  removeStaleSocket,
+  unixSocketPath,
+  writeConnectionFile,
+  type AdminTransport,
+  type ConnectionInfo,
 } from './connection-file.js';
 import { openSession, type MethodHandler, type ServerContext } from './session.js';
 import type { AdminApi } from './api.js';
@@ -34,10 +42,20 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer({ api, dir, authkey, transport = 'unix', port = 0, logger: parent, limits, env = process.env }: AdminServerOptions): Promise<AdminServer> {
+export async function startAdminServer({
+  api,
+  dir,
+  authkey,
+  transport = 'unix',
+  port = 0,
+  logger: parent,
+  limits,
+  env = process.env,
+}: AdminServerOptions): Promise<AdminServer> {
   const logger = parent.child({ component: 'admin' });
   const resolvedLimits = resolveLimits(limits);
-  if (transport !== 'unix' && transport !== 'tcp') throw new ConfigError(`transport must be "unix" or "tcp"; got ${JSON.stringify(transport)}.`);
+  if (transport !== 'unix' && transport !== 'tcp')
+    throw new ConfigError(`transport must be "unix" or "tcp"; got ${JSON.stringify(transport)}.`);
   dir = resolve(dir);
   mkdirSync(dir, { recursive: true });
   refuseIfInUse(dir);
@@ -45,18 +63,31 @@ export async function startAdminServer({ api, dir, authkey, transport = 'unix', 
   const methods = bindMethods(api);
   for (const name of Object.keys(api.extra ?? {})) {
     if (methods.has(name) || name in METHOD_PARAMS || !/^[a-z][A-Za-z0-9._-]{0,63}$/.test(name)) {
-      throw new ConfigError(`api.extra.${name} cannot be an admin method: names are 1-64 of [A-Za-z0-9._-], start lower-case and are not built-in.`);
+      throw new ConfigError(
+        `api.extra.${name} cannot be an admin method: names are 1-64 of [A-Za-z0-9._-], start lower-case and are not built-in.`,
+      );
     }
     const fn = api.extra![name]!;
     methods.set(name, (params) => fn(params));
   }
   if ((api.state.call === undefined) !== (api.state.release === undefined)) {
-    throw new ConfigError('api.state.call and api.state.release go together: without release, a closed connection would keep its locks until their leases end.');
+    throw new ConfigError(
+      'api.state.call and api.state.release go together: without release, a closed connection would keep its locks until their leases end.',
+    );
   }
   const explicitKey = authkey ?? (env.WHARF_AUTHKEY || undefined);
-  const key = explicitKey === undefined ? generateAuthkey() : checkAuthkey(explicitKey, authkey === undefined ? 'WHARF_AUTHKEY' : 'options.authkey');
+  const key =
+    explicitKey === undefined ? generateAuthkey() : checkAuthkey(explicitKey, authkey === undefined ? 'WHARF_AUTHKEY' : 'options.authkey');
   const sessionMethods = ['state.watch', 'state.unwatch', ...(api.state.call ? ['state.call'] : [])];
-  const ctx: ServerContext = { api, key, limits: resolvedLimits, logger, methods, methodNames: [...methods.keys(), ...sessionMethods].sort(), asyncMethods: new Set(['scale', ...Object.keys(api.extra ?? {})]) };
+  const ctx: ServerContext = {
+    api,
+    key,
+    limits: resolvedLimits,
+    logger,
+    methods,
+    methodNames: [...methods.keys(), ...sessionMethods].sort(),
+    asyncMethods: new Set(['scale', ...Object.keys(api.extra ?? {})]),
+  };
   let connections = 0;
 
   const sockets = new Set<Socket>();
@@ -67,7 +98,16 @@ export async function startAdminServer({ api, dir, authkey, transport = 'unix', 
     socket.on('error', (error) => logger.debug({ err: error }, 'admin connection error'));
     if (sessions.size >= resolvedLimits.maxConnections) {
       logger.warn({ maxConnections: resolvedLimits.maxConnections }, 'admin connection refused: too many connections');
-      socket.end(encodeFrame(errorFrame(null, { code: ErrorCodes.tooManyConnections, message: `the supervisor already serves ${resolvedLimits.maxConnections} admin connections: close one and retry`, retriable: true }), resolvedLimits.maxReplyBytes));
+      socket.end(
+        encodeFrame(
+          errorFrame(null, {
+            code: ErrorCodes.tooManyConnections,
+            message: `the supervisor already serves ${resolvedLimits.maxConnections} admin connections: close one and retry`,
+            retriable: true,
+          }),
+          resolvedLimits.maxReplyBytes,
+        ),
+      );
       setTimeout(() => socket.destroy(), 1_000).unref();
       return;
     }
@@ -125,31 +165,39 @@ export async function startAdminServer({ api, dir, authkey, transport = 'unix', 
   return { address, transport, connectionFile: connectionFilePath(dir), close };
 }
 
-
 /** The built-in methods bound to the supervisor's API; state.watch/unwatch/call live in the session. */
 function bindMethods(api: AdminApi): Map<string, MethodHandler> {
   const p = METHOD_PARAMS;
   return new Map<string, MethodHandler>([
     ['ping', (params) => (p.ping(params), { pong: true, pid: process.pid, at: Date.now() })],
     ['state.describe', (params) => (p['state.describe'](params), api.state.describe())],
-    ['state.get', (params) => {
-      const { name } = p['state.get'](params);
-      const entry = api.state.get(name);
-      if (!entry) throw new WharfError(ErrorCodes.unknownName, `no shared object named ${JSON.stringify(name)}`, { context: { name } });
-      return { name, kind: entry.kind, value: entry.value };
-    }],
-    ['state.set', (params) => {
-      const { name, value, kind } = p['state.set'](params);
-      api.state.set(name, value, kind);
-      return null;
-    }],
+    [
+      'state.get',
+      (params) => {
+        const { name } = p['state.get'](params);
+        const entry = api.state.get(name);
+        if (!entry) throw new WharfError(ErrorCodes.unknownName, `no shared object named ${JSON.stringify(name)}`, { context: { name } });
+        return { name, kind: entry.kind, value: entry.value };
+      },
+    ],
+    [
+      'state.set',
+      (params) => {
+        const { name, value, kind } = p['state.set'](params);
+        api.state.set(name, value, kind);
+        return null;
+      },
+    ],
     ['state.delete', (params) => ({ deleted: api.state.delete(p['state.delete'](params).name) })],
     ['state.snapshot', (params) => (p['state.snapshot'](params), api.state.snapshot())],
     ['status', (params) => (p.status(params), api.status())],
-    ['scale', (params) => {
-      const { service, consumers } = p.scale(params);
-      return api.scale(service, consumers);
-    }],
+    [
+      'scale',
+      (params) => {
+        const { service, consumers } = p.scale(params);
+        return api.scale(service, consumers);
+      },
+    ],
   ]);
 }
 

@@ -4,8 +4,23 @@ import type { Logger } from '../log.js';
 import type { AdminApi } from './api.js';
 import { computeProof, newNonce, NONCE_BYTES, proofMatches } from './auth.js';
 import {
-  checkRequest, createFrameDecoder, encodeFrame, errorFrame, ErrorCodes, hasOnlyKeys, isHex, isPlainObject, MAX_AUTH_FRAME_BYTES, METHOD_PARAMS,
-  parseFrame, PROTOCOL_VERSION, SUPPORTED_VERSIONS, toWireError, type AdminLimits, type StateChange, type WireError,
+  checkRequest,
+  createFrameDecoder,
+  encodeFrame,
+  errorFrame,
+  ErrorCodes,
+  hasOnlyKeys,
+  isHex,
+  isPlainObject,
+  MAX_AUTH_FRAME_BYTES,
+  METHOD_PARAMS,
+  parseFrame,
+  PROTOCOL_VERSION,
+  SUPPORTED_VERSIONS,
+  toWireError,
+  type AdminLimits,
+  type StateChange,
+  type WireError,
 } from './protocol.js';
 
 /** One authenticated admin connection: the handshake, then requests and watch streams. */
@@ -38,7 +53,10 @@ export function openSession(socket: Socket, ctx: ServerContext, holderId: string
   let inFlight = 0;
   let idleTimer: NodeJS.Timeout | undefined;
   let failTimer: NodeJS.Timeout | undefined;
-  const authTimer = setTimeout(() => endWith({ code: ErrorCodes.authTimeout, message: `no valid auth frame within ${limits.authTimeoutMs} ms` }), limits.authTimeoutMs);
+  const authTimer = setTimeout(
+    () => endWith({ code: ErrorCodes.authTimeout, message: `no valid auth frame within ${limits.authTimeoutMs} ms` }),
+    limits.authTimeoutMs,
+  );
 
   socket.on('data', onData);
   socket.on('close', () => {
@@ -49,7 +67,19 @@ export function openSession(socket: Socket, ctx: ServerContext, holderId: string
     if (ctx.api.state.release) safely(() => ctx.api.state.release!(holderId));
     onClosed();
   });
-  write(encodeFrame({ v: PROTOCOL_VERSION, type: 'challenge', nonce: serverNonce.toString('hex'), versions: SUPPORTED_VERSIONS, hmac: 'sha256', maxFrameBytes: limits.maxFrameBytes }, limits.maxReplyBytes));
+  write(
+    encodeFrame(
+      {
+        v: PROTOCOL_VERSION,
+        type: 'challenge',
+        nonce: serverNonce.toString('hex'),
+        versions: SUPPORTED_VERSIONS,
+        hmac: 'sha256',
+        maxFrameBytes: limits.maxFrameBytes,
+      },
+      limits.maxReplyBytes,
+    ),
+  );
 
   function onData(chunk: Buffer): void {
     if (phase === 'closing') return;
@@ -73,7 +103,14 @@ export function openSession(socket: Socket, ctx: ServerContext, holderId: string
     } catch {
       frame = undefined;
     }
-    const auth = isPlainObject(frame) && frame.v === PROTOCOL_VERSION && frame.type === 'auth' && hasOnlyKeys(frame, ['v', 'type', 'nonce', 'proof']) && isHex(frame.nonce, NONCE_BYTES) ? frame : undefined;
+    const auth =
+      isPlainObject(frame) &&
+      frame.v === PROTOCOL_VERSION &&
+      frame.type === 'auth' &&
+      hasOnlyKeys(frame, ['v', 'type', 'nonce', 'proof']) &&
+      isHex(frame.nonce, NONCE_BYTES)
+        ? frame
+        : undefined;
     const clientNonce = auth ? Buffer.from(auth.nonce as string, 'hex') : Buffer.alloc(NONCE_BYTES);
     // Computed and compared whether or not the frame was well formed, so every failure costs the same.
     const matches = proofMatches(computeProof(ctx.key, 'client', serverNonce, clientNonce), auth?.proof);
@@ -104,18 +141,29 @@ export function openSession(socket: Socket, ctx: ServerContext, holderId: string
       if (request.method === 'state.unwatch') return replyOk(id, unwatch(request.params));
       const stateCall = request.method === 'state.call' && ctx.api.state.call !== undefined;
       const handler = stateCall ? callState : ctx.methods.get(request.method);
-      if (!handler) throw new WharfError(ErrorCodes.unknownMethod, `unknown method ${JSON.stringify(request.method)}; methods: ${ctx.methodNames.join(', ')}`);
+      if (!handler)
+        throw new WharfError(
+          ErrorCodes.unknownMethod,
+          `unknown method ${JSON.stringify(request.method)}; methods: ${ctx.methodNames.join(', ')}`,
+        );
       // A state.call may wait (a lock, a queue, a persisted write): counted whether or not this one would.
       if ((stateCall || ctx.asyncMethods.has(request.method)) && inFlight >= limits.maxInFlightPerConnection) {
-        throw new WharfError(ErrorCodes.busy, `${inFlight} requests of this connection are still running: wait for their replies`, { retriable: true });
+        throw new WharfError(ErrorCodes.busy, `${inFlight} requests of this connection are still running: wait for their replies`, {
+          retriable: true,
+        });
       }
       const result = handler(request.params);
       if (!isPromiseLike(result)) return replyOk(id, result);
       inFlight += 1;
       const requestId = id;
-      void Promise.resolve(result).then((value) => replyOk(requestId, value), (error: unknown) => replyError(requestId, error)).finally(() => {
-        inFlight -= 1;
-      });
+      void Promise.resolve(result)
+        .then(
+          (value) => replyOk(requestId, value),
+          (error: unknown) => replyError(requestId, error),
+        )
+        .finally(() => {
+          inFlight -= 1;
+        });
     } catch (error) {
       if (id === null && error instanceof WharfError && typeof error.context.id === 'number') id = error.context.id;
       replyError(id, error);
@@ -133,7 +181,10 @@ export function openSession(socket: Socket, ctx: ServerContext, holderId: string
     if (watches.size >= limits.maxWatchesPerConnection) {
       throw new WharfError(ErrorCodes.tooManyWatches, `this connection already has ${watches.size} watches: unwatch one first`);
     }
-    watches.set(id, ctx.api.state.watch(name, (change) => sendEvent(id, change)));
+    watches.set(
+      id,
+      ctx.api.state.watch(name, (change) => sendEvent(id, change)),
+    );
     return { watching: name ?? null };
   }
 
@@ -155,7 +206,10 @@ export function openSession(socket: Socket, ctx: ServerContext, holderId: string
     } catch {
       // Too large, or not JSON: say that it changed, without the value.
       const { name, kind, op, at } = change;
-      frame = encodeFrame({ v: PROTOCOL_VERSION, id, event: { name: String(name), kind: String(kind), op: String(op), at: Number(at), truncated: true } }, limits.maxReplyBytes);
+      frame = encodeFrame(
+        { v: PROTOCOL_VERSION, id, event: { name: String(name), kind: String(kind), op: String(op), at: Number(at), truncated: true } },
+        limits.maxReplyBytes,
+      );
     }
     write(frame);
   }

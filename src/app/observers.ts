@@ -8,7 +8,12 @@ import type { StateStore } from '../state/store.js';
  * returns one cleanup for all of them. A hook that throws fails the start; a cleanup that throws
  * is logged.
  */
-export function startObservers(services: readonly LoadedService[], store: StateStore, print: (line: string) => void, logger: Logger): () => void {
+export function startObservers(
+  services: readonly LoadedService[],
+  store: StateStore,
+  print: (line: string) => void,
+  logger: Logger,
+): () => void {
   const cleanups: (() => void)[] = [];
   const releaseAll = () => {
     for (const cleanup of cleanups.splice(0).reverse()) {

@@ -128,7 +128,13 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
           status: () => sup.status(),
           scale: (service, consumers) => sup.scale(service, consumers),
           // Dead letters: `npm run admin -- dlq list|show|replay` (src/admin/dead-letter.ts).
-          extra: dlqAdminMethods({ brokers, clientId: config.kafka.clientId, topics: services.flatMap((s) => s.consumes?.topics ?? []), state: store.local, logger }),
+          extra: dlqAdminMethods({
+            brokers,
+            clientId: config.kafka.clientId,
+            topics: services.flatMap((s) => s.consumes?.topics ?? []),
+            state: store.local,
+            logger,
+          }),
         },
         ...options.admin,
         dir: options.admin?.dir ?? stateHome(env),
@@ -151,7 +157,9 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     const started = Date.now();
     const starting = sup.start();
     if (signal) {
-      const aborted = new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      const aborted = new Promise<void>((resolve) =>
+        signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
       // The start is given up when the signal comes first; a later rejection of it must not go unhandled.
       starting.catch(() => undefined);
       await Promise.race([starting, aborted]);
@@ -166,8 +174,7 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     );
 
     let stopping: Promise<WharfStopResult> | undefined;
-    const stop = () =>
-      (stopping ??= releasers.releaseAll().then((failed) => ({ ...drained, persisted, failed })));
+    const stop = () => (stopping ??= releasers.releaseAll().then((failed) => ({ ...drained, persisted, failed })));
     return {
       supervisor: sup,
       store,
@@ -183,7 +190,8 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     };
   } catch (error) {
     await releasers.releaseAll();
-    if (error instanceof WharfError && error.code === 'ERR_ABORTED') Object.assign(error.context, { drained: drained.ok, unfinished: drained.unfinished, persisted });
+    if (error instanceof WharfError && error.code === 'ERR_ABORTED')
+      Object.assign(error.context, { drained: drained.ok, unfinished: drained.unfinished, persisted });
     throw error;
   }
 }

@@ -21,7 +21,10 @@ export type DlqRequest =
   | { action: 'replay'; params: { topic?: string; ids?: string[]; all?: boolean } };
 
 function checkId(id: string): string {
-  if (!ID.test(id)) throw new UsageError(`"${id}" is not a dead-letter id: use <dlq-topic>/<partition>/<offset> as \`npm run admin -- dlq list\` prints it.`);
+  if (!ID.test(id))
+    throw new UsageError(
+      `"${id}" is not a dead-letter id: use <dlq-topic>/<partition>/<offset> as \`npm run admin -- dlq list\` prints it.`,
+    );
   return id;
 }
 
@@ -34,17 +37,26 @@ export function parseDlq(args: string[], flags: { limit?: string; all?: boolean 
   switch (action) {
     case 'list':
       if (rest.length > 1) throw usage();
-      return { action, params: { ...(rest[0] ? { topic: rest[0] } : {}), ...(flags.limit ? { limit: intFlag(flags.limit, 'limit', { min: 1, max: 10_000, fallback: 100 }) } : {}) } };
+      return {
+        action,
+        params: {
+          ...(rest[0] ? { topic: rest[0] } : {}),
+          ...(flags.limit ? { limit: intFlag(flags.limit, 'limit', { min: 1, max: 10_000, fallback: 100 }) } : {}),
+        },
+      };
     case 'show':
       if (rest.length !== 1) throw usage();
       return { action, params: { id: checkId(rest[0]!) } };
     case 'replay':
       if (flags.all) {
-        if (rest.length !== 1 || ID.test(rest[0]!)) throw new UsageError('Usage: npm run admin -- dlq replay <topic> --all (a topic, not dead-letter ids).');
+        if (rest.length !== 1 || ID.test(rest[0]!))
+          throw new UsageError('Usage: npm run admin -- dlq replay <topic> --all (a topic, not dead-letter ids).');
         return { action, params: { topic: rest[0]!, all: true } };
       }
-      if (rest.length === 0) throw new UsageError('Say which dead letters to replay: dlq replay <id>... (ids from `dlq list`), or dlq replay <topic> --all.');
-      if (new Set(rest.map((id) => id.slice(0, id.indexOf('/')))).size > 1) throw new UsageError('Replay the dead letters of one topic at a time.');
+      if (rest.length === 0)
+        throw new UsageError('Say which dead letters to replay: dlq replay <id>... (ids from `dlq list`), or dlq replay <topic> --all.');
+      if (new Set(rest.map((id) => id.slice(0, id.indexOf('/')))).size > 1)
+        throw new UsageError('Replay the dead letters of one topic at a time.');
       return { action, params: { ids: rest.map(checkId) } };
     default:
       throw usage();
@@ -58,7 +70,9 @@ function clip(text: string, max: number): string {
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+  return (
+    [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n'
+  );
 }
 
 export async function runDlq(client: AdminClient, request: DlqRequest, json: boolean, stdout: Writable): Promise<number> {
@@ -69,12 +83,26 @@ export async function runDlq(client: AdminClient, request: DlqRequest, json: boo
   }
   if (request.action === 'list') {
     const { entries, topics } = result as { entries: DeadLetterEntry[]; topics: { topic: string; count: number }[] };
-    for (const t of topics) stdout.write(`${t.topic}: ${t.count} dead letter${t.count === 1 ? '' : 's'}${t.count > entries.filter((e) => e.dlqTopic === t.topic).length ? ` (the last ${entries.filter((e) => e.dlqTopic === t.topic).length} shown)` : ''}\n`);
+    for (const t of topics)
+      stdout.write(
+        `${t.topic}: ${t.count} dead letter${t.count === 1 ? '' : 's'}${t.count > entries.filter((e) => e.dlqTopic === t.topic).length ? ` (the last ${entries.filter((e) => e.dlqTopic === t.topic).length} shown)` : ''}\n`,
+      );
     if (entries.length === 0) return 0;
     stdout.write('\n');
-    stdout.write(table(['ID', 'FROM', 'CODE', 'ATTEMPTS', 'AT', 'REPLAYED', 'REASON'], entries.map((e) => [
-      e.id, `${e.topic}/${e.originalPartition ?? '?'}/${e.originalOffset ?? '?'}`, e.code, String(e.attempts), e.at, e.replayedAt ? 'yes' : '-', clip(e.reason, 100),
-    ])));
+    stdout.write(
+      table(
+        ['ID', 'FROM', 'CODE', 'ATTEMPTS', 'AT', 'REPLAYED', 'REASON'],
+        entries.map((e) => [
+          e.id,
+          `${e.topic}/${e.originalPartition ?? '?'}/${e.originalOffset ?? '?'}`,
+          e.code,
+          String(e.attempts),
+          e.at,
+          e.replayedAt ? 'yes' : '-',
+          clip(e.reason, 100),
+        ]),
+      ),
+    );
   } else if (request.action === 'show') {
     const d = result as DeadLetterDetail;
     const lines = [
@@ -85,13 +113,19 @@ export async function runDlq(client: AdminClient, request: DlqRequest, json: boo
       `  parked at  ${d.at}`,
       `  replayed   ${d.replayedAt ?? 'no'}`,
       `  key        ${d.key === null ? '(none)' : JSON.stringify(d.key)}`,
-      `  headers    ${Object.entries(d.headers).map(([k, v]) => `${k}=${v}`).join('\n             ') || '(none)'}`,
+      `  headers    ${
+        Object.entries(d.headers)
+          .map(([k, v]) => `${k}=${v}`)
+          .join('\n             ') || '(none)'
+      }`,
       `  value      ${d.valueDropped ? `(${d.bytes} bytes, not kept: too big for the dead-letter topic)` : d.value === null ? '(null)' : d.valueEncoding === 'base64' ? `(base64, ${d.bytes} bytes) ${clip(d.value, 2_000)}` : clip(d.value, 2_000)}`,
     ];
     stdout.write(`${lines.join('\n')}\n`);
   } else {
     const { replayed, skipped } = result as { replayed: { id: string; topic: string }[]; skipped: { id: string; reason: string }[] };
-    stdout.write(`replayed ${replayed.length} dead letter${replayed.length === 1 ? '' : 's'}${replayed.length ? ` to ${[...new Set(replayed.map((r) => r.topic))].join(', ')}` : ''}\n`);
+    stdout.write(
+      `replayed ${replayed.length} dead letter${replayed.length === 1 ? '' : 's'}${replayed.length ? ` to ${[...new Set(replayed.map((r) => r.topic))].join(', ')}` : ''}\n`,
+    );
     for (const s of skipped) stdout.write(`skipped ${s.id}: ${s.reason}\n`);
   }
   return 0;

@@ -86,7 +86,8 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
   const spec = Object.hasOwn(COMMANDS, sub) ? COMMANDS[sub] : undefined;
   if (!spec) throw new UsageError(`Unknown command "${sub}": use ${NAMES}. Run \`npm run admin -- --help\`.`);
   for (const flag of Object.keys(values) as Flag[]) {
-    if (flag !== 'help' && !spec.flags.includes(flag) && !CONNECTION.includes(flag)) throw new UsageError(`--${flag} does not apply to \`admin ${sub}\`. Run \`npm run admin -- --help\`.`);
+    if (flag !== 'help' && !spec.flags.includes(flag) && !CONNECTION.includes(flag))
+      throw new UsageError(`--${flag} does not apply to \`admin ${sub}\`. Run \`npm run admin -- --help\`.`);
   }
   if (args.length < spec.args[0] || args.length > spec.args[1]) throw new UsageError(`Usage: npm run admin -- ${spec.usage}`);
   // Arguments are checked before connecting, so a typo fails fast even with no supervisor.
@@ -100,14 +101,24 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
   // Reading a dead-letter topic joins a consumer group first: give it longer than a state call.
   // A scale answers within the supervisor's readyTimeoutMs (60 s by default), which only it knows.
   const callTimeoutMs = dlq ? 120_000 : sub === 'scale' ? SCALE_CALL_TIMEOUT_MS : undefined;
-  const client = await connectAdmin({ dir, address: values.address, keyFile: values['key-file'], timeoutMs, env, ...(callTimeoutMs ? { callTimeoutMs } : {}) });
+  const client = await connectAdmin({
+    dir,
+    address: values.address,
+    keyFile: values['key-file'],
+    timeoutMs,
+    env,
+    ...(callTimeoutMs ? { callTimeoutMs } : {}),
+  });
   try {
     const json = values.json === true;
     const [name] = args;
     switch (sub) {
-      case 'state': return await showState(client, name, json, stdout);
-      case 'watch': return await watch(client, name, json, count, stdout, stderr);
-      case 'dlq': return await runDlq(client, dlq!, json, stdout);
+      case 'state':
+        return await showState(client, name, json, stdout);
+      case 'watch':
+        return await watch(client, name, json, count, stdout, stderr);
+      case 'dlq':
+        return await runDlq(client, dlq!, json, stdout);
       case 'workers': {
         const status = await client.status();
         if (json) writeJson(stdout, status);
@@ -130,14 +141,22 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
       case 'snapshot': {
         const objects = await client.state.snapshot();
         if (json) writeJson(stdout, { at: new Date().toISOString(), objects });
-        else stdout.write(Object.entries(objects).map(([n, o]) => `${n} (${o.kind}) ${JSON.stringify(o.value)}\n`).join('') || 'No shared objects.\n');
+        else
+          stdout.write(
+            Object.entries(objects)
+              .map(([n, o]) => `${n} (${o.kind}) ${JSON.stringify(o.value)}\n`)
+              .join('') || 'No shared objects.\n',
+          );
         return 0;
       }
       case 'scale': {
         const status = await client.scale(name!, consumers);
         const service = status.services.find((s) => s.name === name);
         if (json) writeJson(stdout, { service: service ?? null });
-        else stdout.write(`${name}: ${service?.workers.consumer ?? consumers} consumer worker${consumers === 1 ? '' : 's'} (${service?.health ?? 'unknown'})\n`);
+        else
+          stdout.write(
+            `${name}: ${service?.workers.consumer ?? consumers} consumer worker${consumers === 1 ? '' : 's'} (${service?.health ?? 'unknown'})\n`,
+          );
         return 0;
       }
       default: {
@@ -166,12 +185,17 @@ const SCALE_CALL_TIMEOUT_MS = 15 * 60_000;
 
 function parseCount(text: string): number {
   const { min, max } = WORKER_LIMITS.consumer;
-  if (!/^\d{1,4}$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`The worker count for \`admin scale\` must be a whole number from ${min} to ${max}; got "${text}".`);
+  if (!/^\d{1,4}$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new UsageError(`The worker count for \`admin scale\` must be a whole number from ${min} to ${max}; got "${text}".`);
   return Number(text);
 }
 
 function unknownName(name: string, client: AdminClient): WharfError {
-  return new WharfError(ErrorCodes.unknownName, `no shared object named "${name}" in the supervisor (pid ${client.server.pid}): \`npm run admin -- state\` lists them.`, { context: { name } });
+  return new WharfError(
+    ErrorCodes.unknownName,
+    `no shared object named "${name}" in the supervisor (pid ${client.server.pid}): \`npm run admin -- state\` lists them.`,
+    { context: { name } },
+  );
 }
 
 async function showState(client: AdminClient, name: string | undefined, json: boolean, stdout: Writable): Promise<number> {
@@ -185,12 +209,25 @@ async function showState(client: AdminClient, name: string | undefined, json: bo
   const objects = await client.state.describe();
   if (json) writeJson(stdout, { objects });
   else if (objects.length === 0) stdout.write(`No shared objects (supervisor pid ${client.server.pid}).\n`);
-  else stdout.write(table(['NAME', 'KIND', 'SIZE'], objects.map((o) => [o.name, o.kind, String(o.size)])));
+  else
+    stdout.write(
+      table(
+        ['NAME', 'KIND', 'SIZE'],
+        objects.map((o) => [o.name, o.kind, String(o.size)]),
+      ),
+    );
   return 0;
 }
 
 /** Streams changes until Ctrl-C, --count changes, or the supervisor going away (an error). */
-async function watch(client: AdminClient, name: string | undefined, json: boolean, count: number, stdout: Writable, stderr: Writable): Promise<number> {
+async function watch(
+  client: AdminClient,
+  name: string | undefined,
+  json: boolean,
+  count: number,
+  stdout: Writable,
+  stderr: Writable,
+): Promise<number> {
   let seen = 0;
   let stop!: (outcome: WharfError | undefined) => void;
   const stopped = new Promise<WharfError | undefined>((done) => (stop = done));
@@ -228,25 +265,70 @@ function clip(text: string | undefined, max = 200): string {
 function workersTable(status: SupervisorStatus): string {
   const now = Date.now();
   const lines = [`supervisor pid ${status.pid}, up ${duration(status.uptimeMs)}, brokers ${status.brokers.join(',')}\n\n`];
-  lines.push(table(['SERVICE', 'HEALTH', 'CONSUMERS', 'PRODUCERS', 'RESTARTS', 'HANDLED'],
-    status.services.map((s) => [s.name, s.health, String(s.workers.consumer), String(s.workers.producer), String(s.restarts), String(s.handled)])));
+  lines.push(
+    table(
+      ['SERVICE', 'HEALTH', 'CONSUMERS', 'PRODUCERS', 'RESTARTS', 'HANDLED'],
+      status.services.map((s) => [
+        s.name,
+        s.health,
+        String(s.workers.consumer),
+        String(s.workers.producer),
+        String(s.restarts),
+        String(s.handled),
+      ]),
+    ),
+  );
   for (const s of status.services) if (s.reason) lines.push(`${s.name}: ${s.reason}\n`);
   lines.push('\n');
-  lines.push(table(['WORKER', 'SERVICE', 'ROLE', 'STATE', 'RESTARTS', 'HANDLED', 'HEAP', 'LAST HEARTBEAT'],
-    status.workers.map((w) => [
-      w.workerId, w.service, w.role, w.state, String(w.restarts), String(w.handled),
-      w.heapUsedBytes === null ? '-' : `${(w.heapUsedBytes / 1024 / 1024).toFixed(1)} MiB`,
-      w.lastHeartbeatAt === null ? '-' : `${duration(now - Date.parse(w.lastHeartbeatAt))} ago`,
-    ])));
+  lines.push(
+    table(
+      ['WORKER', 'SERVICE', 'ROLE', 'STATE', 'RESTARTS', 'HANDLED', 'HEAP', 'LAST HEARTBEAT'],
+      status.workers.map((w) => [
+        w.workerId,
+        w.service,
+        w.role,
+        w.state,
+        String(w.restarts),
+        String(w.handled),
+        w.heapUsedBytes === null ? '-' : `${(w.heapUsedBytes / 1024 / 1024).toFixed(1)} MiB`,
+        w.lastHeartbeatAt === null ? '-' : `${duration(now - Date.parse(w.lastHeartbeatAt))} ago`,
+      ]),
+    ),
+  );
   // Consumers that run their handler in a thread pool (consumes.concurrency, docs/pool.md).
   const pooled = status.workers.filter((w) => w.pool);
   if (pooled.length > 0) {
     lines.push('\n');
-    lines.push(table(['POOL OF', 'MODE', 'THREADS', 'IN FLIGHT', 'RUNNING', 'QUEUED', 'WAITING ON KEY', 'RETRYING', 'UTILIZATION', 'BUSY', 'THREAD EXITS'],
-      pooled.map(({ workerId, pool: p }) => [
-        workerId, p!.mode, `${p!.threads}/${p!.maxThreads}`, `${p!.inFlight}/${p!.maxInFlight}`, String(p!.running), String(p!.queued),
-        String(p!.waitingOnKey), String(p!.retrying), `${Math.round(p!.utilization * 100)}%`, duration(p!.busyMs), String(p!.threadExits),
-      ])));
+    lines.push(
+      table(
+        [
+          'POOL OF',
+          'MODE',
+          'THREADS',
+          'IN FLIGHT',
+          'RUNNING',
+          'QUEUED',
+          'WAITING ON KEY',
+          'RETRYING',
+          'UTILIZATION',
+          'BUSY',
+          'THREAD EXITS',
+        ],
+        pooled.map(({ workerId, pool: p }) => [
+          workerId,
+          p!.mode,
+          `${p!.threads}/${p!.maxThreads}`,
+          `${p!.inFlight}/${p!.maxInFlight}`,
+          String(p!.running),
+          String(p!.queued),
+          String(p!.waitingOnKey),
+          String(p!.retrying),
+          `${Math.round(p!.utilization * 100)}%`,
+          duration(p!.busyMs),
+          String(p!.threadExits),
+        ]),
+      ),
+    );
   }
   return lines.join('');
 }
@@ -260,7 +342,13 @@ function duration(ms: number): string {
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+  return (
+    [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n'
+  );
 }
 
-export const adminCommand: Command = { name: 'admin', summary: 'inspect and steer a running supervisor: state, watch, workers, scale, dlq', run };
+export const adminCommand: Command = {
+  name: 'admin',
+  summary: 'inspect and steer a running supervisor: state, watch, workers, scale, dlq',
+  run,
+};

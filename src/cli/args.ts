@@ -32,7 +32,10 @@ export function parseFlags<O extends Options>(argv: string[], options: O, comman
   const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
   const takesValue = (arg: string | undefined) => arg !== undefined && /^--[^=]+$/.test(arg);
   const args = argv.map((arg, i) => (i < end && /^-\d/.test(arg) && takesValue(argv[i - 1]) ? `\0${arg}` : arg));
-  const joined = args.reduce<string[]>((out, arg) => (arg.startsWith('\0') ? [...out.slice(0, -1), `${out.at(-1)}=${arg.slice(1)}`] : [...out, arg]), []);
+  const joined = args.reduce<string[]>(
+    (out, arg) => (arg.startsWith('\0') ? [...out.slice(0, -1), `${out.at(-1)}=${arg.slice(1)}`] : [...out, arg]),
+    [],
+  );
   try {
     const parsed = parseArgs({ args: joined, options, strict: true, allowPositionals: positionals > 0 });
     if (parsed.positionals.length > positionals) {
@@ -47,7 +50,11 @@ export function parseFlags<O extends Options>(argv: string[], options: O, comman
 }
 
 /** An integer flag within bounds, or a UsageError naming the flag and what it accepts. */
-export function intFlag(value: string | undefined, flag: string, { min = 0, max = Number.MAX_SAFE_INTEGER, fallback }: { min?: number; max?: number; fallback: number }): number {
+export function intFlag(
+  value: string | undefined,
+  flag: string,
+  { min = 0, max = Number.MAX_SAFE_INTEGER, fallback }: { min?: number; max?: number; fallback: number },
+): number {
   if (value === undefined) return fallback;
   const number = Number(value);
   if (!/^-?\d+$/.test(value.trim()) || number < min || number > max) {

@@ -74,7 +74,8 @@ async function run({ argv, env, stdout, logger }: CommandContext): Promise<numbe
   const allowed = Object.hasOwn(ALLOWED, sub) ? ALLOWED[sub] : undefined;
   if (!allowed) throw new UsageError(`Unknown command "${sub}": use start, stop, status or logs. Run \`npm run kafka -- --help\`.`);
   for (const flag of Object.keys(values) as (keyof typeof FLAGS)[]) {
-    if (flag !== 'help' && !allowed.includes(flag)) throw new UsageError(`--${flag} does not apply to \`kafka ${sub}\`. Run \`npm run kafka -- --help\`.`);
+    if (flag !== 'help' && !allowed.includes(flag))
+      throw new UsageError(`--${flag} does not apply to \`kafka ${sub}\`. Run \`npm run kafka -- --help\`.`);
   }
   const dir = values.dir ? resolve(values.dir) : localClusterDir(env);
   const dirFlag = values.dir ? ` --dir ${values.dir}` : '';
@@ -89,26 +90,37 @@ async function run({ argv, env, stdout, logger }: CommandContext): Promise<numbe
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     if (values.json) writeJson(stdout, { ...describe(status), alreadyRunning, startSeconds: Number(seconds) });
     else if (alreadyRunning) stdout.write(`Kafka ${status.version} is already running at ${status.bootstrap} (${dir}).\n`);
-    else stdout.write(`Kafka ${status.version} is running at ${status.bootstrap} (${status.nodes.length} node${status.nodes.length > 1 ? 's' : ''}, started in ${seconds} s).\nUse it with KAFKA_BROKERS=${status.bootstrap}; stop it with \`npm run kafka -- stop${dirFlag}\`.\n`);
+    else
+      stdout.write(
+        `Kafka ${status.version} is running at ${status.bootstrap} (${status.nodes.length} node${status.nodes.length > 1 ? 's' : ''}, started in ${seconds} s).\nUse it with KAFKA_BROKERS=${status.bootstrap}; stop it with \`npm run kafka -- stop${dirFlag}\`.\n`,
+      );
     return 0;
   }
 
   if (sub === 'stop') {
     const stopped = await stopLocalCluster({ dir, logger });
     if (values.json) writeJson(stdout, { dir, stopped });
-    else stdout.write(stopped ? `Stopped ${stopped} local Kafka node${stopped > 1 ? 's' : ''} (${dir}).\n` : `No local Kafka broker was running in ${dir}.\n`);
+    else
+      stdout.write(
+        stopped
+          ? `Stopped ${stopped} local Kafka node${stopped > 1 ? 's' : ''} (${dir}).\n`
+          : `No local Kafka broker was running in ${dir}.\n`,
+      );
     return 0;
   }
 
   const status = clusterStatus(dir);
   if (sub === 'status') {
     if (values.json) writeJson(stdout, status ? { running: status.running.length > 0, ...describe(status) } : { running: false, dir });
-    else if (!status || status.running.length === 0) stdout.write(`No local Kafka broker is running (${dir}). Start one with \`npm run kafka -- start\`.\n`);
+    else if (!status || status.running.length === 0)
+      stdout.write(`No local Kafka broker is running (${dir}). Start one with \`npm run kafka -- start\`.\n`);
     else {
       stdout.write(`Kafka ${status.version} at ${status.bootstrap} (${dir})\n`);
       for (const n of status.nodes) {
         const running = status.running.includes(n);
-        stdout.write(`  node ${n.nodeId}  port ${n.port}  controller ${n.controllerPort}  ${running ? `running (pid ${n.pid})` : 'stopped'}\n`);
+        stdout.write(
+          `  node ${n.nodeId}  port ${n.port}  controller ${n.controllerPort}  ${running ? `running (pid ${n.pid})` : 'stopped'}\n`,
+        );
       }
     }
     // Scripts can test `kafka status` like a health check.
@@ -120,7 +132,12 @@ async function run({ argv, env, stdout, logger }: CommandContext): Promise<numbe
   if (!node || !existsSync(logFile(node))) throw new UsageError(`No broker log in ${dir}: has the local broker been started there?`);
   const lines = intFlag(values.lines, 'lines', { min: 1, max: 100_000, fallback: 50 });
   const text = readFileSync(logFile(node), 'utf8');
-  stdout.write(text.split('\n').slice(-lines - 1).join('\n'));
+  stdout.write(
+    text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n'),
+  );
   if (!values.follow) return 0;
   let offset = statSync(logFile(node)).size;
   for (;;) {

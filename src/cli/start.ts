@@ -32,7 +32,8 @@ const FLAGS = {
 function rateFlag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const rate = Number(value);
-  if (!Number.isFinite(rate) || rate <= 0 || rate > 1_000_000) throw new UsageError(`--rate must be a number of messages per second above 0 (at most 1000000); got "${value}".`);
+  if (!Number.isFinite(rate) || rate <= 0 || rate > 1_000_000)
+    throw new UsageError(`--rate must be a number of messages per second above 0 (at most 1000000); got "${value}".`);
   return rate;
 }
 
@@ -53,7 +54,10 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
   // Shared-state persistence settings (WHARF_STATE_*) too, before any output; startWharf uses them.
   persistSettings(config, env);
   const logger = createLogger({ fd: 1 });
-  logger.info({ config: config.source, services: services.map((s) => `${s.name} (${s.workers.consumer} consumer, ${s.workers.producer} producer)`) }, 'wharf starting');
+  logger.info(
+    { config: config.source, services: services.map((s) => `${s.name} (${s.workers.consumer} consumer, ${s.workers.producer} producer)`) },
+    'wharf starting',
+  );
 
   // First signal: drain (or give up a start in progress) and exit 0 (1 if a worker did not finish). Second: end every thread now, exit 130.
   const interrupt = new AbortController();
@@ -70,7 +74,10 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
       if (wharf) void wharf.terminate().then(() => resolveStopped(130));
       return;
     }
-    logger.info({ signal, drainTimeoutMs: config.supervisor.drainTimeoutMs }, 'draining: finishing in-flight work, committing offsets, leaving groups');
+    logger.info(
+      { signal, drainTimeoutMs: config.supervisor.drainTimeoutMs },
+      'draining: finishing in-flight work, committing offsets, leaving groups',
+    );
     interrupt.abort();
     if (wharf) void wharf.stop().then((result) => resolveStopped(signals > 1 ? 130 : exitCode(result)));
   };
@@ -78,10 +85,20 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     try {
-      wharf = await startWharf({ config, services, env, logger, print: (line) => stdout.write(`${line}\n`), pretty: Boolean(process.stdout.isTTY), signal: interrupt.signal, terminateSignal: force.signal });
+      wharf = await startWharf({
+        config,
+        services,
+        env,
+        logger,
+        print: (line) => stdout.write(`${line}\n`),
+        pretty: Boolean(process.stdout.isTTY),
+        signal: interrupt.signal,
+        terminateSignal: force.signal,
+      });
     } catch (error) {
       // A signal during the start: what had started was released (drained: its workers finished in time).
-      if (error instanceof WharfError && error.code === 'ERR_ABORTED') return signals > 1 ? 130 : error.context.drained === false || error.context.persisted === false ? 1 : 0;
+      if (error instanceof WharfError && error.code === 'ERR_ABORTED')
+        return signals > 1 ? 130 : error.context.drained === false || error.context.persisted === false ? 1 : 0;
       throw error;
     }
     return await stopped;

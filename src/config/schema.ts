@@ -40,7 +40,12 @@ export const deliveryShape = {
   /** Handlers running at once per worker (each partition stays in order). */
   partitionsConsumedConcurrently: z.number().int().min(1).max(1_000).optional(),
   /** Values bigger than this go to the dead-letter topic unread. */
-  maxMessageBytes: z.number().int().min(1).max(100 * 1024 * 1024).optional(),
+  maxMessageBytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(100 * 1024 * 1024)
+    .optional(),
   /**
    * Run the handler in a pool of threads per consumer worker (src/pool/, docs/pool.md), keeping
    * order per key, per partition or none; defaults in src/pool/settings.ts.
@@ -55,10 +60,21 @@ export const deliveryShape = {
 };
 
 /** Checks across fields of one `consumes` block, reported through `issue` with paths relative to the block. */
-export function checkDelivery(value: { retry?: { initialDelayMs?: number; maxDelayMs?: number }; maxInFlight?: number; maxInFlightPerPartition?: number; concurrency?: { threads?: number; maxInFlight?: number } }, issue: (path: (string | number)[], message: string) => void): void {
+export function checkDelivery(
+  value: {
+    retry?: { initialDelayMs?: number; maxDelayMs?: number };
+    maxInFlight?: number;
+    maxInFlightPerPartition?: number;
+    concurrency?: { threads?: number; maxInFlight?: number };
+  },
+  issue: (path: (string | number)[], message: string) => void,
+): void {
   const { retry, maxInFlight, maxInFlightPerPartition, concurrency } = value;
   if (concurrency?.threads !== undefined && concurrency.maxInFlight !== undefined && concurrency.maxInFlight < concurrency.threads) {
-    issue(['concurrency', 'maxInFlight'], `must be at least concurrency.threads (${concurrency.threads}), or threads would wait for work; got ${concurrency.maxInFlight}`);
+    issue(
+      ['concurrency', 'maxInFlight'],
+      `must be at least concurrency.threads (${concurrency.threads}), or threads would wait for work; got ${concurrency.maxInFlight}`,
+    );
   }
   if (retry?.initialDelayMs !== undefined && retry.maxDelayMs !== undefined && retry.maxDelayMs < retry.initialDelayMs) {
     issue(['retry', 'maxDelayMs'], `must be at least retry.initialDelayMs (${retry.initialDelayMs}), got ${retry.maxDelayMs}`);
@@ -78,13 +94,16 @@ export const WORKER_LIMITS = {
   producer: { min: 0, max: 64 },
 } as const satisfies Record<'consumer' | 'producer', { min: number; max: number }>;
 
-export const workerCountSchema = (role: keyof typeof WORKER_LIMITS) => z.number().int().min(WORKER_LIMITS[role].min).max(WORKER_LIMITS[role].max);
+export const workerCountSchema = (role: keyof typeof WORKER_LIMITS) =>
+  z.number().int().min(WORKER_LIMITS[role].min).max(WORKER_LIMITS[role].max);
 
 /** A scale request outside WORKER_LIMITS (ERR_BAD_SCALE), or undefined when the count is within them. */
 export function workerCountError(service: string, role: keyof typeof WORKER_LIMITS, count: number): WharfError | undefined {
   const { min, max } = WORKER_LIMITS[role];
   if (Number.isInteger(count) && count >= min && count <= max) return undefined;
-  return new WharfError('ERR_BAD_SCALE', `${role} workers of ${service} must be a whole number from ${min} to ${max}; got ${count}.`, { context: { service, role, count } });
+  return new WharfError('ERR_BAD_SCALE', `${role} workers of ${service} must be a whole number from ${min} to ${max}; got ${count}.`, {
+    context: { service, role, count },
+  });
 }
 
 export const serviceEntrySchema = z.strictObject({

@@ -42,7 +42,9 @@ async function importDefinition(entry: ServiceEntry, index: number): Promise<Def
   return module.default;
 }
 
-const definitionDelivery = z.strictObject(deliveryShape).superRefine((value, ctx) => checkDelivery(value, (path, message) => ctx.addIssue({ code: 'custom', path, message, input: value })));
+const definitionDelivery = z
+  .strictObject(deliveryShape)
+  .superRefine((value, ctx) => checkDelivery(value, (path, message) => ctx.addIssue({ code: 'custom', path, message, input: value })));
 
 /** The delivery keys of a definition's `consumes` (its topics and group are checked above), checked as the config's are. */
 function checkDefinitionDelivery(d: DefinedService, index: number): void {
@@ -51,11 +53,15 @@ function checkDefinitionDelivery(d: DefinedService, index: number): void {
   if (result.success) return;
   const issue = { ...result.error.issues[0]!, path: ['consumes', ...result.error.issues[0]!.path] } as z.core.$ZodIssue;
   const field = issue.path.map(String).join('.');
-  throw new ConfigError(`Invalid service services[${index}] (the definition of "${d.name}"): ${describeIssue(issue, { consumes: delivery })}.`, { context: { field: `services[${index}].${field}` } });
+  throw new ConfigError(
+    `Invalid service services[${index}] (the definition of "${d.name}"): ${describeIssue(issue, { consumes: delivery })}.`,
+    { context: { field: `services[${index}].${field}` } },
+  );
 }
 
 function checkDefinition(d: DefinedService, index: number): void {
-  if (typeof d.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(d.name)) fail(index, 'name', `must be a name of letters, digits, ".", "_" or "-", got ${JSON.stringify(d.name)}`);
+  if (typeof d.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(d.name))
+    fail(index, 'name', `must be a name of letters, digits, ".", "_" or "-", got ${JSON.stringify(d.name)}`);
   if (d.consumes !== undefined) {
     const topics = d.consumes.topics;
     if (!Array.isArray(topics) || topics.length === 0 || !topics.every((t) => typeof t === 'string' && t.length > 0)) {
@@ -71,7 +77,8 @@ function checkDefinition(d: DefinedService, index: number): void {
   }
   if (d.consumes === undefined && d.producer === undefined) fail(index, 'module', `service "${d.name}" neither consumes nor produces`);
   if (d.consumes !== undefined) checkDefinitionDelivery(d, index);
-  if (d.schema !== undefined && !isMessageSchema(d.schema)) fail(index, 'schema', 'must be a Standard Schema (a zod schema such as z.object({...}), valibot, arktype…)');
+  if (d.schema !== undefined && !isMessageSchema(d.schema))
+    fail(index, 'schema', 'must be a Standard Schema (a zod schema such as z.object({...}), valibot, arktype…)');
   if (d.codec !== undefined && d.codec !== 'json' && d.codec !== 'raw' && !isCodec(d.codec)) {
     fail(index, 'codec', `must be "json", "raw" or a codec object {name, contentType, encode, decode}, got ${JSON.stringify(d.codec)}`);
   }

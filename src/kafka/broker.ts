@@ -57,7 +57,10 @@ const WAYS_OUT =
 /** `KAFKA_BROKERS` as a list of host:port, or undefined when unset. */
 export function parseBrokerList(value: string | undefined): string[] | undefined {
   if (value === undefined || value.trim() === '') return undefined;
-  const brokers = value.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const brokers = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
   for (const broker of brokers) {
     const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(broker);
     if (!match || Number(match[2]) < 1 || Number(match[2]) > 65_535) {

@@ -42,7 +42,9 @@ export const rawCodec: Codec = {
     if (Buffer.isBuffer(value)) return value;
     if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     if (typeof value === 'string') return Buffer.from(value, 'utf8');
-    throw new EncodeError(`The raw codec sends a Buffer, Uint8Array or string; got ${value === null ? 'null' : typeof value}. Use the JSON codec for other values.`);
+    throw new EncodeError(
+      `The raw codec sends a Buffer, Uint8Array or string; got ${value === null ? 'null' : typeof value}. Use the JSON codec for other values.`,
+    );
   },
   decode: (bytes) => bytes,
 };
@@ -59,7 +61,14 @@ export function resolveCodec(codec: CodecName | Codec | undefined): Codec {
 
 export function isCodec(value: unknown): value is Codec {
   const c = value as Partial<Codec> | null;
-  return typeof c === 'object' && c !== null && typeof c.name === 'string' && typeof c.contentType === 'string' && typeof c.encode === 'function' && typeof c.decode === 'function';
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    typeof c.name === 'string' &&
+    typeof c.contentType === 'string' &&
+    typeof c.encode === 'function' &&
+    typeof c.decode === 'function'
+  );
 }
 
 export const HEADERS = {

@@ -45,7 +45,13 @@ export interface ConsumerStats extends DeliveryStats {
 }
 
 /** A runner's counters as getters over its parts, so whoever reads them (heartbeats) sees them live. */
-export function liveConsumerStats({ delivery, inFlight, flow, committer, rebalances }: {
+export function liveConsumerStats({
+  delivery,
+  inFlight,
+  flow,
+  committer,
+  rebalances,
+}: {
   delivery: DeliveryStats;
   inFlight: () => number;
   flow: FlowControl;
@@ -53,17 +59,39 @@ export function liveConsumerStats({ delivery, inFlight, flow, committer, rebalan
   rebalances: () => number;
 }): ConsumerStats {
   return {
-    get handled() { return delivery.handled; },
-    get errors() { return delivery.errors; },
-    get retries() { return delivery.retries; },
-    get deadLettered() { return delivery.deadLettered; },
-    get rejected() { return delivery.rejected; },
-    get inFlight() { return inFlight(); },
-    get maxInFlightSeen() { return flow.stats.maxInFlightSeen; },
-    get pausedPartitions() { return flow.stats.pausedPartitions; },
-    get commits() { return committer.stats.commits; },
-    get commitFailures() { return committer.stats.commitFailures; },
-    get rebalances() { return rebalances(); },
+    get handled() {
+      return delivery.handled;
+    },
+    get errors() {
+      return delivery.errors;
+    },
+    get retries() {
+      return delivery.retries;
+    },
+    get deadLettered() {
+      return delivery.deadLettered;
+    },
+    get rejected() {
+      return delivery.rejected;
+    },
+    get inFlight() {
+      return inFlight();
+    },
+    get maxInFlightSeen() {
+      return flow.stats.maxInFlightSeen;
+    },
+    get pausedPartitions() {
+      return flow.stats.pausedPartitions;
+    },
+    get commits() {
+      return committer.stats.commits;
+    },
+    get commitFailures() {
+      return committer.stats.commitFailures;
+    },
+    get rebalances() {
+      return rebalances();
+    },
   };
 }
 
@@ -155,7 +183,11 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
       buffer.accept(lane, batch, resolveOffset);
     },
   });
-  const flow = createFlowControl({ maxInFlight: settings.maxInFlight, maxInFlightPerPartition: settings.maxInFlightPerPartition, setPaused: group.setPaused });
+  const flow = createFlowControl({
+    maxInFlight: settings.maxInFlight,
+    maxInFlightPerPartition: settings.maxInFlightPerPartition,
+    setPaused: group.setPaused,
+  });
   const buffer = createFetchBuffer<PartitionLane>({
     lane: (topic, partition) => {
       const lane = lanes.get(laneKey(topic, partition));

@@ -50,7 +50,11 @@ function isTooLarge(error: unknown): boolean {
  * acknowledged. A value the dead-letter topic refuses as too large is parked without it (its
  * size in a header), so the reason and the position still reach the operator.
  */
-export async function deadLetter(sender: Sender, { topic, partition, message }: DeadLetterSource, { error, attempts }: DeadLetterReason): Promise<void> {
+export async function deadLetter(
+  sender: Sender,
+  { topic, partition, message }: DeadLetterSource,
+  { error, attempts }: DeadLetterReason,
+): Promise<void> {
   const code = (error as { code?: unknown }).code;
   const headers: Record<string, string> = {
     ...headersToStrings(message.headers),
@@ -69,6 +73,10 @@ export async function deadLetter(sender: Sender, { topic, partition, message }: 
     await sender.sendRaw(deadLetterTopic(topic), { key, value: message.value ?? null, headers });
   } catch (sendError) {
     if (!isTooLarge(sendError) || !message.value) throw sendError;
-    await sender.sendRaw(deadLetterTopic(topic), { key, value: null, headers: { ...headers, [DLQ_HEADERS.valueDropped]: String(message.value.length) } });
+    await sender.sendRaw(deadLetterTopic(topic), {
+      key,
+      value: null,
+      headers: { ...headers, [DLQ_HEADERS.valueDropped]: String(message.value.length) },
+    });
   }
 }

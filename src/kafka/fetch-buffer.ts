@@ -62,14 +62,22 @@ export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, tak
       const from = lane.nextOffset;
       const first = batch.messages[0];
       // Offsets rise within a batch: when the first is new, all are (the usual case, no filtering).
-      const fresh = from === undefined || first === undefined || BigInt(first.offset) >= from ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
+      const fresh =
+        from === undefined || first === undefined || BigInt(first.offset) >= from
+          ? batch.messages
+          : batch.messages.filter((m) => BigInt(m.offset) >= from);
       const end = BigInt(batch.lastOffset()) + 1n;
       if (lane.nextOffset === undefined || end > lane.nextOffset) lane.nextOffset = end;
       resolveOffset(batch.lastOffset());
       if (fresh.length === 0) return;
       const key = keyOf(lane.topic, lane.partition);
       const queue = held.get(key);
-      held.set(key, { topic: lane.topic, partition: lane.partition, messages: queue ? [...queue.messages.slice(queue.next), ...fresh] : fresh, next: 0 });
+      held.set(key, {
+        topic: lane.topic,
+        partition: lane.partition,
+        messages: queue ? [...queue.messages.slice(queue.next), ...fresh] : fresh,
+        next: 0,
+      });
       feedOne(key, lane);
     },
     feed() {

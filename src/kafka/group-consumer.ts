@@ -85,7 +85,9 @@ export function createGroupConsumer(options: GroupConsumerOptions): GroupConsume
       });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         rebalances++;
-        options.onAssigned(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition }))));
+        options.onAssigned(
+          Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition }))),
+        );
         void committer.flush();
       });
       // Commit what is done while this member still owns its partitions.
@@ -103,7 +105,12 @@ export function createGroupConsumer(options: GroupConsumerOptions): GroupConsume
       await consumer.connect();
       await subscribeWithRetry(consumer, options.topics, options.fromBeginning, logger);
       // eachBatch only hands messages on, so one kafkajs worker is plenty.
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: options.eachBatch });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: options.eachBatch,
+      });
       committer.start();
       await joined;
     },
@@ -119,7 +126,13 @@ export function createGroupConsumer(options: GroupConsumerOptions): GroupConsume
  * Subscribes, riding out the metadata lag right after a topic is created ("does not host this
  * topic-partition"): retriable errors are retried with a growing pause, anything else is thrown.
  */
-async function subscribeWithRetry(consumer: Consumer, topics: readonly string[], fromBeginning: boolean, logger: Logger, attempts = 10): Promise<void> {
+async function subscribeWithRetry(
+  consumer: Consumer,
+  topics: readonly string[],
+  fromBeginning: boolean,
+  logger: Logger,
+  attempts = 10,
+): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await consumer.subscribe({ topics: [...topics], fromBeginning });

@@ -21,9 +21,12 @@ export function createInboundDecoder({ codec, schema, maxMessageBytes }: Inbound
   return function decode(topic: string, partition: number, message: KafkaMessage): InboundMessage | Promise<InboundMessage> {
     const bytes = message.value ?? Buffer.alloc(0);
     if (bytes.length > maxMessageBytes) {
-      throw new MessageTooLargeError(`value of ${bytes.length} bytes is over the ${maxMessageBytes}-byte limit (consumes.maxMessageBytes)`, {
-        context: { bytes: bytes.length, maxMessageBytes },
-      });
+      throw new MessageTooLargeError(
+        `value of ${bytes.length} bytes is over the ${maxMessageBytes}-byte limit (consumes.maxMessageBytes)`,
+        {
+          context: { bytes: bytes.length, maxMessageBytes },
+        },
+      );
     }
     const decoded = codec.decode(bytes);
     const inbound: InboundMessage = {

@@ -69,7 +69,10 @@ export function createOffsetCommitter({ commit, intervalMs, threshold, isAssigne
       stats.committedMessages += count;
     } catch (error) {
       stats.commitFailures++;
-      logger.warn({ err: error, partitions: batch.size }, 'offset commit failed; retrying with the next commit (those messages may be delivered again)');
+      logger.warn(
+        { err: error, partitions: batch.size },
+        'offset commit failed; retrying with the next commit (those messages may be delivered again)',
+      );
       for (const [k, entry] of batch) if (!pending.has(k) && isAssigned(entry.topic, entry.partition)) pending.set(k, entry);
       marked += count;
     }

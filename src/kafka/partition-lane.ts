@@ -99,7 +99,10 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
       try {
         await ctx.park({ topic, partition, message }, reason);
         ctx.stats.deadLettered++;
-        ctx.logger.warn({ ...where(message), code: (reason.error as { code?: string }).code, reason: reason.error.message, attempts: reason.attempts }, 'message parked in the dead-letter topic');
+        ctx.logger.warn(
+          { ...where(message), code: (reason.error as { code?: string }).code, reason: reason.error.message, attempts: reason.attempts },
+          'message parked in the dead-letter topic',
+        );
         return 'finished';
       } catch (error) {
         ctx.logger.error({ ...where(message), err: error, attempt }, 'could not park a message in the dead-letter topic; trying again');

@@ -101,10 +101,16 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
         logger.info({ topic: replyTopic, correlationId }, 'reply arrived after its request timed out; dropped');
       } else if (earlier) {
         counts.duplicateReplies++;
-        logger.info({ topic: replyTopic, correlationId }, 'second reply to a request already answered (the request was delivered again); dropped');
+        logger.info(
+          { topic: replyTopic, correlationId },
+          'second reply to a request already answered (the request was delivered again); dropped',
+        );
       } else {
         counts.unknownReplies++;
-        logger.warn({ topic: replyTopic, partition, offset: message.offset, correlationId: correlationId ?? null }, 'reply matches no request of this worker; dropped');
+        logger.warn(
+          { topic: replyTopic, partition, offset: message.offset, correlationId: correlationId ?? null },
+          'reply matches no request of this worker; dropped',
+        );
       }
       return;
     }
@@ -126,7 +132,9 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
     const admin = kafka.admin();
     await admin.connect();
     try {
-      await createTopics(admin, [{ topic: replyTopic, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: REPLY_RETENTION_MS }] }]);
+      await createTopics(admin, [
+        { topic: replyTopic, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: REPLY_RETENTION_MS }] },
+      ]);
     } finally {
       await admin.disconnect();
     }
@@ -163,7 +171,8 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
       return { ...counts, pending: pending.size };
     },
     async request<R>(topic: string, value: unknown, options: RequestOptions<R> = {}): Promise<R> {
-      if (closed) throw new WharfError('ERR_REQUESTER_CLOSED', `Cannot send a request to ${topic}: this worker is draining.`, { context: { topic } });
+      if (closed)
+        throw new WharfError('ERR_REQUESTER_CLOSED', `Cannot send a request to ${topic}: this worker is draining.`, { context: { topic } });
       const { timeoutMs = defaultTimeoutMs, key = null, headers = {}, codec, schema } = options;
       const correlationId = `${instance}.${randomUUID()}`;
       counts.requests++;
@@ -172,9 +181,14 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
           pending.delete(correlationId);
           remember(correlationId, true);
           counts.timeouts++;
-          reject(new TimeoutError(`No reply from ${topic} within ${timeoutMs} ms (correlation-id ${correlationId}): is a service consuming ${topic} running?`, {
-            context: { topic, correlationId, timeoutMs },
-          }));
+          reject(
+            new TimeoutError(
+              `No reply from ${topic} within ${timeoutMs} ms (correlation-id ${correlationId}): is a service consuming ${topic} running?`,
+              {
+                context: { topic, correlationId, timeoutMs },
+              },
+            ),
+          );
         }, timeoutMs);
         pending.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, timer, schema });
       });
@@ -190,7 +204,13 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
           listening = undefined; // the next request tries again
           throw error;
         });
-        await Promise.race([listening, reply.then(() => undefined, () => undefined)]);
+        await Promise.race([
+          listening,
+          reply.then(
+            () => undefined,
+            () => undefined,
+          ),
+        ]);
         if (pending.has(correlationId)) {
           await sender.send(topic, value, {
             key,
@@ -207,7 +227,11 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
       closed = true;
       for (const [id, entry] of pending) {
         clearTimeout(entry.timer);
-        entry.reject(new WharfError('ERR_REQUESTER_CLOSED', `The request (correlation-id ${id}) was abandoned: the worker is draining.`, { retriable: true }));
+        entry.reject(
+          new WharfError('ERR_REQUESTER_CLOSED', `The request (correlation-id ${id}) was abandoned: the worker is draining.`, {
+            retriable: true,
+          }),
+        );
       }
       pending.clear();
       await listening?.catch(() => undefined);

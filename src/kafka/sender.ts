@@ -40,7 +40,13 @@ export interface SenderOptions {
   deliveryTimeoutMs?: number;
 }
 
-const UNREACHABLE = new Set(['KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSBrokerNotFound', 'KafkaJSRequestTimeoutError', 'KafkaJSNoBrokerAvailableError']);
+const UNREACHABLE = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSNoBrokerAvailableError',
+]);
 
 /**
  * Whether a failed send failed because no broker could be reached (a restart, a network blip),
@@ -54,7 +60,6 @@ export function isBrokerUnreachable(error: unknown): boolean {
   }
   return false;
 }
-
 
 /**
  * A topic name Kafka would refuse, refused here before kafkajs sees it: kafkajs adds a send's
@@ -85,7 +90,10 @@ interface Queued {
  * message fails only its own send (the others may then be written twice: at-least-once). While
  * no broker answers (a restart), sends wait and try again, up to `deliveryTimeoutMs`.
  */
-export function createSender(kafka: Kafka, { codec: defaultCodec, maxBatchMessages = 500, maxBatchBytes = 512 * 1024, deliveryTimeoutMs = 120_000 }: SenderOptions = {}): Sender {
+export function createSender(
+  kafka: Kafka,
+  { codec: defaultCodec, maxBatchMessages = 500, maxBatchBytes = 512 * 1024, deliveryTimeoutMs = 120_000 }: SenderOptions = {},
+): Sender {
   const producer: Producer = kafka.producer(producerConfig());
   const fallback = resolveCodec(defaultCodec);
   const underway = new Set<Promise<void>>();
@@ -115,7 +123,9 @@ export function createSender(kafka: Kafka, { codec: defaultCodec, maxBatchMessag
             context: { topics, ...(e.type ? { type: e.type } : {}) },
           });
         }
-        await sleep(Math.min(retryDelay({ attempts: 0, initialDelayMs: 200, maxDelayMs: 2_000 }, attempt), Math.max(0, deadline - Date.now())));
+        await sleep(
+          Math.min(retryDelay({ attempts: 0, initialDelayMs: 200, maxDelayMs: 2_000 }, attempt), Math.max(0, deadline - Date.now())),
+        );
       }
     }
   }
@@ -124,15 +134,22 @@ export function createSender(kafka: Kafka, { codec: defaultCodec, maxBatchMessag
     const byTopic = new Map<string, Message[]>();
     for (const { topic, message } of batch) byTopic.set(topic, [...(byTopic.get(topic) ?? []), message]);
     try {
-      await patiently(() => producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }), [...byTopic.keys()]);
+      await patiently(
+        () => producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }),
+        [...byTopic.keys()],
+      );
       sent += batch.length;
       for (const q of batch) q.resolve();
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);
-      await Promise.all(batch.map((q) => patiently(() => producer.send({ topic: q.topic, acks: -1, messages: [q.message] }), [q.topic]).then(() => {
-        sent++;
-        q.resolve();
-      }, q.reject)));
+      await Promise.all(
+        batch.map((q) =>
+          patiently(() => producer.send({ topic: q.topic, acks: -1, messages: [q.message] }), [q.topic]).then(() => {
+            sent++;
+            q.resolve();
+          }, q.reject),
+        ),
+      );
     }
   }
 
@@ -177,7 +194,12 @@ export function createSender(kafka: Kafka, { codec: defaultCodec, maxBatchMessag
         key,
         value: bytes,
         partition,
-        headers: { [HEADERS.contentType]: chosen.contentType, [HEADERS.messageId]: randomUUID(), ...(headers[HEADERS.traceparent] ? {} : { [HEADERS.traceparent]: newTraceparent() }), ...headers },
+        headers: {
+          [HEADERS.contentType]: chosen.contentType,
+          [HEADERS.messageId]: randomUUID(),
+          ...(headers[HEADERS.traceparent] ? {} : { [HEADERS.traceparent]: newTraceparent() }),
+          ...headers,
+        },
       });
     },
     sendRaw: (topic, { key, value, headers, partition }) => enqueue(topic, { key, value, headers, partition }),

@@ -63,7 +63,8 @@ export async function readTopic({ kafka, topic, ranges, visit, logger, timeoutMs
     // Seek on every join, not once after run(): run() can resolve before a join that then fails
     // ("the coordinator is loading"), and kafkajs restarts the consumer and joins again.
     consumer.on(consumer.events.GROUP_JOIN, () => {
-      for (const r of wanted) if (left.has(r.partition)) consumer.seek({ topic, partition: r.partition, offset: String(next.get(r.partition)) });
+      for (const r of wanted)
+        if (left.has(r.partition)) consumer.seek({ topic, partition: r.partition, offset: String(next.get(r.partition)) });
     });
     await consumer.run({
       autoCommit: false,
@@ -84,7 +85,15 @@ export async function readTopic({ kafka, topic, ranges, visit, logger, timeoutMs
     });
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`Reading ${topic} took over ${timeoutMs} ms (partitions ${[...left].join(', ')} not done).`, { context: { topic } })), timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new TimeoutError(`Reading ${topic} took over ${timeoutMs} ms (partitions ${[...left].join(', ')} not done).`, {
+              context: { topic },
+            }),
+          ),
+        timeoutMs,
+      );
     });
     try {
       await Promise.race([finished, timedOut]);

@@ -27,19 +27,28 @@ const errorType = (error: unknown): string | undefined => {
  * are fine; a topic the cluster refuses (too high a replication factor, a bad config) is a
  * KafkaError naming it. Returns true when it created them all, false when some existed (kafkajs's answer).
  */
-export async function createTopics(admin: Admin, topics: ITopicConfig[], { timeoutMs = 30_000 }: { timeoutMs?: number } = {}): Promise<boolean> {
+export async function createTopics(
+  admin: Admin,
+  topics: ITopicConfig[],
+  { timeoutMs = 30_000 }: { timeoutMs?: number } = {},
+): Promise<boolean> {
   const names = topics.map((t) => t.topic);
   let created: boolean;
   try {
     created = await admin.createTopics({ topics, timeout: timeoutMs, waitForLeaders: false });
   } catch (error) {
     // kafkajs answers false when the only errors were "already exists", and throws the per-topic errors otherwise.
-    const refused = ((error as { errors?: unknown }).errors as { topic?: string; type?: string; message: string }[] | undefined)?.filter((e) => e.type !== 'TOPIC_ALREADY_EXISTS');
+    const refused = ((error as { errors?: unknown }).errors as { topic?: string; type?: string; message: string }[] | undefined)?.filter(
+      (e) => e.type !== 'TOPIC_ALREADY_EXISTS',
+    );
     if (!refused?.length) throw error;
-    throw new KafkaError(`The cluster refused to create ${refused.map((e) => `${e.topic ?? '?'} (${e.message})`).join(', ')}: fix the topic's settings or the cluster.`, {
-      cause: error,
-      context: { topics: refused.map((e) => e.topic) },
-    });
+    throw new KafkaError(
+      `The cluster refused to create ${refused.map((e) => `${e.topic ?? '?'} (${e.message})`).join(', ')}: fix the topic's settings or the cluster.`,
+      {
+        cause: error,
+        context: { topics: refused.map((e) => e.topic) },
+      },
+    );
   }
   const deadline = Date.now() + timeoutMs;
   let last = 'no metadata yet';
@@ -61,9 +70,12 @@ export async function createTopics(admin: Admin, topics: ITopicConfig[], { timeo
       last = type;
     }
     if (Date.now() >= deadline) {
-      throw new TimeoutError(`Topics ${names.join(', ')} were created but not served within ${timeoutMs} ms (${last}): check that every broker of the cluster is up.`, {
-        context: { topics: names },
-      });
+      throw new TimeoutError(
+        `Topics ${names.join(', ')} were created but not served within ${timeoutMs} ms (${last}): check that every broker of the cluster is up.`,
+        {
+          context: { topics: names },
+        },
+      );
     }
     await sleep(100);
   }
@@ -97,12 +109,18 @@ export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[], lo
     for (const spec of specs) {
       const topic = metadata.topics.find((t) => t.name === spec.topic);
       if (topic?.partitions.some((p) => p.leader < 0)) {
-        throw new KafkaError(`Topic ${spec.topic} has partitions without a leader: check that every broker of the cluster is up.`, { retriable: true, context: { topic: spec.topic } });
+        throw new KafkaError(`Topic ${spec.topic} has partitions without a leader: check that every broker of the cluster is up.`, {
+          retriable: true,
+          context: { topic: spec.topic },
+        });
       }
     }
     const existed = specs.filter((s) => existing.has(s.topic));
     for (const difference of await topicDifferences(admin, existed, metadata.topics)) {
-      logger.warn(difference, `topic ${difference.topic} exists with another ${difference.setting} than declared (${difference.actual}, declared ${difference.declared}); wharf leaves it as it is`);
+      logger.warn(
+        difference,
+        `topic ${difference.topic} exists with another ${difference.setting} than declared (${difference.actual}, declared ${difference.declared}); wharf leaves it as it is`,
+      );
     }
   } finally {
     await admin.disconnect();
@@ -118,7 +136,11 @@ export interface TopicDifference {
 }
 
 /** How existing topics differ from their declarations, in what the declarations name. */
-async function topicDifferences(admin: Admin, specs: readonly TopicSpec[], topics: { name: string; partitions: { replicas: number[] }[] }[]): Promise<TopicDifference[]> {
+async function topicDifferences(
+  admin: Admin,
+  specs: readonly TopicSpec[],
+  topics: { name: string; partitions: { replicas: number[] }[] }[],
+): Promise<TopicDifference[]> {
   const differences: TopicDifference[] = [];
   for (const spec of specs) {
     const topic = topics.find((t) => t.name === spec.topic);
@@ -135,13 +157,18 @@ async function topicDifferences(admin: Admin, specs: readonly TopicSpec[], topic
   if (withConfig.length === 0) return differences;
   const { resources } = await admin.describeConfigs({
     includeSynonyms: false,
-    resources: withConfig.map((s) => ({ type: ConfigResourceTypes.TOPIC, name: s.topic, configNames: s.configEntries!.map((e) => e.name) })),
+    resources: withConfig.map((s) => ({
+      type: ConfigResourceTypes.TOPIC,
+      name: s.topic,
+      configNames: s.configEntries!.map((e) => e.name),
+    })),
   });
   for (const spec of withConfig) {
     const entries = resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
     for (const { name, value } of spec.configEntries!) {
       const actual = entries.find((e) => e.configName === name)?.configValue;
-      if (actual !== undefined && actual !== null && actual !== value) differences.push({ topic: spec.topic, setting: name, declared: value, actual });
+      if (actual !== undefined && actual !== null && actual !== value)
+        differences.push({ topic: spec.topic, setting: name, declared: value, actual });
     }
   }
   return differences;

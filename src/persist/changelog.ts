@@ -67,13 +67,21 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000 
       const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
       const partitions = metadata.topics[0]?.partitions.length ?? 0;
       if (partitions !== 1) {
-        throw changelogError(topic, `has ${partitions} partitions; a changelog needs exactly one (its order is the order of changes). Use another topic, or recreate this one with one partition.`);
+        throw changelogError(
+          topic,
+          `has ${partitions} partitions; a changelog needs exactly one (its order is the order of changes). Use another topic, or recreate this one with one partition.`,
+        );
       }
-      const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }] });
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }],
+      });
       const policy = described.resources[0]?.configEntries.find((entry) => entry.configName === 'cleanup.policy')?.configValue ?? '';
       // Still correct without compaction (a replay reads more); with deletion, old state would be lost.
-      if (!policy.split(',').includes('compact')) log.warn({ topic, policy }, 'the state changelog topic is not compacted: set cleanup.policy=compact on it');
-      if (policy.split(',').includes('delete')) log.warn({ topic, policy }, 'the state changelog topic deletes old records: state older than its retention will not be restored');
+      if (!policy.split(',').includes('compact'))
+        log.warn({ topic, policy }, 'the state changelog topic is not compacted: set cleanup.policy=compact on it');
+      if (policy.split(',').includes('delete'))
+        log.warn({ topic, policy }, 'the state changelog topic deletes old records: state older than its retention will not be restored');
     } finally {
       await admin.disconnect();
     }
@@ -122,9 +130,15 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000 
       let lastProgress = Date.now();
       let finish!: (error?: unknown) => void;
       const finished = new Promise<void>((resolve, reject) => (finish = (error) => (error === undefined ? resolve() : reject(error))));
-      const stall = setInterval(() => {
-        if (Date.now() - lastProgress > stallTimeoutMs) finish(changelogError(topic, `restore made no progress for ${stallTimeoutMs} ms (at offset ${next} of ${end}).`, undefined, true));
-      }, Math.min(1_000, stallTimeoutMs));
+      const stall = setInterval(
+        () => {
+          if (Date.now() - lastProgress > stallTimeoutMs)
+            finish(
+              changelogError(topic, `restore made no progress for ${stallTimeoutMs} ms (at offset ${next} of ${end}).`, undefined, true),
+            );
+        },
+        Math.min(1_000, stallTimeoutMs),
+      );
       try {
         await consumer.connect();
         await consumer.subscribe({ topics: [topic], fromBeginning: true });

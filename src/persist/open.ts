@@ -34,12 +34,16 @@ export interface StateConfig {
  * none) and `WHARF_STATE_TOPIC` override the config's `state.persist` and `state.topic`.
  */
 export function persistSettings(config: { source: string; state?: StateConfig }, env: NodeJS.ProcessEnv = process.env): PersistSettings {
-  const fromEnv = env.WHARF_STATE_PERSIST?.split(',').map((name) => name.trim()).filter(Boolean);
+  const fromEnv = env.WHARF_STATE_PERSIST?.split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   const persist = fromEnv ?? config.state?.persist ?? [];
   createNameMatcher(persist, fromEnv ? 'WHARF_STATE_PERSIST' : 'state.persist');
   const topic = env.WHARF_STATE_TOPIC?.trim() || config.state?.topic || DEFAULT_STATE_TOPIC;
   if (!isTopicName(topic)) {
-    throw new ConfigError(`The state changelog topic must be a Kafka topic name (${TOPIC_NAME_RULE}); got ${JSON.stringify(topic)}.`, { context: { field: 'state.topic' } });
+    throw new ConfigError(`The state changelog topic must be a Kafka topic name (${TOPIC_NAME_RULE}); got ${JSON.stringify(topic)}.`, {
+      context: { field: 'state.topic' },
+    });
   }
   return { persist, topic, lingerMs: config.state?.lingerMs ?? 0 };
 }
@@ -65,9 +69,16 @@ export interface OpenOptions {
   store?: Omit<StateStoreOptions, 'logger' | 'persist'>;
 }
 
-export async function openStatePersistence({ settings, brokers, logger, clientId = 'wharf', store: storeOptions = {} }: OpenOptions): Promise<StatePersistence> {
+export async function openStatePersistence({
+  settings,
+  brokers,
+  logger,
+  clientId = 'wharf',
+  store: storeOptions = {},
+}: OpenOptions): Promise<StatePersistence> {
   const none = { records: 0, ms: 0, objects: {}, skipped: [] };
-  if (settings.persist.length === 0) return { store: createStateStore({ ...storeOptions, logger }), restored: none, close: async () => undefined };
+  if (settings.persist.length === 0)
+    return { store: createStateStore({ ...storeOptions, logger }), restored: none, close: async () => undefined };
 
   const started = Date.now();
   const kafka = createKafka({ brokers, logger, clientId: `${clientId}-state` });
@@ -79,15 +90,26 @@ export async function openStatePersistence({ settings, brokers, logger, clientId
     const fold = createChangelogFold(createNameMatcher(settings.persist));
     const records = await changelog.replay(fold.add);
     const snapshot = fold.snapshot();
-    store = createStateStore({ ...storeOptions, logger, persist: { names: settings.persist, sink: changelog, restored: snapshot, lingerMs: settings.lingerMs } });
+    store = createStateStore({
+      ...storeOptions,
+      logger,
+      persist: { names: settings.persist, sink: changelog, restored: snapshot, lingerMs: settings.lingerMs },
+    });
     const objects = Object.fromEntries(store.describe().map((o) => [o.name, o.size]));
     restored = { records, ms: Date.now() - started, objects, skipped: [...fold.skipped] };
   } catch (error) {
     await changelog.close().catch(() => undefined);
     throw error;
   }
-  logger.info({ component: 'state', topic: settings.topic, persist: settings.persist, ...restored }, `shared state restored from ${settings.topic}`);
-  if (restored.skipped.length > 0) logger.warn({ component: 'state', skipped: restored.skipped }, 'the changelog holds objects that are no longer persisted; they were not restored');
+  logger.info(
+    { component: 'state', topic: settings.topic, persist: settings.persist, ...restored },
+    `shared state restored from ${settings.topic}`,
+  );
+  if (restored.skipped.length > 0)
+    logger.warn(
+      { component: 'state', skipped: restored.skipped },
+      'the changelog holds objects that are no longer persisted; they were not restored',
+    );
 
   return {
     store,
@@ -96,7 +118,15 @@ export async function openStatePersistence({ settings, brokers, logger, clientId
     async close(timeoutMs = 30_000) {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new WharfError('ERR_TIMEOUT', `Persisted changes were not acknowledged by ${settings.topic} within ${timeoutMs} ms.`, { retriable: true })), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(
+              new WharfError('ERR_TIMEOUT', `Persisted changes were not acknowledged by ${settings.topic} within ${timeoutMs} ms.`, {
+                retriable: true,
+              }),
+            ),
+          timeoutMs,
+        );
       });
       try {
         await Promise.race([store.flush(), late]);

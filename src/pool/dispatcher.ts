@@ -98,7 +98,18 @@ const laneKey = (topic: string, partition: number) => `${topic}\u0000${partition
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const { mode, retry, logger } = options;
   const lanes = new Map<string, LaneState>();
-  const stats: DispatcherStats = { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0, inFlight: 0, running: 0, queued: 0, waitingOnKey: 0, retrying: 0 };
+  const stats: DispatcherStats = {
+    handled: 0,
+    errors: 0,
+    retries: 0,
+    deadLettered: 0,
+    rejected: 0,
+    inFlight: 0,
+    running: 0,
+    queued: 0,
+    waitingOnKey: 0,
+    retrying: 0,
+  };
   // Ready entries, oldest first; a deque by head index, since shift() on a long array is O(n).
   let ready: Entry[] = [];
   let head = 0;
@@ -160,7 +171,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       stats.errors++;
       if (!entry.lane.current) finish(entry, false);
       else if (entry.attempt >= retry.attempts || !isRetriable(outcome.error)) void parkThenFinish(entry, outcome.error, entry.attempt);
-      else if (stopped) finish(entry, false); // draining: the next owner of the partition tries again
+      else if (stopped)
+        finish(entry, false); // draining: the next owner of the partition tries again
       else void backOff(entry, outcome.error);
     }
     pump();
@@ -188,11 +200,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         try {
           await options.park({ topic: entry.lane.topic, partition: entry.lane.partition, message: entry.message }, { error, attempts });
           stats.deadLettered++;
-          logger.warn({ ...where(entry), code: (error as { code?: string }).code, reason: error.message, attempts }, 'message parked in the dead-letter topic');
+          logger.warn(
+            { ...where(entry), code: (error as { code?: string }).code, reason: error.message, attempts },
+            'message parked in the dead-letter topic',
+          );
           return finish(entry, true);
         } catch (parkError) {
           logger.error({ ...where(entry), err: parkError, tries }, 'could not park a message in the dead-letter topic; trying again');
-          if (!(await sleep(retryDelay({ initialDelayMs: 200, maxDelayMs: 5_000, attempts: 0 }, tries), entry.lane.abort.signal))) return finish(entry, false);
+          if (!(await sleep(retryDelay({ initialDelayMs: 200, maxDelayMs: 5_000, attempts: 0 }, tries), entry.lane.abort.signal)))
+            return finish(entry, false);
         }
       }
     } finally {
@@ -228,7 +244,15 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const [key, lane] of lanes) if (!wanted.has(key)) revoke(key, lane);
       for (const { topic, partition } of partitions) {
         const key = laneKey(topic, partition);
-        if (!lanes.has(key)) lanes.set(key, { topic, partition, nextOffset: undefined, current: true, tracker: createOffsetTracker(), abort: new AbortController() });
+        if (!lanes.has(key))
+          lanes.set(key, {
+            topic,
+            partition,
+            nextOffset: undefined,
+            current: true,
+            tracker: createOffsetTracker(),
+            abort: new AbortController(),
+          });
       }
       pump();
     },
@@ -237,7 +261,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       if (!state.current || stopped) return;
       for (const message of messages) {
         stats.inFlight++;
-        const entry: Entry = { lane: state, message, attempt: 0, ticket: state.tracker.add(message.offset), order: orderingKey(mode, lane.topic, lane.partition, message.key) };
+        const entry: Entry = {
+          lane: state,
+          message,
+          attempt: 0,
+          ticket: state.tracker.add(message.offset),
+          order: orderingKey(mode, lane.topic, lane.partition, message.key),
+        };
         keys.add(entry.order, entry);
       }
       pump();

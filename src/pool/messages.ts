@@ -106,7 +106,8 @@ export function serializeError(error: unknown): SerializedError {
 
 /** The error again, with its `code` and `retriable` (a TimeoutError stays one, for `instanceof`). */
 export function reviveError(s: SerializedError): Error {
-  const error: Error & { code?: string; retriable?: boolean } = s.code === 'ERR_TIMEOUT' ? new TimeoutError(s.message) : new Error(s.message);
+  const error: Error & { code?: string; retriable?: boolean } =
+    s.code === 'ERR_TIMEOUT' ? new TimeoutError(s.message) : new Error(s.message);
   if (!(error instanceof TimeoutError)) {
     error.name = s.name;
     if (s.code !== undefined) error.code = s.code;

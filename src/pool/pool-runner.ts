@@ -1,6 +1,12 @@
 import type { MessagePort } from 'node:worker_threads';
 import { headersToStrings, type CodecName } from '../kafka/codec.js';
-import { deliverySettings, liveConsumerStats, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
+import {
+  deliverySettings,
+  liveConsumerStats,
+  type ConsumerRunner,
+  type ConsumerRunnerOptions,
+  type ConsumerStats,
+} from '../kafka/consumer-runner.js';
 import { deadLetter } from '../kafka/dead-letter.js';
 import { createFetchBuffer } from '../kafka/fetch-buffer.js';
 import { createFlowControl } from '../kafka/flow-control.js';
@@ -59,7 +65,8 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
     commit: delivery.commit,
     isAssigned: (topic, partition) => dispatcher.lane(topic, partition)?.current === true,
     onAssigned(assigned) {
-      for (const was of owned) if (!assigned.some((tp) => tp.topic === was.topic && tp.partition === was.partition)) buffer.drop(was.topic, was.partition);
+      for (const was of owned)
+        if (!assigned.some((tp) => tp.topic === was.topic && tp.partition === was.partition)) buffer.drop(was.topic, was.partition);
       owned = assigned;
       dispatcher.assign(assigned);
       flow.assign(assigned);
@@ -134,7 +141,13 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
   }
 
   const d = dispatcher.stats;
-  const stats: ConsumerStats = liveConsumerStats({ delivery: d, inFlight: () => d.inFlight, flow, committer, rebalances: () => group.rebalances });
+  const stats: ConsumerStats = liveConsumerStats({
+    delivery: d,
+    inFlight: () => d.inFlight,
+    flow,
+    committer,
+    rebalances: () => group.rebalances,
+  });
 
   return {
     stats,
@@ -192,7 +205,12 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
  * plain runner, plus its WorkerData (what the pool threads load), its requester and its port to
  * the supervisor (state for the threads).
  */
-export function createWorkerPoolRunner({ data, requester, parent, ...consumer }: Omit<ConsumerRunnerOptions, 'handle' | 'codec' | 'schema'> & {
+export function createWorkerPoolRunner({
+  data,
+  requester,
+  parent,
+  ...consumer
+}: Omit<ConsumerRunnerOptions, 'handle' | 'codec' | 'schema'> & {
   data: WorkerData;
   requester: Pick<Requester, 'request'>;
   parent: MessagePort;
@@ -200,8 +218,18 @@ export function createWorkerPoolRunner({ data, requester, parent, ...consumer }:
   return createPoolRunner({
     ...consumer,
     concurrency: consumer.delivery?.concurrency ?? {},
-    thread: { workerId: data.workerId, service: data.service, modulePath: data.modulePath, brokers: data.brokers, clientId: data.kafka.clientId, options: data.options, logLevel: data.logLevel, pretty: data.pretty },
+    thread: {
+      workerId: data.workerId,
+      service: data.service,
+      modulePath: data.modulePath,
+      brokers: data.brokers,
+      clientId: data.kafka.clientId,
+      options: data.options,
+      logLevel: data.logLevel,
+      pretty: data.pretty,
+    },
     statePort: statePortSource(parent),
-    request: (topic, value, { codec, ...options }) => requester.request(topic, value, { ...options, codec: codec as CodecName | undefined }),
+    request: (topic, value, { codec, ...options }) =>
+      requester.request(topic, value, { ...options, codec: codec as CodecName | undefined }),
   });
 }

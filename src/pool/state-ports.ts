@@ -23,7 +23,11 @@ export function statePortSource(parent: MessagePort, { timeoutMs = 10_000 } = {}
       const requestId = nextId++;
       const timer = setTimeout(() => {
         waiting.delete(requestId);
-        reject(new TimeoutError(`The supervisor sent no state port within ${timeoutMs} ms (is this worker started by a wharf supervisor of the same version?).`));
+        reject(
+          new TimeoutError(
+            `The supervisor sent no state port within ${timeoutMs} ms (is this worker started by a wharf supervisor of the same version?).`,
+          ),
+        );
       }, timeoutMs);
       waiting.set(requestId, (granted) => {
         clearTimeout(timer);

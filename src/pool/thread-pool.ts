@@ -3,7 +3,18 @@ import { Piscina } from 'piscina';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { compiled } from '../paths.js';
-import { isHello, reviveError, serializeError, type Hello, type OwnerToThread, type PoolThreadData, type RelayedRequestOptions, type TaskInput, type TaskResult, type ThreadToOwner } from './messages.js';
+import {
+  isHello,
+  reviveError,
+  serializeError,
+  type Hello,
+  type OwnerToThread,
+  type PoolThreadData,
+  type RelayedRequestOptions,
+  type TaskInput,
+  type TaskResult,
+  type ThreadToOwner,
+} from './messages.js';
 
 /**
  * The piscina pool of one consumer worker, and the per-thread setup piscina does not do: each
@@ -92,7 +103,12 @@ export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
         if (readyCount() >= threads) for (const wake of readyWaiters) wake();
         break;
       case 'failed':
-        options.onFatal(new WharfError('ERR_POOL_THREAD_START', `A pool thread of ${options.data.workerId} could not start: ${message.error.message}`, { cause: reviveError(message.error), context: { threadId } }));
+        options.onFatal(
+          new WharfError('ERR_POOL_THREAD_START', `A pool thread of ${options.data.workerId} could not start: ${message.error.message}`, {
+            cause: reviveError(message.error),
+            context: { threadId },
+          }),
+        );
         break;
       case 'request': {
         const { id, topic, value } = message;
@@ -126,7 +142,14 @@ export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
     control.unref();
     options.statePort(String(threadId)).then(
       ({ port, holderId }) => post(entry, { type: 'init', statePort: port, holderId }, [port]),
-      (error: unknown) => options.onFatal(new WharfError('ERR_POOL_THREAD_START', `No state port for a pool thread of ${options.data.workerId}: ${(error as Error).message}`, { cause: error })),
+      (error: unknown) =>
+        options.onFatal(
+          new WharfError(
+            'ERR_POOL_THREAD_START',
+            `No state port for a pool thread of ${options.data.workerId}: ${(error as Error).message}`,
+            { cause: error },
+          ),
+        ),
     );
   }
 
@@ -147,7 +170,13 @@ export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
         };
         const timer = setTimeout(() => {
           readyWaiters.delete(done);
-          reject(new WharfError('ERR_POOL_START', `Only ${readyCount()} of ${threads} pool threads of ${options.data.workerId} were ready within ${timeoutMs} ms.`, { retriable: true }));
+          reject(
+            new WharfError(
+              'ERR_POOL_START',
+              `Only ${readyCount()} of ${threads} pool threads of ${options.data.workerId} were ready within ${timeoutMs} ms.`,
+              { retriable: true },
+            ),
+          );
         }, timeoutMs);
         readyWaiters.add(done);
       });
@@ -158,13 +187,24 @@ export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
         result = (await piscina.run(input)) as TaskResult;
       } catch (error) {
         // piscina rejects the task of a thread that exited (process.exit, a crash, out of memory).
-        throw new WharfError('ERR_POOL_THREAD_EXITED', `The pool thread handling ${input.topic}/${input.partition}@${input.offset} ended: ${(error as Error).message}`, { cause: error, retriable: true });
+        throw new WharfError(
+          'ERR_POOL_THREAD_EXITED',
+          `The pool thread handling ${input.topic}/${input.partition}@${input.offset} ended: ${(error as Error).message}`,
+          { cause: error, retriable: true },
+        );
       }
       completed++;
       busyMs += result.busyMs;
       return result;
     },
-    health: () => ({ threads: readyCount(), queued: piscina.queueSize, completed, busyMs: Math.round(busyMs), utilization: Math.round(utilization * 1_000) / 1_000, threadExits }),
+    health: () => ({
+      threads: readyCount(),
+      queued: piscina.queueSize,
+      completed,
+      busyMs: Math.round(busyMs),
+      utilization: Math.round(utilization * 1_000) / 1_000,
+      threadExits,
+    }),
     async close(timeoutMs = 5_000) {
       closing = true;
       clearInterval(sampler);

@@ -7,7 +7,8 @@ import { assertJson } from './json.js';
  */
 
 function argumentError(where: string, expected: string, got: unknown): WharfError {
-  const shown = typeof got === 'string' ? JSON.stringify(got) : typeof got === 'object' ? (got === null ? 'null' : 'an object') : String(got);
+  const shown =
+    typeof got === 'string' ? JSON.stringify(got) : typeof got === 'object' ? (got === null ? 'null' : 'an object') : String(got);
   return new WharfError('ERR_STATE_ARGUMENT', `${where} must be ${expected}; got ${shown}.`, { context: { where } });
 }
 

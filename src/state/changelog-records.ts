@@ -53,7 +53,10 @@ export function createNameMatcher(patterns: readonly string[], field = 'state.pe
   const prefixes: string[] = [];
   patterns.forEach((pattern, i) => {
     if (typeof pattern !== 'string' || pattern.length === 0 || pattern.indexOf('*') !== (pattern.endsWith('*') ? pattern.length - 1 : -1)) {
-      throw new ConfigError(`${field}[${i}] must be an object name, or a prefix ending in "*" (like "tony.*"); got ${JSON.stringify(pattern)}.`, { context: { field } });
+      throw new ConfigError(
+        `${field}[${i}] must be an object name, or a prefix ending in "*" (like "tony.*"); got ${JSON.stringify(pattern)}.`,
+        { context: { field } },
+      );
     }
     if (pattern.endsWith('*')) prefixes.push(pattern.slice(0, -1));
     else exact.add(pattern);
@@ -62,7 +65,11 @@ export function createNameMatcher(patterns: readonly string[], field = 'state.pe
 }
 
 function restoreError(message: string, context: Record<string, unknown>): WharfError {
-  return new WharfError('ERR_STATE_RESTORE', `${message} Fix or delete that record (or the changelog topic, losing the state it holds), then start again.`, { context });
+  return new WharfError(
+    'ERR_STATE_RESTORE',
+    `${message} Fix or delete that record (or the changelog topic, losing the state it holds), then start again.`,
+    { context },
+  );
 }
 
 interface Folded {
@@ -90,7 +97,8 @@ function parseKey(key: string | null, where: string): ['o', string] | ['e', stri
   const [tag, name, entry] = Array.isArray(parsed) ? (parsed as unknown[]) : [];
   if (tag === 'm' && (parsed as unknown[]).length === 1) return ['m'];
   if (tag === 'o' && typeof name === 'string' && (parsed as unknown[]).length === 2) return ['o', name];
-  if (tag === 'e' && typeof name === 'string' && (typeof entry === 'string' || (Number.isSafeInteger(entry) && (entry as number) >= 0))) return ['e', name, entry as EntryKey];
+  if (tag === 'e' && typeof name === 'string' && (typeof entry === 'string' || (Number.isSafeInteger(entry) && (entry as number) >= 0)))
+    return ['e', name, entry as EntryKey];
   throw restoreError(`Changelog record ${where} has a key that is not a wharf state key: ${JSON.stringify(key)}.`, { where });
 }
 
@@ -103,7 +111,10 @@ function parseValue(value: string, where: string): { kind: StateKind; value?: un
   }
   const kind = (parsed as { kind?: unknown } | undefined)?.kind;
   if (typeof parsed !== 'object' || parsed === null || typeof kind !== 'string' || !PERSISTED_KINDS.has(kind as StateKind)) {
-    throw restoreError(`Changelog record ${where} has a value that is not {kind, value} JSON of a persisted kind: ${value.slice(0, 200)}.`, { where });
+    throw restoreError(
+      `Changelog record ${where} has a value that is not {kind, value} JSON of a persisted kind: ${value.slice(0, 200)}.`,
+      { where },
+    );
   }
   return parsed as { kind: StateKind; value?: unknown };
 }
@@ -116,11 +127,13 @@ export function createChangelogFold(isPersisted: (name: string) => boolean): Cha
   function build(name: string, object: Folded): ObjectSnapshot {
     if (!ENTRY_KINDS.has(object.kind)) return { kind: object.kind, value: object.value ?? null };
     // Entries of another kind are leftovers of an earlier object of this name.
-    if (object.kind !== 'list') return { kind: object.kind, value: Object.fromEntries([...object.entries].filter(([key]) => typeof key === 'string')) };
+    if (object.kind !== 'list')
+      return { kind: object.kind, value: Object.fromEntries([...object.entries].filter(([key]) => typeof key === 'string')) };
     const items: unknown[] = [];
     for (const [index, item] of object.entries) if (typeof index === 'number') items[index] = item;
     for (let i = 0; i < items.length; i++) {
-      if (!(i in items)) throw restoreError(`Changelog list ${JSON.stringify(name)} has item ${items.length - 1} but no item ${i}.`, { name, missing: i });
+      if (!(i in items))
+        throw restoreError(`Changelog list ${JSON.stringify(name)} has item ${items.length - 1} but no item ${i}.`, { name, missing: i });
     }
     return { kind: 'list', value: items };
   }

@@ -2,9 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createSharedState, type StateTransport } from './handles.js';
-import {
-  decodeError, isWelcome, STATE_PROTOCOL_VERSION, type ClientFrame, type ObjectInit, type OwnerMessage,
-} from './messages.js';
+import { decodeError, isWelcome, STATE_PROTOCOL_VERSION, type ClientFrame, type ObjectInit, type OwnerMessage } from './messages.js';
 import type { SharedState, StateListener } from './types.js';
 
 export type * from './types.js';
@@ -71,7 +69,15 @@ export function createStateClient(port: MessagePort, { logger }: StateClientOpti
         try {
           port.postMessage([frame]);
         } catch (error) {
-          settle(frame[1], false, new WharfError('ERR_STATE_VALUE', `A shared-state call could not be sent: ${(error as Error).message}. Pass JSON values and string keys.`, { cause: error }));
+          settle(
+            frame[1],
+            false,
+            new WharfError(
+              'ERR_STATE_VALUE',
+              `A shared-state call could not be sent: ${(error as Error).message}. Pass JSON values and string keys.`,
+              { cause: error },
+            ),
+          );
         }
       }
     }
@@ -110,7 +116,9 @@ export function createStateClient(port: MessagePort, { logger }: StateClientOpti
   port.on('message', (message: OwnerMessage) => {
     if (isWelcome(message)) {
       if (message.version !== STATE_PROTOCOL_VERSION) {
-        shutDown(`the store speaks state protocol ${message.version} and this worker ${STATE_PROTOCOL_VERSION}; rebuild with npm run build`);
+        shutDown(
+          `the store speaks state protocol ${message.version} and this worker ${STATE_PROTOCOL_VERSION}; rebuild with npm run build`,
+        );
         return;
       }
       view = new BigInt64Array(message.counters);

@@ -24,7 +24,10 @@ interface GrowableSharedArrayBuffer extends SharedArrayBuffer {
   readonly maxByteLength: number;
 }
 // Node 20 ships growable SharedArrayBuffers; TypeScript's ES2023 lib does not declare them yet.
-const GrowableSAB = SharedArrayBuffer as unknown as new (byteLength: number, options: { maxByteLength: number }) => GrowableSharedArrayBuffer;
+const GrowableSAB = SharedArrayBuffer as unknown as new (
+  byteLength: number,
+  options: { maxByteLength: number },
+) => GrowableSharedArrayBuffer;
 
 const SLOT_BYTES = BigInt64Array.BYTES_PER_ELEMENT;
 
@@ -40,8 +43,10 @@ export interface CounterSlots {
 }
 
 export function createCounterSlots({ initial = 1_024, max = 65_536 }: CounterSlotsOptions = {}): CounterSlots {
-  if (!Number.isSafeInteger(initial) || initial < 1) throw new WharfError('ERR_CONFIG', `counters.initial must be a positive integer; got ${initial}.`);
-  if (!Number.isSafeInteger(max) || max < initial) throw new WharfError('ERR_CONFIG', `counters.max must be an integer >= counters.initial (${initial}); got ${max}.`);
+  if (!Number.isSafeInteger(initial) || initial < 1)
+    throw new WharfError('ERR_CONFIG', `counters.initial must be a positive integer; got ${initial}.`);
+  if (!Number.isSafeInteger(max) || max < initial)
+    throw new WharfError('ERR_CONFIG', `counters.max must be an integer >= counters.initial (${initial}); got ${max}.`);
   const buffer = new GrowableSAB(initial * SLOT_BYTES, { maxByteLength: max * SLOT_BYTES });
   const view = new BigInt64Array(buffer);
   const slots = new Map<string, number>();
@@ -58,7 +63,8 @@ export function createCounterSlots({ initial = 1_024, max = 65_536 }: CounterSlo
         { context: { name, max } },
       );
     }
-    if ((slot + 1) * SLOT_BYTES > buffer.byteLength) buffer.grow(Math.min(max, Math.max(slot + 1, (buffer.byteLength / SLOT_BYTES) * 2)) * SLOT_BYTES);
+    if ((slot + 1) * SLOT_BYTES > buffer.byteLength)
+      buffer.grow(Math.min(max, Math.max(slot + 1, (buffer.byteLength / SLOT_BYTES) * 2)) * SLOT_BYTES);
     slots.set(name, slot);
     return slot;
   }

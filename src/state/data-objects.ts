@@ -44,7 +44,10 @@ export function createMap(env: ObjectEnv): StateObject {
     // Every entry is checked before any is applied, so a bad batch changes nothing.
     return ops.map((entry: unknown, i) => {
       if (!isPlainObject(entry) || typeof entry.op !== 'string' || !BATCH_OPS.has(entry.op)) {
-        throw new WharfError('ERR_STATE_ARGUMENT', `${where('batch')} entry ${i} must be {op, key, …} with op one of ${[...BATCH_OPS].join(', ')}.`);
+        throw new WharfError(
+          'ERR_STATE_ARGUMENT',
+          `${where('batch')} entry ${i} must be {op, key, …} with op one of ${[...BATCH_OPS].join(', ')}.`,
+        );
       }
       const key = keyArg(entry.key, `${where('batch')} entry ${i} key`);
       if (entry.op === 'set' || entry.op === 'setIfAbsent') jsonArg(entry.value, `${where('batch')} entry ${i} value`);

@@ -2,8 +2,17 @@ import { WharfError } from '../errors.js';
 import { assertJson, copyJson } from './json.js';
 import { NO_SLOT, type ObjectInit } from './messages.js';
 import type {
-  LeaseHandle, LeaseOptions, MapBatchOp, QueueOptions, SharedCounter, SharedLock, SharedSemaphore, SharedState, StateKind,
-  StateListener, UpdateOptions,
+  LeaseHandle,
+  LeaseOptions,
+  MapBatchOp,
+  QueueOptions,
+  SharedCounter,
+  SharedLock,
+  SharedSemaphore,
+  SharedState,
+  StateKind,
+  StateListener,
+  UpdateOptions,
 } from './types.js';
 
 /**
@@ -45,7 +54,14 @@ export function createSharedState(transport: StateTransport): SharedState {
   const { call, counters } = transport;
 
   /** Read-modify-write by compare-and-set: one round trip per attempt (a lost race returns the current value). */
-  async function casLoop<V>(kind: StateKind, name: string, keyArgs: unknown[], current: V | undefined, fn: (current: V | undefined) => V | undefined, maxAttempts: number): Promise<V | undefined> {
+  async function casLoop<V>(
+    kind: StateKind,
+    name: string,
+    keyArgs: unknown[],
+    current: V | undefined,
+    fn: (current: V | undefined) => V | undefined,
+    maxAttempts: number,
+  ): Promise<V | undefined> {
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       // fn gets its own copy: if it mutates and returns it, `expected` must still be what was read.
       const next = fn(copyJson(current));
@@ -57,7 +73,12 @@ export function createSharedState(transport: StateTransport): SharedState {
     throw contention(kind, name, maxAttempts);
   }
 
-  function leaseHandle(kind: 'lock' | 'semaphore', name: string, grant: { token: number; expiresAt: number | null }, init?: ObjectInit): LeaseHandle {
+  function leaseHandle(
+    kind: 'lock' | 'semaphore',
+    name: string,
+    grant: { token: number; expiresAt: number | null },
+    init?: ObjectInit,
+  ): LeaseHandle {
     let expiresAt = grant.expiresAt;
     return {
       name,
@@ -97,7 +118,8 @@ export function createSharedState(transport: StateTransport): SharedState {
       return {
         get: (key) => op('get', [key]) as never,
         set: async (key, value) => op('set', [key, valueArg(value, where(`key ${JSON.stringify(key)} value`))]) as Promise<void>,
-        setIfAbsent: async (key, value) => op('setIfAbsent', [key, valueArg(value, where(`key ${JSON.stringify(key)} value`))]) as Promise<boolean>,
+        setIfAbsent: async (key, value) =>
+          op('setIfAbsent', [key, valueArg(value, where(`key ${JSON.stringify(key)} value`))]) as Promise<boolean>,
         compareAndSet: async (key, expected, next) => {
           if (expected !== undefined) assertJson(expected, where('compareAndSet expected'));
           if (next !== undefined) assertJson(next, where('compareAndSet next'));
@@ -159,14 +181,18 @@ export function createSharedState(transport: StateTransport): SharedState {
       return {
         add(n = 1) {
           if (!Number.isSafeInteger(n)) {
-            return Promise.reject(new WharfError('ERR_STATE_ARGUMENT', `counter ${JSON.stringify(name)} .add n must be a safe integer; got ${String(n)}.`));
+            return Promise.reject(
+              new WharfError('ERR_STATE_ARGUMENT', `counter ${JSON.stringify(name)} .add n must be a safe integer; got ${String(n)}.`),
+            );
           }
           const slot = counters.cached(name);
           // The hot path: one Atomics.add on shared memory, no message.
           if (slot !== undefined && slot !== NO_SLOT) return Promise.resolve(addAt(slot, n));
           // A persisted counter: the store applies the add and answers once the changelog has it.
           if (slot === NO_SLOT) return call('counter', name, 'add', [n]) as Promise<number>;
-          return counters.resolve(name).then((resolved) => (resolved === NO_SLOT ? (call('counter', name, 'add', [n]) as Promise<number>) : addAt(resolved, n)));
+          return counters
+            .resolve(name)
+            .then((resolved) => (resolved === NO_SLOT ? (call('counter', name, 'add', [n]) as Promise<number>) : addAt(resolved, n)));
         },
         async get() {
           const slot = counters.cached(name) ?? (await counters.resolve(name));
@@ -178,7 +204,8 @@ export function createSharedState(transport: StateTransport): SharedState {
     },
 
     lock(name): SharedLock {
-      const acquire = async (options?: LeaseOptions) => leaseHandle('lock', name, (await call('lock', name, 'acquire', leaseArgs(options))) as never);
+      const acquire = async (options?: LeaseOptions) =>
+        leaseHandle('lock', name, (await call('lock', name, 'acquire', leaseArgs(options))) as never);
       return {
         acquire,
         withLock: (fn, options) => withLease(() => acquire(options), fn),
@@ -211,7 +238,8 @@ export function createSharedState(transport: StateTransport): SharedState {
       const init = options.capacity === undefined ? undefined : { capacity: options.capacity };
       const op = (op: string, args: unknown[]) => call('queue', name, op, args, init);
       return {
-        put: async (value, putOptions) => op('put', [valueArg(value, `queue ${JSON.stringify(name)} put value`), putOptions?.timeoutMs]) as Promise<void>,
+        put: async (value, putOptions) =>
+          op('put', [valueArg(value, `queue ${JSON.stringify(name)} put value`), putOptions?.timeoutMs]) as Promise<void>,
         get: (getOptions) => op('get', [getOptions?.timeoutMs]) as never,
         size: () => op('size', []) as Promise<number>,
       };

@@ -83,7 +83,8 @@ export function copyJson<T>(value: T): T {
   for (const key of Object.keys(value)) {
     const field = (value as Record<string, unknown>)[key];
     // defineProperty, not assignment: a "__proto__" key stays a plain field.
-    if (field !== undefined) Object.defineProperty(out, key, { value: copyJson(field), enumerable: true, writable: true, configurable: true });
+    if (field !== undefined)
+      Object.defineProperty(out, key, { value: copyJson(field), enumerable: true, writable: true, configurable: true });
   }
   return out as T;
 }

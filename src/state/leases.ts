@@ -40,7 +40,10 @@ export function createLeases(env: ObjectEnv, kind: 'lock' | 'semaphore', init: O
     if (leaseMs === undefined) return;
     holding.timer = setTimeout(() => {
       holdings.delete(token);
-      env.logger?.warn({ component: 'state', name: env.name, kind, holderId: holding.holderId, leaseMs }, `${what} lease expired; taken back from its holder`);
+      env.logger?.warn(
+        { component: 'state', name: env.name, kind, holderId: holding.holderId, leaseMs },
+        `${what} lease expired; taken back from its holder`,
+      );
       env.emit('expire', holding.holderId);
       serveWaiters();
     }, leaseMs);
@@ -75,9 +78,10 @@ export function createLeases(env: ObjectEnv, kind: 'lock' | 'semaphore', init: O
 
   function busyMessage(timeoutMs: number): string {
     const [first] = holdings.values();
-    const by = kind === 'lock' && first
-      ? ` it is held by ${JSON.stringify(first.holderId)}${first.expiresAt === null ? '' : ` (lease ends in ${formatMs(first.expiresAt - Date.now())})`}`
-      : ` all ${permits} permits are held`;
+    const by =
+      kind === 'lock' && first
+        ? ` it is held by ${JSON.stringify(first.holderId)}${first.expiresAt === null ? '' : ` (lease ends in ${formatMs(first.expiresAt - Date.now())})`}`
+        : ` all ${permits} permits are held`;
     return `${what} not acquired within ${formatMs(timeoutMs)}:${by}. Raise timeoutMs, or hold it for less time.`;
   }
 
@@ -120,9 +124,13 @@ export function createLeases(env: ObjectEnv, kind: 'lock' | 'semaphore', init: O
     },
     checkInit: (asked) => {
       if (kind === 'semaphore' && asked?.permits !== undefined && asked.permits !== permits) {
-        throw new WharfError('ERR_STATE_CONFIG', `${what} exists with ${permits} permits; asked for ${asked.permits}. Use the same count everywhere, or another name.`, {
-          context: { name: env.name, permits, asked: asked.permits },
-        });
+        throw new WharfError(
+          'ERR_STATE_CONFIG',
+          `${what} exists with ${permits} permits; asked for ${asked.permits}. Use the same count everywhere, or another name.`,
+          {
+            context: { name: env.name, permits, asked: asked.permits },
+          },
+        );
       }
     },
     releaseHolder: (holderId) => {

@@ -76,7 +76,10 @@ export function isStateKind(value: unknown): value is StateKind {
 }
 
 function protocolError(message: string): WharfError {
-  return new WharfError('ERR_STATE_PROTOCOL', `Malformed state message: ${message}. Use createStateClient; do not post to the state port by hand.`);
+  return new WharfError(
+    'ERR_STATE_PROTOCOL',
+    `Malformed state message: ${message}. Use createStateClient; do not post to the state port by hand.`,
+  );
 }
 
 function isId(value: unknown): value is number {

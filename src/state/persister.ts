@@ -2,7 +2,15 @@ import { describeError, WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext, StateObject } from './object.js';
 import {
-  entryKey, entryRecord, ENTRY_KINDS, objectKey, objectRecord, PERSISTED_KINDS, tombstone, type ChangelogRecord, type EntryKey,
+  entryKey,
+  entryRecord,
+  ENTRY_KINDS,
+  objectKey,
+  objectRecord,
+  PERSISTED_KINDS,
+  tombstone,
+  type ChangelogRecord,
+  type EntryKey,
 } from './changelog-records.js';
 import type { StateKind } from './types.js';
 
@@ -165,7 +173,13 @@ export function createPersister({ isPersisted, objects, sink, lingerMs = 0, logg
     try {
       records = collect();
     } catch (error) {
-      batch.reject(new WharfError('ERR_STATE_INTERNAL', `Could not build changelog records: ${describeError(error)}. This is a bug in wharf; please report it.`, { cause: error }));
+      batch.reject(
+        new WharfError(
+          'ERR_STATE_INTERNAL',
+          `Could not build changelog records: ${describeError(error)}. This is a bug in wharf; please report it.`,
+          { cause: error },
+        ),
+      );
       fail(error);
       return;
     }
@@ -192,7 +206,10 @@ export function createPersister({ isPersisted, objects, sink, lingerMs = 0, logg
     changed(name, kind, op, key, value) {
       if (closed || failure || !covers(name, kind)) return;
       if (ENTRY_KINDS.has(kind) && op === 'append' && typeof key === 'number' && Array.isArray(value)) {
-        mark(name, value.map((_, i) => key + i));
+        mark(
+          name,
+          value.map((_, i) => key + i),
+        );
       } else if (ENTRY_KINDS.has(kind) && (op === 'set' || op === 'delete') && key !== undefined) {
         mark(name, [key]);
       } else {
@@ -223,7 +240,12 @@ export function createPersister({ isPersisted, objects, sink, lingerMs = 0, logg
     close() {
       if (closed) return;
       closed = true;
-      open?.reject(new WharfError('ERR_STATE_CLOSED', 'The state store closed before these changes reached the changelog; call flush() before close().'));
+      open?.reject(
+        new WharfError(
+          'ERR_STATE_CLOSED',
+          'The state store closed before these changes reached the changelog; call flush() before close().',
+        ),
+      );
       open = undefined;
     },
   };

@@ -53,9 +53,13 @@ export function kindError(name: string, actual: StateKind, requested: StateKind)
 
 function checkName(name: string): void {
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH) {
-    throw new WharfError('ERR_STATE_NAME', `A state object's name must be a string of 1 to ${MAX_NAME_LENGTH} characters; got ${JSON.stringify(name)}.`, {
-      context: { name },
-    });
+    throw new WharfError(
+      'ERR_STATE_NAME',
+      `A state object's name must be a string of 1 to ${MAX_NAME_LENGTH} characters; got ${JSON.stringify(name)}.`,
+      {
+        context: { name },
+      },
+    );
   }
 }
 
@@ -109,7 +113,11 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
 
   function install(name: string, object: StateObject, reason: string): void {
     const previous = objects.get(name);
-    previous?.dispose?.(new WharfError('ERR_STATE_DELETED', `${describeObject(previous.kind, name)} was ${reason}; waits on it are cancelled.`, { context: { name } }));
+    previous?.dispose?.(
+      new WharfError('ERR_STATE_DELETED', `${describeObject(previous.kind, name)} was ${reason}; waits on it are cancelled.`, {
+        context: { name },
+      }),
+    );
     objects.set(name, object);
     if (object.kind === 'counter') onCounterWrite(counters.slotOf(name)!, object.snapshot() as number);
   }
@@ -134,7 +142,9 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
       }
       const handler = object.ops.get(op);
       if (handler === undefined) {
-        throw new WharfError('ERR_STATE_PROTOCOL', `${describeObject(kind, name)} has no operation ${JSON.stringify(op)}.`, { context: { name, kind, op } });
+        throw new WharfError('ERR_STATE_PROTOCOL', `${describeObject(kind, name)} has no operation ${JSON.stringify(op)}.`, {
+          context: { name, kind, op },
+        });
       }
       return handler(args, call);
     },
@@ -161,7 +171,12 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
       const object = objects.get(name);
       if (!object) return false;
       persister?.check(name, object.kind);
-      object.dispose?.(reason ?? new WharfError('ERR_STATE_DELETED', `${describeObject(object.kind, name)} was deleted; waits on it are cancelled.`, { context: { name } }));
+      object.dispose?.(
+        reason ??
+          new WharfError('ERR_STATE_DELETED', `${describeObject(object.kind, name)} was deleted; waits on it are cancelled.`, {
+            context: { name },
+          }),
+      );
       objects.delete(name);
       persister?.changed(name, object.kind, 'drop');
       if (watchers.wants(name)) watchers.emit({ name, kind: object.kind, op: 'drop', at: Date.now() });
@@ -171,15 +186,18 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
     restore(snapshot) {
       checkOpen();
       for (const name of Object.keys(snapshot ?? {})) persister?.check(name);
-      if (typeof snapshot !== 'object' || snapshot === null) throw new WharfError('ERR_STATE_VALUE', 'A state snapshot must be an object of {kind, value} by name.');
+      if (typeof snapshot !== 'object' || snapshot === null)
+        throw new WharfError('ERR_STATE_VALUE', 'A state snapshot must be an object of {kind, value} by name.');
       // Everything is checked and built before anything is replaced: a bad snapshot changes nothing.
       const ready: [string, StateObject | number][] = [];
       for (const [name, entry] of Object.entries(snapshot)) {
         const { kind, value } = (entry ?? {}) as Partial<ObjectSnapshot>;
-        if (!isStateKind(kind)) throw new WharfError('ERR_STATE_VALUE', `Snapshot entry ${JSON.stringify(name)} has no valid kind; got ${JSON.stringify(kind)}.`);
+        if (!isStateKind(kind))
+          throw new WharfError('ERR_STATE_VALUE', `Snapshot entry ${JSON.stringify(name)} has no valid kind; got ${JSON.stringify(kind)}.`);
         if (kind === 'counter') {
           checkName(name);
-          if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new WharfError('ERR_STATE_VALUE', `Snapshot counter ${JSON.stringify(name)} must be a safe integer.`);
+          if (typeof value !== 'number' || !Number.isSafeInteger(value))
+            throw new WharfError('ERR_STATE_VALUE', `Snapshot counter ${JSON.stringify(name)} must be a safe integer.`);
           ready.push([name, value]);
           continue;
         }

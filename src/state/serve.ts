@@ -2,7 +2,14 @@ import type { MessagePort } from 'node:worker_threads';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
-  decodeClientFrame, encodeError, frameId, STATE_PROTOCOL_VERSION, type ClientFrame, type OwnerFrame, type ReplyFrame, type WelcomeMessage,
+  decodeClientFrame,
+  encodeError,
+  frameId,
+  STATE_PROTOCOL_VERSION,
+  type ClientFrame,
+  type OwnerFrame,
+  type ReplyFrame,
+  type WelcomeMessage,
 } from './messages.js';
 import { PENDING, type CallContext } from './object.js';
 import type { Persister } from './persister.js';
@@ -32,7 +39,16 @@ export interface ConnectionOptions {
   logger?: Logger;
 }
 
-export function serveConnection({ holderId, port, counters, registry, watch, onClosed, durability, logger }: ConnectionOptions): Connection {
+export function serveConnection({
+  holderId,
+  port,
+  counters,
+  registry,
+  watch,
+  onClosed,
+  durability,
+  logger,
+}: ConnectionOptions): Connection {
   let outbox: OwnerFrame[] = [];
   /** Replies about persisted objects, held until what they reflect is acknowledged by Kafka. */
   let held: ReplyFrame[] = [];
@@ -94,7 +110,11 @@ export function serveConnection({ holderId, port, counters, registry, watch, onC
   function fail(id: number, error: unknown): void {
     if (!(error instanceof WharfError)) {
       logger?.error({ component: 'state', holderId, err: error }, 'a state operation failed unexpectedly');
-      error = new WharfError('ERR_STATE_INTERNAL', `The state store failed on this call: ${String(error)}. This is a bug in wharf; please report it.`, { cause: error });
+      error = new WharfError(
+        'ERR_STATE_INTERNAL',
+        `The state store failed on this call: ${String(error)}. This is a bug in wharf; please report it.`,
+        { cause: error },
+      );
     }
     send(['e', id, encodeError(error as WharfError)]);
   }
@@ -109,17 +129,25 @@ export function serveConnection({ holderId, port, counters, registry, watch, onC
       const call: CallContext = {
         holderId,
         resolve: (value) => {
-          if (!settled) (settled = true), durable ? hold(['r', id, value]) : send(['r', id, value]);
+          if (settled) return;
+          settled = true;
+          if (durable) hold(['r', id, value]);
+          else send(['r', id, value]);
         },
         reject: (error) => {
-          if (!settled) (settled = true), fail(id, error);
+          if (settled) return;
+          settled = true;
+          fail(id, error);
         },
       };
       const result = registry.execute(call, kind, name, op, args, init);
       if (result !== PENDING) call.resolve(result);
     } else if (frame[0] === 'w') {
       const subscription = id;
-      subscriptions.set(subscription, watch(frame[2] ?? undefined, (change) => send(['x', subscription, change])));
+      subscriptions.set(
+        subscription,
+        watch(frame[2] ?? undefined, (change) => send(['x', subscription, change])),
+      );
       send(['r', id, subscription]);
     } else {
       const unsubscribe = subscriptions.get(frame[2]);

@@ -96,7 +96,8 @@ export function createQueue(env: ObjectEnv, init: ObjectInit | undefined): State
           env.emit('put', undefined, value);
           return undefined;
         }
-        const message = () => `${what} stayed full (${capacity} items) for ${formatMs(timeoutMs ?? 0)}; nothing was put. Consume faster, or raise its capacity.`;
+        const message = () =>
+          `${what} stayed full (${capacity} items) for ${formatMs(timeoutMs ?? 0)}; nothing was put. Consume faster, or raise its capacity.`;
         if (timeoutMs === 0) throw new TimeoutError(message(), { context: { name: env.name, capacity, timeoutMs } });
         putters.add(call, { value }, timeoutMs, message);
         return PENDING;
@@ -122,9 +123,13 @@ export function createQueue(env: ObjectEnv, init: ObjectInit | undefined): State
     },
     checkInit: (asked) => {
       if (asked?.capacity !== undefined && asked.capacity !== capacity) {
-        throw new WharfError('ERR_STATE_CONFIG', `${what} exists with capacity ${capacity}; asked for ${asked.capacity}. Use the same capacity everywhere, or another name.`, {
-          context: { name: env.name, capacity, asked: asked.capacity },
-        });
+        throw new WharfError(
+          'ERR_STATE_CONFIG',
+          `${what} exists with capacity ${capacity}; asked for ${asked.capacity}. Use the same capacity everywhere, or another name.`,
+          {
+            context: { name: env.name, capacity, asked: asked.capacity },
+          },
+        );
       }
     },
     releaseHolder: (holderId) => {

@@ -83,15 +83,24 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
   /** Last counter totals announced, by slot: the sampler announces only what moved since. */
   const announced = new Map<number, number>();
   const objects = new Map<string, StateObject>();
-  const persister = persist && createPersister({
-    isPersisted: createNameMatcher(persist.names, 'persist.names'),
-    objects,
-    sink: persist.sink,
-    lingerMs: persist.lingerMs,
-    logger: log?.child({ component: 'changelog' }),
-  });
+  const persister =
+    persist &&
+    createPersister({
+      isPersisted: createNameMatcher(persist.names, 'persist.names'),
+      objects,
+      sink: persist.sink,
+      lingerMs: persist.lingerMs,
+      logger: log?.child({ component: 'changelog' }),
+    });
   const isPersisted = (name: string) => persister?.isPersisted(name) ?? false;
-  const registry = createRegistry({ objects, counters, watchers, persister, logger: log, onCounterWrite: (slot, total) => announced.set(slot, total) });
+  const registry = createRegistry({
+    objects,
+    counters,
+    watchers,
+    persister,
+    logger: log,
+    onCounterWrite: (slot, total) => announced.set(slot, total),
+  });
   if (persist?.restored) {
     registry.restore(persist.restored);
     // Read from the changelog, so already in it: recorded as written, not written again.
@@ -203,7 +212,10 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
     connect(holderId) {
       if (closed) throw new WharfError('ERR_STATE_CLOSED', 'The state store is closed; it cannot connect new workers.');
       if (typeof holderId !== 'string' || holderId.length === 0 || holderId === LOCAL_HOLDER) {
-        throw new WharfError('ERR_STATE_ARGUMENT', `connect(holderId) needs a non-empty worker id other than ${LOCAL_HOLDER}; got ${JSON.stringify(holderId)}.`);
+        throw new WharfError(
+          'ERR_STATE_ARGUMENT',
+          `connect(holderId) needs a non-empty worker id other than ${LOCAL_HOLDER}; got ${JSON.stringify(holderId)}.`,
+        );
       }
       if (connections.has(holderId)) {
         // One connection per worker: a second connect under the same id means the first worker is gone.

@@ -74,9 +74,13 @@ export function createWaitLine<T = undefined>(): WaitLine<T> {
 }
 
 export function holderGone(holderId: string): WharfError {
-  return new WharfError('ERR_STATE_RELEASED', `Holder ${JSON.stringify(holderId)} was released (its worker ended); its waits are cancelled.`, {
-    context: { holderId },
-  });
+  return new WharfError(
+    'ERR_STATE_RELEASED',
+    `Holder ${JSON.stringify(holderId)} was released (its worker ended); its waits are cancelled.`,
+    {
+      context: { holderId },
+    },
+  );
 }
 
 /** "2.1 s" / "40 ms": deadlines in messages people read. */

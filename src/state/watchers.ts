@@ -23,7 +23,10 @@ export function createWatchRegistry(logger?: Logger): WatchRegistry {
     try {
       listener(change);
     } catch (error) {
-      logger?.warn({ component: 'state', err: error, name: change.name }, 'a state watcher threw; the change stands and other watchers still see it');
+      logger?.warn(
+        { component: 'state', err: error, name: change.name },
+        'a state watcher threw; the change stands and other watchers still see it',
+      );
     }
   }
 

@@ -22,7 +22,9 @@ export interface SupervisorEvents {
 }
 
 /** An emitter whose listeners cannot break the supervisor: a throwing listener is logged and skipped. */
-export function createSupervisorEvents(logger: Logger): SupervisorEvents & { emit<E extends SupervisorEventName>(event: E, payload: SupervisorEventMap[E]): void } {
+export function createSupervisorEvents(
+  logger: Logger,
+): SupervisorEvents & { emit<E extends SupervisorEventName>(event: E, payload: SupervisorEventMap[E]): void } {
   const listeners = new Map<SupervisorEventName, Set<Listener<never>>>();
   const events = {
     on<E extends SupervisorEventName>(event: E, listener: Listener<E>) {

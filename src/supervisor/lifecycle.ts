@@ -16,9 +16,13 @@ export const VALID_TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerStat
 export class IllegalTransitionError extends WharfError {
   override readonly name = 'IllegalTransitionError';
   constructor(workerId: string, from: WorkerState, to: WorkerState) {
-    super('ERR_ILLEGAL_TRANSITION', `Cannot move worker ${workerId} from ${from} to ${to}: allowed from ${from} is ${VALID_TRANSITIONS[from].join(', ') || 'nothing'}.`, {
-      context: { workerId, from, to },
-    });
+    super(
+      'ERR_ILLEGAL_TRANSITION',
+      `Cannot move worker ${workerId} from ${from} to ${to}: allowed from ${from} is ${VALID_TRANSITIONS[from].join(', ') || 'nothing'}.`,
+      {
+        context: { workerId, from, to },
+      },
+    );
   }
 }
 

@@ -60,7 +60,14 @@ interface ServiceRuntime {
  * `observe` hooks and opens no admin socket and no persistence: startWharf (src/app/) assembles
  * those around it, and is what `npm start`, the tests and library users call.
  */
-export function createSupervisor({ config, services, brokers, logger, store = createStateStore({ logger }), pretty = false }: SupervisorOptions): Supervisor {
+export function createSupervisor({
+  config,
+  services,
+  brokers,
+  logger,
+  store = createStateStore({ logger }),
+  pretty = false,
+}: SupervisorOptions): Supervisor {
   const log = logger.child({ component: 'supervisor' });
   const events = createSupervisorEvents(log);
   const settings = config.supervisor;
@@ -105,7 +112,13 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
       logger,
       onReady: (s) => {
         const status = s.status();
-        events.emit('worker:ready', { workerId: s.workerId, service: s.service, role: s.role, restarts: status.restarts, startMs: Date.now() - Date.parse(status.startedAt!) });
+        events.emit('worker:ready', {
+          workerId: s.workerId,
+          service: s.service,
+          role: s.role,
+          restarts: status.restarts,
+          startMs: Date.now() - Date.parse(status.startedAt!),
+        });
       },
       onCrash: (s, reason) => onCrash(runtime, s, reason),
     });
@@ -123,13 +136,23 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
     const decision = runtime.policy.onCrash();
     if (decision.action === 'give-up') {
       runtime.failed = `${slot.workerId} ${decision.reason}; last: ${reason}`;
-      log.error({ service: runtime.loaded.name, reason: runtime.failed }, 'service failed (crash loop): giving up on it, the rest keeps running');
+      log.error(
+        { service: runtime.loaded.name, reason: runtime.failed },
+        'service failed (crash loop): giving up on it, the rest keeps running',
+      );
       slot.retire(reason);
-      for (const other of runtime.slots) if (other !== slot) void other.drain().then(() => other.state === 'crashed' && other.retire('service failed'));
+      for (const other of runtime.slots)
+        if (other !== slot) void other.drain().then(() => other.state === 'crashed' && other.retire('service failed'));
       events.emit('service:failed', { service: runtime.loaded.name, reason: runtime.failed });
       return;
     }
-    events.emit('worker:restarting', { workerId: slot.workerId, service: slot.service, role: slot.role, delayMs: decision.delayMs, attempt: decision.attempt });
+    events.emit('worker:restarting', {
+      workerId: slot.workerId,
+      service: slot.service,
+      role: slot.role,
+      delayMs: decision.delayMs,
+      attempt: decision.attempt,
+    });
     later(decision.delayMs, () => {
       if (!stopping && !runtime.failed && slot.state === 'crashed') slot.spawn();
     });
@@ -152,15 +175,30 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
         }),
         events.on('service:failed', (p) => {
           if (p.service !== service) return;
-          settle(new WharfError('ERR_SERVICE_FAILED', `Scaling ${target} failed: ${service} crash-looped and was given up on (${p.reason}). Fix the service, then restart the supervisor to run it again.`, { context: { service } }));
+          settle(
+            new WharfError(
+              'ERR_SERVICE_FAILED',
+              `Scaling ${target} failed: ${service} crash-looped and was given up on (${p.reason}). Fix the service, then restart the supervisor to run it again.`,
+              { context: { service } },
+            ),
+          );
         }),
-        events.on('supervisor:draining', () => settle(new WharfError('ERR_STOPPING', `Scaling ${target} did not finish: the supervisor is shutting down.`, { context: { service } }))),
+        events.on('supervisor:draining', () =>
+          settle(
+            new WharfError('ERR_STOPPING', `Scaling ${target} did not finish: the supervisor is shutting down.`, { context: { service } }),
+          ),
+        ),
       ];
       const timer = setTimeout(() => {
         const late = added.filter((s) => s.state !== 'ready').map((s) => s.status());
         const why = late.map((w) => `${w.workerId} ${w.lastError ? `(last error: ${w.lastError})` : `(${w.state})`}`).join(', ');
         for (const slot of added) void withdraw(runtime, slot, 'scale timed out');
-        settle(new TimeoutError(`Scaling ${target} timed out: not ready within ${settings.readyTimeoutMs} ms (supervisor.readyTimeoutMs): ${why}. The ${added.length} added worker${added.length === 1 ? ' was' : 's were'} stopped; \`npm run admin -- workers\` shows the service.`, { context: { service, workers: late.map((w) => w.workerId) } }));
+        settle(
+          new TimeoutError(
+            `Scaling ${target} timed out: not ready within ${settings.readyTimeoutMs} ms (supervisor.readyTimeoutMs): ${why}. The ${added.length} added worker${added.length === 1 ? ' was' : 's were'} stopped; \`npm run admin -- workers\` shows the service.`,
+            { context: { service, workers: late.map((w) => w.workerId) } },
+          ),
+        );
       }, settings.readyTimeoutMs);
       function settle(error?: WharfError): void {
         clearTimeout(timer);
@@ -174,8 +212,10 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
   /** Takes a slot out of its service for good: no restart; its thread, if any, drained or ended. */
   async function withdraw(runtime: ServiceRuntime, slot: WorkerSlot, reason: string): Promise<void> {
     withdrawn.add(slot);
-    if (slot.state === 'crashed') slot.retire(reason); // waiting out a restart delay
-    else if (slot.state === 'starting') await slot.terminate(reason); // its exit is a crash, which retires it
+    if (slot.state === 'crashed')
+      slot.retire(reason); // waiting out a restart delay
+    else if (slot.state === 'starting')
+      await slot.terminate(reason); // its exit is a crash, which retires it
     else if (slot.state === 'ready') await slot.drain();
     if (slot.state === 'crashed') slot.retire(reason);
     runtime.slots = runtime.slots.filter((s) => s !== slot || s.state !== 'stopped');
@@ -205,7 +245,10 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
           name: r.loaded.name,
           health: serviceHealth(r),
           reason: r.failed,
-          workers: { consumer: active.filter((w) => w.role === 'consumer').length, producer: active.filter((w) => w.role === 'producer').length },
+          workers: {
+            consumer: active.filter((w) => w.role === 'consumer').length,
+            producer: active.filter((w) => w.role === 'producer').length,
+          },
           handled: mine.reduce((sum, w) => sum + w.handled, 0),
           restarts: mine.reduce((sum, w) => sum + w.restarts, 0),
         };
@@ -227,19 +270,32 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
       // Declared topics, consumed ones (subscribing to a missing topic races its auto-creation), and
       // their dead-letter topics; each once, the first declaration winning.
       const consumed = services.flatMap((s) => s.consumes?.topics ?? []);
-      const wanted = [...services.flatMap((s) => s.topics), ...consumed.map((topic) => ({ topic })), ...consumed.map((t) => ({ topic: deadLetterTopic(t) }))];
+      const wanted = [
+        ...services.flatMap((s) => s.topics),
+        ...consumed.map((topic) => ({ topic })),
+        ...consumed.map((t) => ({ topic: deadLetterTopic(t) })),
+      ];
       const topics = wanted.filter((spec, i) => wanted.findIndex((other) => other.topic === spec.topic) === i);
       await ensureTopics(kafka, topics, log);
       for (const loaded of services) {
-        const runtime: ServiceRuntime = { loaded, policy: createRestartPolicy(settings.restart), slots: [], failed: null, nextIndex: { consumer: 0, producer: 0 } };
+        const runtime: ServiceRuntime = {
+          loaded,
+          policy: createRestartPolicy(settings.restart),
+          slots: [],
+          failed: null,
+          nextIndex: { consumer: 0, producer: 0 },
+        };
         runtimes.set(loaded.name, runtime);
         for (let i = 0; i < loaded.workers.consumer; i++) addSlot(runtime, 'consumer');
         for (let i = 0; i < loaded.workers.producer; i++) addSlot(runtime, 'producer');
       }
-      health = setInterval(() => {
-        const now = Date.now();
-        for (const runtime of runtimes.values()) for (const slot of runtime.slots) slot.checkHealth(now);
-      }, Math.max(50, Math.min(1_000, settings.heartbeatTimeoutMs / 4)));
+      health = setInterval(
+        () => {
+          const now = Date.now();
+          for (const runtime of runtimes.values()) for (const slot of runtime.slots) slot.checkHealth(now);
+        },
+        Math.max(50, Math.min(1_000, settings.heartbeatTimeoutMs / 4)),
+      );
       await new Promise<void>((resolve) => {
         if (settled()) return resolve();
         const offs = [events.on('worker:ready', check), events.on('service:failed', check)];
@@ -264,7 +320,10 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
       const deadline = Date.now() + settings.drainTimeoutMs;
       const outcome = await Promise.all(
         order.map(async (slot) => {
-          const finished = await Promise.race([slot.drain(), new Promise<boolean>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref())]);
+          const finished = await Promise.race([
+            slot.drain(),
+            new Promise<boolean>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref()),
+          ]);
           if (!finished) {
             await slot.terminate('did not drain within the drain timeout');
             if (slot.state === 'crashed') slot.retire('did not drain in time');
@@ -286,18 +345,31 @@ export function createSupervisor({ config, services, brokers, logger, store = cr
     },
     async kill(workerId) {
       const slot = [...runtimes.values()].flatMap((r) => r.slots).find((s) => s.workerId === workerId);
-      if (!slot) throw new WharfError('ERR_UNKNOWN_WORKER', `No worker "${workerId}"; see \`npm run admin -- workers\`.`, { context: { workerId } });
+      if (!slot)
+        throw new WharfError('ERR_UNKNOWN_WORKER', `No worker "${workerId}"; see \`npm run admin -- workers\`.`, { context: { workerId } });
       await slot.terminate('killed by an operator');
     },
     async scale(service, count, role = 'consumer') {
       const runtime = runtimes.get(service);
-      if (!runtime) throw new WharfError('ERR_UNKNOWN_SERVICE', `No service "${service}": running services are ${[...runtimes.keys()].join(', ')}.`, { context: { service } });
+      if (!runtime)
+        throw new WharfError('ERR_UNKNOWN_SERVICE', `No service "${service}": running services are ${[...runtimes.keys()].join(', ')}.`, {
+          context: { service },
+        });
       const invalid = workerCountError(service, role, count);
       if (invalid) throw invalid;
-      if (stopping) throw new WharfError('ERR_STOPPING', `The supervisor is shutting down: scale ${service} once it runs again.`, { context: { service } });
-      if (runtime.failed) throw new WharfError('ERR_SERVICE_FAILED', `Service ${service} has failed (${runtime.failed}); restart the supervisor to run it again.`);
-      if (role === 'consumer' && !runtime.loaded.definition.consumes) throw new WharfError('ERR_BAD_SCALE', `Service ${service} consumes nothing.`);
-      if (role === 'producer' && !runtime.loaded.definition.producer) throw new WharfError('ERR_BAD_SCALE', `Service ${service} has no producer role.`);
+      if (stopping)
+        throw new WharfError('ERR_STOPPING', `The supervisor is shutting down: scale ${service} once it runs again.`, {
+          context: { service },
+        });
+      if (runtime.failed)
+        throw new WharfError(
+          'ERR_SERVICE_FAILED',
+          `Service ${service} has failed (${runtime.failed}); restart the supervisor to run it again.`,
+        );
+      if (role === 'consumer' && !runtime.loaded.definition.consumes)
+        throw new WharfError('ERR_BAD_SCALE', `Service ${service} consumes nothing.`);
+      if (role === 'producer' && !runtime.loaded.definition.producer)
+        throw new WharfError('ERR_BAD_SCALE', `Service ${service} has no producer role.`);
       const active = runtime.slots.filter((s) => s.role === role && s.state !== 'stopped');
       const added = Array.from({ length: Math.max(0, count - active.length) }, () => addSlot(runtime, role));
       const surplus = active.slice(count).reverse();

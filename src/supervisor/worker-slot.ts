@@ -101,7 +101,9 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
           break;
         case 'state-port:request': {
           // The id is made here, under this worker's own, so a worker cannot take another's holder.
-          const holderId = `${workerId}/pool/${String(message.suffix).replace(/[^\w.-]/g, '_').slice(0, 64)}`;
+          const holderId = `${workerId}/pool/${String(message.suffix)
+            .replace(/[^\w.-]/g, '_')
+            .slice(0, 64)}`;
           try {
             const port = store.connect(holderId);
             poolHolders.add(holderId);
@@ -115,7 +117,10 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
     });
     thread.on('error', (error: Error & { code?: string }) => {
       if (!current()) return;
-      lastError = error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `out of memory (heap limit ${options.resourceLimits.maxOldGenerationSizeMb} MB)` : `${error.name}: ${error.message}`;
+      lastError =
+        error.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? `out of memory (heap limit ${options.resourceLimits.maxOldGenerationSizeMb} MB)`
+          : `${error.name}: ${error.message}`;
       log.error({ err: error }, 'worker failed');
     });
     thread.on('exit', (code) => {

@@ -41,7 +41,11 @@ export function roleContext({ data, role, logger, state, sender, requester }: Ro
  * even if the handler caught the error: what a handler sends is part of handling its message, as
  * in Kafka Streams. Requests are not waited for: their answer is the handler's to await.
  */
-export async function runHandler(handler: (message: InboundMessage, ctx: MessageContext) => Promise<void> | void, base: RoleContext, message: InboundMessage): Promise<void> {
+export async function runHandler(
+  handler: (message: InboundMessage, ctx: MessageContext) => Promise<void> | void,
+  base: RoleContext,
+  message: InboundMessage,
+): Promise<void> {
   const sends: MessageSends = { underway: new Set(), failed: undefined };
   await handler(message, messageContext(base, message, sends));
   // Whatever is still underway was not awaited: it belongs to the message all the same.
@@ -95,7 +99,12 @@ export function messageContext(base: RoleContext, message: InboundMessage, sends
     reply(value, options = {}) {
       const replyTo = message.headers[HEADERS.replyTo];
       if (!replyTo) {
-        return Promise.reject(new WharfError('ERR_NO_REPLY_TO', `Message ${message.topic}/${message.partition}@${message.offset} has no ${HEADERS.replyTo} header: answer it with ctx.send(topic, value).`));
+        return Promise.reject(
+          new WharfError(
+            'ERR_NO_REPLY_TO',
+            `Message ${message.topic}/${message.partition}@${message.offset} has no ${HEADERS.replyTo} header: answer it with ctx.send(topic, value).`,
+          ),
+        );
       }
       const correlationId = message.headers[HEADERS.correlationId] ?? message.headers[HEADERS.messageId];
       return track(

@@ -11,7 +11,17 @@ import { createLogger, type Logger } from '../log.js';
 import type { DefinedService, RequestOptions } from '../service.js';
 import { createStateClient } from '../state/client.js';
 import { roleContext, runHandler } from './context.js';
-import { HELLO, reviveError, serializeError, type Hello, type OwnerToThread, type PoolThreadData, type TaskInput, type TaskResult, type ThreadToOwner } from '../pool/messages.js';
+import {
+  HELLO,
+  reviveError,
+  serializeError,
+  type Hello,
+  type OwnerToThread,
+  type PoolThreadData,
+  type TaskInput,
+  type TaskResult,
+  type ThreadToOwner,
+} from '../pool/messages.js';
 
 /**
  * The pool thread's side (workers/pool-task.ts is its entry): announce itself, wait for a state
@@ -42,7 +52,11 @@ function lazySender(sender: Sender): Sender {
       return sender.sendRaw(topic, message);
     },
     async disconnect() {
-      if (connecting) await connecting.then(() => sender.disconnect(), () => undefined);
+      if (connecting)
+        await connecting.then(
+          () => sender.disconnect(),
+          () => undefined,
+        );
     },
     get sent() {
       return sender.sent;
@@ -64,7 +78,10 @@ function relayedRequester(control: MessagePort) {
     async request<R>(topic: string, value: unknown, options: RequestOptions<R> = {}): Promise<R> {
       const { timeoutMs, key, headers, codec, schema } = options;
       if (codec !== undefined && typeof codec !== 'string') {
-        throw new WharfError('ERR_POOL_UNSUPPORTED', 'In a pool thread, ctx.request takes a codec by name ("json", "raw"): a codec object cannot cross threads.');
+        throw new WharfError(
+          'ERR_POOL_UNSUPPORTED',
+          'In a pool thread, ctx.request takes a codec by name ("json", "raw"): a codec object cannot cross threads.',
+        );
       }
       const id = nextId++;
       const reply = new Promise<unknown>((resolve, reject) => pending.set(id, { resolve, reject }));
@@ -76,7 +93,8 @@ function relayedRequester(control: MessagePort) {
 }
 
 export async function startPoolThread(): Promise<RunTask> {
-  if (!parentPort) throw new WharfError('ERR_NOT_A_WORKER', 'workers/pool-task runs in the thread pool of a consumer worker, not directly.');
+  if (!parentPort)
+    throw new WharfError('ERR_NOT_A_WORKER', 'workers/pool-task runs in the thread pool of a consumer worker, not directly.');
   const data = workerData as PoolThreadData;
   const { port1: control, port2 } = new MessageChannel();
   const post = (message: ThreadToOwner) => control.postMessage(message);
@@ -93,7 +111,12 @@ export async function startPoolThread(): Promise<RunTask> {
 
   try {
     const { statePort, holderId } = await initialised;
-    const logger: Logger = createLogger({ level: data.logLevel as 'info', pretty: data.pretty }).child({ service: data.service, role: 'consumer', workerId: data.workerId, poolThread: threadId });
+    const logger: Logger = createLogger({ level: data.logLevel as 'info', pretty: data.pretty }).child({
+      service: data.service,
+      role: 'consumer',
+      workerId: data.workerId,
+      poolThread: threadId,
+    });
     const state = createStateClient(statePort, { logger });
     const definition = ((await import(pathToFileURL(data.modulePath).href)) as { default: DefinedService }).default;
     const codec = resolveCodec(definition.codec);
@@ -111,7 +134,13 @@ export async function startPoolThread(): Promise<RunTask> {
     return async function runTask(input) {
       const started = performance.now();
       const busyMs = () => performance.now() - started;
-      const raw = { key: buffer(input.key), value: buffer(input.value), headers: input.headers, offset: input.offset, timestamp: input.timestamp } as KafkaMessage;
+      const raw = {
+        key: buffer(input.key),
+        value: buffer(input.value),
+        headers: input.headers,
+        offset: input.offset,
+        timestamp: input.timestamp,
+      } as KafkaMessage;
       let inbound;
       try {
         inbound = await decode(input.topic, input.partition, raw);

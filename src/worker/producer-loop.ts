@@ -10,7 +10,17 @@ export interface ProducerLoop {
  * Runs a service's producer role: `tick` at `rate` per second on a fixed schedule (a slow tick
  * delays the next, it does not pile ticks up), or its own `run` loop until drained.
  */
-export function startProducerLoop({ base, role, rate, logger }: { base: RoleContext; role: ProducerRole; rate: number; logger: Logger }): ProducerLoop {
+export function startProducerLoop({
+  base,
+  role,
+  rate,
+  logger,
+}: {
+  base: RoleContext;
+  role: ProducerRole;
+  rate: number;
+  logger: Logger;
+}): ProducerLoop {
   const abort = new AbortController();
   const ctx: ProducerContext = { ...base, signal: abort.signal };
   const stats = { ticks: 0, errors: 0 };
@@ -48,7 +58,10 @@ export function startProducerLoop({ base, role, rate, logger }: { base: RoleCont
   });
   // A run() that fails is the worker's failure: let it surface as an uncaught error.
   finished.catch((error: unknown) => {
-    if (!abort.signal.aborted) setImmediate(() => { throw error; });
+    if (!abort.signal.aborted)
+      setImmediate(() => {
+        throw error;
+      });
   });
 
   return {

@@ -60,14 +60,34 @@ export async function runWorker(role: Role): Promise<void> {
     const c = runner?.stats;
     const r = requester.stats;
     return {
-      handled: c?.handled ?? 0, errors: c?.errors ?? 0, retries: c?.retries ?? 0, deadLettered: c?.deadLettered ?? 0, rejected: c?.rejected ?? 0,
-      inFlight: c?.inFlight ?? 0, maxInFlightSeen: c?.maxInFlightSeen ?? 0, pausedPartitions: c?.pausedPartitions ?? 0,
-      commits: c?.commits ?? 0, commitFailures: c?.commitFailures ?? 0, rebalances: c?.rebalances ?? 0,
-      requests: r.requests, replies: r.replies, timeouts: r.timeouts, lateReplies: r.lateReplies, duplicateReplies: r.duplicateReplies, unknownReplies: r.unknownReplies, pendingRequests: r.pending,
+      handled: c?.handled ?? 0,
+      errors: c?.errors ?? 0,
+      retries: c?.retries ?? 0,
+      deadLettered: c?.deadLettered ?? 0,
+      rejected: c?.rejected ?? 0,
+      inFlight: c?.inFlight ?? 0,
+      maxInFlightSeen: c?.maxInFlightSeen ?? 0,
+      pausedPartitions: c?.pausedPartitions ?? 0,
+      commits: c?.commits ?? 0,
+      commitFailures: c?.commitFailures ?? 0,
+      rebalances: c?.rebalances ?? 0,
+      requests: r.requests,
+      replies: r.replies,
+      timeouts: r.timeouts,
+      lateReplies: r.lateReplies,
+      duplicateReplies: r.duplicateReplies,
+      unknownReplies: r.unknownReplies,
+      pendingRequests: r.pending,
     };
   };
   let poolHealth: (() => PoolHealth) | undefined;
-  const snapshot = () => ({ handled: counters.handled(), errors: counters.errors(), heapUsedBytes: getHeapStatistics().used_heap_size, delivery: delivery(), ...(poolHealth ? { pool: poolHealth() } : {}) });
+  const snapshot = () => ({
+    handled: counters.handled(),
+    errors: counters.errors(),
+    heapUsedBytes: getHeapStatistics().used_heap_size,
+    delivery: delivery(),
+    ...(poolHealth ? { pool: poolHealth() } : {}),
+  });
   // Published where operators and tests can read them (`npm run admin -- state wharf.delivery`),
   // only when they changed: an idle worker costs no state traffic.
   let published = '';
@@ -76,7 +96,10 @@ export async function runWorker(role: Role): Promise<void> {
     const text = JSON.stringify(current);
     if (text === published) return;
     published = text;
-    await state.map(DELIVERY_STATE).set(data.workerId, { ...current, at: new Date().toISOString() }).catch(() => undefined);
+    await state
+      .map(DELIVERY_STATE)
+      .set(data.workerId, { ...current, at: new Date().toISOString() })
+      .catch(() => undefined);
   };
   const heartbeat = setInterval(() => {
     post({ type: 'heartbeat', at: Date.now(), ...snapshot() });
@@ -104,15 +127,27 @@ export async function runWorker(role: Role): Promise<void> {
   if (role === 'consumer') {
     const consumes = data.consumes!;
     // `consumes.concurrency`: the handler runs in a thread pool (src/pool/), this thread only fetches and commits.
-    const group = { kafka, groupId: consumes.groupId, topics: consumes.topics, fromBeginning: consumes.fromBeginning, sessionTimeoutMs: data.kafka.sessionTimeoutMs, logger, sender, delivery: consumes.delivery, onFatal: fatal };
+    const group = {
+      kafka,
+      groupId: consumes.groupId,
+      topics: consumes.topics,
+      fromBeginning: consumes.fromBeginning,
+      sessionTimeoutMs: data.kafka.sessionTimeoutMs,
+      logger,
+      sender,
+      delivery: consumes.delivery,
+      onFatal: fatal,
+    };
     const pool = consumes.delivery?.concurrency ? createWorkerPoolRunner({ ...group, data, requester, parent: port }) : undefined;
     poolHealth = pool?.health;
-    const consumer = pool ?? createConsumerRunner({
-      ...group,
-      codec,
-      schema: definition.schema,
-      handle: (message) => runHandler(definition.handler!, base, message),
-    });
+    const consumer =
+      pool ??
+      createConsumerRunner({
+        ...group,
+        codec,
+        schema: definition.schema,
+        handle: (message) => runHandler(definition.handler!, base, message),
+      });
     runner = consumer;
     await consumer.start();
     counters.handled = () => consumer.stats.handled;
@@ -125,18 +160,22 @@ export async function runWorker(role: Role): Promise<void> {
     stopRole = () => loop.stop();
   }
 
-  port.on('message', async (message: SupervisorToWorker) => {
-    if (message.type !== 'drain') return;
+  const drain = async (): Promise<void> => {
     try {
       await stopRole();
       await requester.close();
       await publish();
       await sender.disconnect();
+    } catch (error) {
+      logger.warn({ err: error }, 'worker did not drain cleanly');
     } finally {
       clearInterval(heartbeat);
       state.close();
       post({ type: 'drained', ...snapshot() });
     }
+  };
+  port.on('message', (message: SupervisorToWorker) => {
+    if (message.type === 'drain') void drain();
   });
   post({ type: 'ready' });
 }

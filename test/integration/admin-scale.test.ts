@@ -34,17 +34,32 @@ async function startWharf(config: Record<string, unknown>) {
     clearTimeout(timer);
     rmSync(dir, { recursive: true, force: true });
   });
-  await waitFor(() => output.includes('supervisor ready'), { timeoutMs: 60_000, message: `the supervisor to be ready; it printed:\n${output.slice(-2_000)}` });
+  await waitFor(() => output.includes('supervisor ready'), {
+    timeoutMs: 60_000,
+    message: `the supervisor to be ready; it printed:\n${output.slice(-2_000)}`,
+  });
   const admin = async (...args: string[]) => {
     let stdout = '';
     let stderr = '';
-    const sink = (append: (text: string) => void) => new Writable({ write(chunk, _encoding, done) { append(String(chunk)); done(); } });
-    const code = await main(['admin', ...args], { env: { WHARF_HOME: home }, stdout: sink((t) => (stdout += t)), stderr: sink((t) => (stderr += t)), logger: createLogger({ level: 'silent' }) });
+    const sink = (append: (text: string) => void) =>
+      new Writable({
+        write(chunk, _encoding, done) {
+          append(String(chunk));
+          done();
+        },
+      });
+    const code = await main(['admin', ...args], {
+      env: { WHARF_HOME: home },
+      stdout: sink((t) => (stdout += t)),
+      stderr: sink((t) => (stderr += t)),
+      logger: createLogger({ level: 'silent' }),
+    });
     return { code, stdout, stderr: stderr.trim() };
   };
   const status = async (): Promise<SupervisorStatus> => JSON.parse((await admin('workers', '--json')).stdout);
   const service = async (name: string) => (await status()).services.find((s) => s.name === name)!;
-  const consumers = async (name: string) => (await status()).workers.filter((w) => w.service === name && w.role === 'consumer' && w.state !== 'stopped').map((w) => w.state);
+  const consumers = async (name: string) =>
+    (await status()).workers.filter((w) => w.service === name && w.role === 'consumer' && w.state !== 'stopped').map((w) => w.state);
   return { admin, service, consumers, output: () => output };
 }
 
@@ -56,28 +71,40 @@ const consumer = (module: string, options: Record<string, unknown> = {}) => ({
 });
 
 describe('npm run admin -- scale', () => {
-  it('scales a service up and down, and a crash-looping scale answers with an error within the ready timeout', { timeout: 150_000 }, async () => {
-    const readyTimeoutMs = 20_000;
-    const wharf = await startWharf({
-      services: [consumer(SERVICE_MODULES.fixture('echo')), consumer(SERVICE_MODULES.fixture('outgrown'), { failFrom: 1, failWith: 'crash' })],
-      supervisor: { readyTimeoutMs, restart: { initialDelayMs: 50, maxDelayMs: 200, maxRestarts: 2, windowMs: 60_000 } },
-    });
+  it(
+    'scales a service up and down, and a crash-looping scale answers with an error within the ready timeout',
+    { timeout: 150_000 },
+    async () => {
+      const readyTimeoutMs = 20_000;
+      const wharf = await startWharf({
+        services: [
+          consumer(SERVICE_MODULES.fixture('echo')),
+          consumer(SERVICE_MODULES.fixture('outgrown'), { failFrom: 1, failWith: 'crash' }),
+        ],
+        supervisor: { readyTimeoutMs, restart: { initialDelayMs: 50, maxDelayMs: 200, maxRestarts: 2, windowMs: 60_000 } },
+      });
 
-    expect(await wharf.admin('scale', 'echo', '3')).toEqual({ code: 0, stdout: 'echo: 3 consumer workers (healthy)\n', stderr: '' });
-    expect(await wharf.consumers('echo')).toEqual(['ready', 'ready', 'ready']);
-    expect(await wharf.admin('scale', 'echo', '1')).toEqual({ code: 0, stdout: 'echo: 1 consumer worker (healthy)\n', stderr: '' });
-    expect(await wharf.consumers('echo')).toEqual(['ready']);
-    expect(await wharf.admin('scale', 'echo', '65')).toMatchObject({ code: 2, stderr: 'wharf: The worker count for `admin scale` must be a whole number from 1 to 64; got "65".' });
+      expect(await wharf.admin('scale', 'echo', '3')).toEqual({ code: 0, stdout: 'echo: 3 consumer workers (healthy)\n', stderr: '' });
+      expect(await wharf.consumers('echo')).toEqual(['ready', 'ready', 'ready']);
+      expect(await wharf.admin('scale', 'echo', '1')).toEqual({ code: 0, stdout: 'echo: 1 consumer worker (healthy)\n', stderr: '' });
+      expect(await wharf.consumers('echo')).toEqual(['ready']);
+      expect(await wharf.admin('scale', 'echo', '65')).toMatchObject({
+        code: 2,
+        stderr: 'wharf: The worker count for `admin scale` must be a whole number from 1 to 64; got "65".',
+      });
 
-    // Its second worker always crashes: a crash loop, the service given up on, and an answer.
-    const began = Date.now();
-    const scaled = await wharf.admin('scale', 'outgrown', '2');
-    expect(Date.now() - began, 'answered within the ready timeout').toBeLessThan(readyTimeoutMs);
-    expect(scaled).toMatchObject({ code: 1, stdout: '' });
-    expect(scaled.stderr).toMatch(/^wharf: Scaling outgrown to 2 consumer workers failed: outgrown crash-looped and was given up on \(outgrown\/consumer\/1 crashed 3 times within 60000 ms \(limit 2 restarts\); last: Error: outgrown\/consumer\/1 cannot start: .*\)\. Fix the service, then restart the supervisor to run it again\.$/);
-    expect(await wharf.service('outgrown')).toMatchObject({ health: 'failed' });
-    expect(await wharf.service('echo')).toMatchObject({ health: 'healthy', workers: { consumer: 1 } });
-  });
+      // Its second worker always crashes: a crash loop, the service given up on, and an answer.
+      const began = Date.now();
+      const scaled = await wharf.admin('scale', 'outgrown', '2');
+      expect(Date.now() - began, 'answered within the ready timeout').toBeLessThan(readyTimeoutMs);
+      expect(scaled).toMatchObject({ code: 1, stdout: '' });
+      expect(scaled.stderr).toMatch(
+        /^wharf: Scaling outgrown to 2 consumer workers failed: outgrown crash-looped and was given up on \(outgrown\/consumer\/1 crashed 3 times within 60000 ms \(limit 2 restarts\); last: Error: outgrown\/consumer\/1 cannot start: .*\)\. Fix the service, then restart the supervisor to run it again\.$/,
+      );
+      expect(await wharf.service('outgrown')).toMatchObject({ health: 'failed' });
+      expect(await wharf.service('echo')).toMatchObject({ health: 'healthy', workers: { consumer: 1 } });
+    },
+  );
 
   it('answers a scale whose new worker never gets ready with a timeout, and takes the worker back', { timeout: 150_000 }, async () => {
     const readyTimeoutMs = 8_000;

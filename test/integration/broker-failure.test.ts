@@ -71,7 +71,9 @@ function javaHash(text: string): number {
 }
 
 async function coordinatorOf(groupId: string): Promise<number> {
-  const partitions = await withAdmin(async (admin) => (await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] })).topics[0]!.partitions.length);
+  const partitions = await withAdmin(
+    async (admin) => (await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] })).topics[0]!.partitions.length,
+  );
   const hash = javaHash(groupId);
   return leaderOf('__consumer_offsets', (hash === -2147483648 ? 0 : Math.abs(hash)) % partitions);
 }
@@ -115,7 +117,7 @@ async function pump(send: (id: number) => Promise<unknown>, inFlight: number, un
   const running = new Set<Promise<void>>();
   let stop = false;
   void until.then(() => (stop = true));
-  for (let id = 0; !stop; ) {
+  for (let id = 0; !stop;) {
     while (running.size < inFlight && !stop) {
       const current = id++;
       const call: Promise<void> = send(current).then(
@@ -144,83 +146,102 @@ function duplicates(log: Map<string, number>): number {
 const after = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('a partition leader killed under traffic', () => {
-  it('loses no acknowledged send of the sender, the changelog writer or the load generator, and writes none twice', { timeout: 150_000 }, async () => {
-    const senderTopic = uniqueName('failover-sender');
-    const loadTopic = uniqueName('failover-load');
-    const changelogTopic = uniqueName('failover-changelog');
-    await withAdmin((admin) =>
-      createTopics(admin, [
-        { topic: senderTopic, numPartitions: 6 },
-        { topic: loadTopic, numPartitions: 6 },
-      ]),
-    );
-    const changelog = createChangelog({ kafka, topic: changelogTopic, logger });
-    await changelog.open();
-    onTestFinished(() => changelog.close());
-    const sender = createSender(kafka);
-    await sender.connect();
-    onTestFinished(() => sender.disconnect());
-    const loadProducer = kafka.producer(producerConfig());
-    await loadProducer.connect();
-    onTestFinished(() => loadProducer.disconnect());
+  it(
+    'loses no acknowledged send of the sender, the changelog writer or the load generator, and writes none twice',
+    { timeout: 150_000 },
+    async () => {
+      const senderTopic = uniqueName('failover-sender');
+      const loadTopic = uniqueName('failover-load');
+      const changelogTopic = uniqueName('failover-changelog');
+      await withAdmin((admin) =>
+        createTopics(admin, [
+          { topic: senderTopic, numPartitions: 6 },
+          { topic: loadTopic, numPartitions: 6 },
+        ]),
+      );
+      const changelog = createChangelog({ kafka, topic: changelogTopic, logger });
+      await changelog.open();
+      onTestFinished(() => changelog.close());
+      const sender = createSender(kafka);
+      await sender.connect();
+      onTestFinished(() => sender.disconnect());
+      const loadProducer = kafka.producer(producerConfig());
+      await loadProducer.connect();
+      onTestFinished(() => loadProducer.disconnect());
 
-    // The changelog's one partition has a leader that also leads a third of the others' partitions.
-    const victim = await leaderOf(changelogTopic, 0);
-    const durationMs = 9_000;
-    const ledger = createLedger();
-    const generator = createGenerator({
-      producer: loadProducer,
-      topic: loadTopic,
-      replyTo: 'unused',
-      size: 128,
-      keys: 64,
-      rate: 1_500,
-      maxInFlight: null,
-      limit: { durationMs },
-      maxBatchBytes: 64 * 1024,
-      ledger,
-      timeline: createTimeline(),
-      onSendError: () => undefined,
-    });
-    const end = after(durationMs);
-    generator.start();
-    const pumped = Promise.all([
-      pump((id) => sender.send(senderTopic, { id }, { key: String(id) }), 400, end),
-      pump((id) => changelog.write([{ key: String(id), value: String(id) }]), 20, end),
-    ]);
-    await after(2_000);
-    const restart = await crash(victim);
-    const [sent, written] = await pumped;
-    await generator.finished;
-    const restarted = restart();
+      // The changelog's one partition has a leader that also leads a third of the others' partitions.
+      const victim = await leaderOf(changelogTopic, 0);
+      const durationMs = 9_000;
+      const ledger = createLedger();
+      const generator = createGenerator({
+        producer: loadProducer,
+        topic: loadTopic,
+        replyTo: 'unused',
+        size: 128,
+        keys: 64,
+        rate: 1_500,
+        maxInFlight: null,
+        limit: { durationMs },
+        maxBatchBytes: 64 * 1024,
+        ledger,
+        timeline: createTimeline(),
+        onSendError: () => undefined,
+      });
+      const end = after(durationMs);
+      generator.start();
+      const pumped = Promise.all([
+        pump((id) => sender.send(senderTopic, { id }, { key: String(id) }), 400, end),
+        pump((id) => changelog.write([{ key: String(id), value: String(id) }]), 20, end),
+      ]);
+      await after(2_000);
+      const restart = await crash(victim);
+      const [sent, written] = await pumped;
+      await generator.finished;
+      const restarted = restart();
 
-    const generated = ledger.counts;
-    // Nothing answers these requests: every acknowledged one is "unanswered".
-    const generatedAcked = ledger.unanswered(Infinity).map(String);
-    const [senderLog, changelogLog, loadLog] = await Promise.all([
-      inLog(senderTopic, (key) => key!),
-      inLog(changelogTopic, (key) => key!),
-      inLog(loadTopic, (_key, seq) => String(seq)),
-    ]);
-    await restarted;
+      const generated = ledger.counts;
+      // Nothing answers these requests: every acknowledged one is "unanswered".
+      const generatedAcked = ledger.unanswered(Infinity).map(String);
+      const [senderLog, changelogLog, loadLog] = await Promise.all([
+        inLog(senderTopic, (key) => key!),
+        inLog(changelogTopic, (key) => key!),
+        inLog(loadTopic, (_key, seq) => String(seq)),
+      ]);
+      await restarted;
 
-    const report = {
-      sender: { acked: sent.acked.length, failed: sent.failed, missing: missing(sent.acked, senderLog).length, duplicates: duplicates(senderLog) },
-      changelog: { acked: written.acked.length, failed: written.failed, missing: missing(written.acked, changelogLog).length, duplicates: duplicates(changelogLog) },
-      load: { acked: generated.acked, failed: generated.sendErrors, missing: missing(generatedAcked, loadLog).length, duplicates: duplicates(loadLog) },
-    };
-    logger.info({ report, victim }, 'broker failure: producers');
-    // Traffic flowed around the kill (how much depends on the machine: these only say it was not
-    // nothing), and the sends that were under way then were not given up.
-    expect(report.sender.acked).toBeGreaterThan(100);
-    expect(report.changelog.acked).toBeGreaterThan(5);
-    expect(report.load.acked).toBeGreaterThan(100);
-    expect(report).toEqual({
-      sender: { ...report.sender, failed: 0, missing: 0, duplicates: 0 },
-      changelog: { ...report.changelog, failed: 0, missing: 0, duplicates: 0 },
-      load: { ...report.load, failed: 0, missing: 0, duplicates: 0 },
-    });
-  });
+      const report = {
+        sender: {
+          acked: sent.acked.length,
+          failed: sent.failed,
+          missing: missing(sent.acked, senderLog).length,
+          duplicates: duplicates(senderLog),
+        },
+        changelog: {
+          acked: written.acked.length,
+          failed: written.failed,
+          missing: missing(written.acked, changelogLog).length,
+          duplicates: duplicates(changelogLog),
+        },
+        load: {
+          acked: generated.acked,
+          failed: generated.sendErrors,
+          missing: missing(generatedAcked, loadLog).length,
+          duplicates: duplicates(loadLog),
+        },
+      };
+      logger.info({ report, victim }, 'broker failure: producers');
+      // Traffic flowed around the kill (how much depends on the machine: these only say it was not
+      // nothing), and the sends that were under way then were not given up.
+      expect(report.sender.acked).toBeGreaterThan(100);
+      expect(report.changelog.acked).toBeGreaterThan(5);
+      expect(report.load.acked).toBeGreaterThan(100);
+      expect(report).toEqual({
+        sender: { ...report.sender, failed: 0, missing: 0, duplicates: 0 },
+        changelog: { ...report.changelog, failed: 0, missing: 0, duplicates: 0 },
+        load: { ...report.load, failed: 0, missing: 0, duplicates: 0 },
+      });
+    },
+  );
 
   it("commits no offset past an unhandled message when the group's coordinator dies", { timeout: 150_000 }, async () => {
     const topic = uniqueName('failover-in');
@@ -229,7 +250,14 @@ describe('a partition leader killed under traffic', () => {
     const handledFile = join(dir, `${groupId}.handled`);
     await startSupervisor(
       {
-        services: [{ module: SERVICE_MODULES.fixture('recorder'), workers: { consumer: 2 }, consumes: { topics: [topic], groupId }, options: { file: handledFile } }],
+        services: [
+          {
+            module: SERVICE_MODULES.fixture('recorder'),
+            workers: { consumer: 2 },
+            consumes: { topics: [topic], groupId },
+            options: { file: handledFile },
+          },
+        ],
       },
       { brokers },
     );
@@ -251,7 +279,8 @@ describe('a partition leader killed under traffic', () => {
       const seen = handled();
       samples++;
       for (const { partition, offset } of offsets[0]!.partitions) {
-        for (let o = 0; o < Number(offset); o++) if (!seen.has(`${topic}/${partition}/${o}`)) violations.push(`${partition}/${o} committed (${offset}) before it was handled`);
+        for (let o = 0; o < Number(offset); o++)
+          if (!seen.has(`${topic}/${partition}/${o}`)) violations.push(`${partition}/${o} committed (${offset}) before it was handled`);
       }
     };
 
@@ -275,7 +304,10 @@ describe('a partition leader killed under traffic', () => {
 
     // Right after the kill a partition may still be electing its leader: ask until all answer.
     const high = await waitFor(
-      () => withAdmin(async (admin) => (await admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, high: Number(p.high) }))).catch(() => undefined),
+      () =>
+        withAdmin(async (admin) =>
+          (await admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, high: Number(p.high) })),
+        ).catch(() => undefined),
       { timeoutMs: 60_000, intervalMs: 500, message: `the end offsets of ${topic}` },
     );
     const total = high.reduce((sum, p) => sum + p.high, 0);
@@ -283,7 +315,10 @@ describe('a partition leader killed under traffic', () => {
     await waitFor(
       async () => {
         const offsets = await sampler.fetchOffsets({ groupId, topics: [topic] }).catch(() => undefined);
-        return offsets !== undefined && offsets[0]!.partitions.every((p) => Number(p.offset) === high.find((h) => h.partition === p.partition)!.high);
+        return (
+          offsets !== undefined &&
+          offsets[0]!.partitions.every((p) => Number(p.offset) === high.find((h) => h.partition === p.partition)!.high)
+        );
       },
       { timeoutMs: 60_000, message: 'the group to commit every message' },
     );
@@ -292,7 +327,9 @@ describe('a partition leader killed under traffic', () => {
     await check();
 
     const seen = handled();
-    const unhandled = high.flatMap(({ partition, high: h }) => Array.from({ length: h }, (_, o) => `${topic}/${partition}/${o}`).filter((id) => !seen.has(id)));
+    const unhandled = high.flatMap(({ partition, high: h }) =>
+      Array.from({ length: h }, (_, o) => `${topic}/${partition}/${o}`).filter((id) => !seen.has(id)),
+    );
     const lines = readFileSync(handledFile, 'utf8').split('\n').filter(Boolean).length;
     logger.info({ produced: total, handled: seen.size, redelivered: lines - seen.size, samples, victim }, 'broker failure: consumer');
     expect(samples).toBeGreaterThan(10);

@@ -9,9 +9,20 @@ describe('a CPU-bound handler with a backlog', () => {
     const N = 800;
     // 800 × 10 ms = 8 s of handlers, all fetched at once: more than the supervisor's heartbeat
     // timeout (3 s here) and the group's session timeout (6 s), were the thread held throughout.
-    await produce(await k.producer(), topic, Array.from({ length: N }, (_, i) => ({ key: `k${i % 16}`, value: JSON.stringify({ i }) })));
+    await produce(
+      await k.producer(),
+      topic,
+      Array.from({ length: N }, (_, i) => ({ key: `k${i % 16}`, value: JSON.stringify({ i }) })),
+    );
     const supervisor = await startSupervisor({
-      services: [{ module: SERVICE_MODULES.fixture('busy'), workers: { consumer: 1 }, consumes: { topics: [topic], groupId: uniqueName('busy') }, options: { busyMs: 10 } }],
+      services: [
+        {
+          module: SERVICE_MODULES.fixture('busy'),
+          workers: { consumer: 1 },
+          consumes: { topics: [topic], groupId: uniqueName('busy') },
+          options: { busyMs: 10 },
+        },
+      ],
       kafka: { clientId: uniqueName('wharf') },
     });
     const handled = () => Object.keys((supervisor.store.get('handled')?.value ?? {}) as object).length;

@@ -80,7 +80,11 @@ describe('a real broker', () => {
       expect(offsets.map((o) => o.partition).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i));
     }
     const producer = await k.producer(producerConfig());
-    await producer.send({ topic: topics[3]!.topic, acks: -1, messages: Array.from({ length: 12 }, (_, partition) => ({ partition, value: 'x' })) });
+    await producer.send({
+      topic: topics[3]!.topic,
+      acks: -1,
+      messages: Array.from({ length: 12 }, (_, partition) => ({ partition, value: 'x' })),
+    });
     expect(await admin.fetchTopicOffsets(topics[3]!.topic)).toSatisfy((o: { high: string }[]) => o.every((p) => p.high === '1'));
     // Existing topics are fine: nothing created, still served.
     expect(await createTopics(admin, topics.slice(0, 2))).toBe(false);
@@ -88,7 +92,9 @@ describe('a real broker', () => {
 
   it('reports a topic the cluster cannot create instead of waiting for it', async () => {
     const admin = await kafkaForTest().admin();
-    await expect(createTopics(admin, [{ topic: uniqueName('unplaceable'), numPartitions: 1, replicationFactor: 9 }], { timeoutMs: 5_000 })).rejects.toThrow(/refused to create .*unplaceable.*Replication-factor is invalid/);
+    await expect(
+      createTopics(admin, [{ topic: uniqueName('unplaceable'), numPartitions: 1, replicationFactor: 9 }], { timeoutMs: 5_000 }),
+    ).rejects.toThrow(/refused to create .*unplaceable.*Replication-factor is invalid/);
   });
 
   it('creates declared topics that are missing, and names each way an existing one differs', async () => {
@@ -98,20 +104,38 @@ describe('a real broker', () => {
     const logger = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
     const existing = await createTopic(admin, uniqueName('declared'), 2);
     const missing = uniqueName('declared');
-    await ensureTopics(k.kafka, [
-      { topic: existing, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }, { name: 'retention.ms', value: '604800000' }] },
-      { topic: missing, numPartitions: 4, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
-    ], logger);
+    await ensureTopics(
+      k.kafka,
+      [
+        {
+          topic: existing,
+          numPartitions: 3,
+          replicationFactor: 1,
+          configEntries: [
+            { name: 'cleanup.policy', value: 'compact' },
+            { name: 'retention.ms', value: '604800000' },
+          ],
+        },
+        { topic: missing, numPartitions: 4, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      ],
+      logger,
+    );
 
     expect((await admin.fetchTopicOffsets(missing)).length).toBe(4);
     const warnings = lines.filter((l) => l.level === 40);
     // The existing topic has 2 partitions and cleanup.policy delete; its RF (1) and retention (7 days, the default) match.
     expect(warnings.map((w) => w.setting).sort()).toEqual(['cleanup.policy', 'partition count']);
-    expect(warnings.find((w) => w.setting === 'cleanup.policy')!.msg).toBe(`topic ${existing} exists with another cleanup.policy than declared (delete, declared compact); wharf leaves it as it is`);
+    expect(warnings.find((w) => w.setting === 'cleanup.policy')!.msg).toBe(
+      `topic ${existing} exists with another cleanup.policy than declared (delete, declared compact); wharf leaves it as it is`,
+    );
     expect(lines.some((l) => l.msg === 'created missing topics')).toBe(true);
     // The missing one was created as declared: nothing to warn about a second time.
     lines.length = 0;
-    await ensureTopics(k.kafka, [{ topic: missing, numPartitions: 4, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }], logger);
+    await ensureTopics(
+      k.kafka,
+      [{ topic: missing, numPartitions: 4, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
+      logger,
+    );
     expect(lines.filter((l) => l.level === 40)).toEqual([]);
   });
 });

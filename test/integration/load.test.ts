@@ -22,7 +22,10 @@ function load(args: string[], timeoutMs = 120_000): Promise<{ code: number | nul
   child.stderr.on('data', (d) => (stderr += d));
   onTestFinished(() => void child.kill('SIGKILL'));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`load ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr:\n${stderr.slice(-3_000)}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`load ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr:\n${stderr.slice(-3_000)}`)),
+      timeoutMs,
+    );
     child.on('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
@@ -48,14 +51,28 @@ describe('npm run load', () => {
     const { code, stdout, stderr } = await load(['--messages', '2000', '--json', '--report', report]);
     expect(code, stderr).toBe(0);
     const result = onlyJson(stdout);
-    expect(result).toMatchObject({ service: 'jarvis', workers: 2, sent: 2_000, acked: 2_000, answered: 2_000, lost: 0, deadLettered: 0, sendErrors: 0, unknownReplies: 0, report });
+    expect(result).toMatchObject({
+      service: 'jarvis',
+      workers: 2,
+      sent: 2_000,
+      acked: 2_000,
+      answered: 2_000,
+      lost: 0,
+      deadLettered: 0,
+      sendErrors: 0,
+      unknownReplies: 0,
+      report,
+    });
     // Requests go through an idempotent producer to a group that was stable before the first
     // send; with no worker crashing, nothing is redelivered, so no request is answered twice.
     expect(result.crashes).toEqual([]);
     expect(result.duplicates, 'requests answered twice').toBe(0);
     const l = result.latencyMs;
     expect(l.count).toBe(2_000);
-    expect(0 < l.min! && l.min! <= l.p50! && l.p50! <= l.p90! && l.p90! <= l.p99! && l.p99! <= l.p999! && l.p999! <= l.max!, JSON.stringify(l)).toBe(true);
+    expect(
+      0 < l.min! && l.min! <= l.p50! && l.p50! <= l.p90! && l.p90! <= l.p99! && l.p99! <= l.p999! && l.p999! <= l.max!,
+      JSON.stringify(l),
+    ).toBe(true);
     expect(result.throughput.answeredPerSec).toBeGreaterThan(0);
     expect(result.timeline.length).toBeGreaterThan(0);
     expect(result.timeline.reduce((sum, p) => sum + p.answered, 0)).toBe(2_000);
@@ -77,7 +94,21 @@ describe('npm run load', () => {
   });
 
   it('holds a scheduled --rate with the echo service and 1 KB requests, after a warm-up', { timeout: 150_000 }, async () => {
-    const { code, stdout, stderr } = await load(['--service', 'echo', '--messages', '600', '--rate', '400', '--size', '1024', '--workers', '1', '--warmup', '0.5', '--json']);
+    const { code, stdout, stderr } = await load([
+      '--service',
+      'echo',
+      '--messages',
+      '600',
+      '--rate',
+      '400',
+      '--size',
+      '1024',
+      '--workers',
+      '1',
+      '--warmup',
+      '0.5',
+      '--json',
+    ]);
     expect(code, stderr).toBe(0);
     const result = onlyJson(stdout);
     expect(result).toMatchObject({ service: 'echo', size: 1_024, rate: 400, answered: 600, lost: 0, maxInFlight: null, warmupS: 0.5 });
@@ -90,16 +121,31 @@ describe('npm run load', () => {
 
   it('refuses a --size over the broker limit it asked the broker for, before sending anything', { timeout: 60_000 }, async () => {
     const { code, stdout, stderr } = await load(['--size', '2000000', '--json']);
-    const line = stderr.trim().split('\n').filter((l) => l.startsWith('wharf:'));
+    const line = stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('wharf:'));
     expect(line).toHaveLength(1);
-    expect(line[0]).toMatch(/--size 2000000 is over the broker's limit: the broker accepts records of at most \d+ bytes \(message\.max\.bytes on broker \d+\).*Use --size \d+ or less/);
+    expect(line[0]).toMatch(
+      /--size 2000000 is over the broker's limit: the broker accepts records of at most \d+ bytes \(message\.max\.bytes on broker \d+\).*Use --size \d+ or less/,
+    );
     expect(code).toBe(2);
     expect(stdout).toBe('');
   });
 
   it('exits 1 and keeps the topics when a service never answers', { timeout: 120_000 }, async () => {
     // The fixture records what it handles but never replies: every request is lost.
-    const { code, stdout, stderr } = await load(['--service', SERVICE_MODULES.fixture('echo'), '--messages', '50', '--workers', '1', '--wait', '2', '--json']);
+    const { code, stdout, stderr } = await load([
+      '--service',
+      SERVICE_MODULES.fixture('echo'),
+      '--messages',
+      '50',
+      '--workers',
+      '1',
+      '--wait',
+      '2',
+      '--json',
+    ]);
     expect(code).toBe(1);
     const result = onlyJson(stdout);
     expect(result).toMatchObject({ acked: 50, answered: 0, lost: 50 });
@@ -107,6 +153,8 @@ describe('npm run load', () => {
     expect(stderr).toMatch(/wharf: lost 50 of 50 requests Kafka acknowledged .* Does the service answer every request with ctx\.reply\?/);
     expect(result.topics.kept).toBe(true);
     expect(await topicsLeft([result.topics.requests])).toEqual([result.topics.requests]);
-    await (await kafkaForTest().admin()).deleteTopics({ topics: [result.topics.requests, result.topics.replies, result.topics.deadLetters] });
+    await (
+      await kafkaForTest().admin()
+    ).deleteTopics({ topics: [result.topics.requests, result.topics.replies, result.topics.deadLetters] });
   });
 });

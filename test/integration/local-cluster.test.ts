@@ -101,11 +101,15 @@ describe('npm run kafka (local broker)', () => {
 
   it('refuses a taken port with one line that says what to do', async () => {
     const blocker = createServer();
-    const port = await new Promise<number>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as { port: number }).port)));
+    const port = await new Promise<number>((resolve) =>
+      blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as { port: number }).port)),
+    );
     try {
       const { code, stderr } = await kafkaCli(['start', '--port', String(port), '--dir', mkdtempSync(join(root, 'taken-'))]);
       expect(code).toBe(1);
-      expect(stderr).toBe(`wharf: Port ${port} on 127.0.0.1 is taken by another process. Pick other ports with --port P (a cluster uses ports from P for clients and from P+100 for its controllers).`);
+      expect(stderr).toBe(
+        `wharf: Port ${port} on 127.0.0.1 is taken by another process. Pick other ports with --port P (a cluster uses ports from P for clients and from P+100 for its controllers).`,
+      );
     } finally {
       blocker.close();
     }

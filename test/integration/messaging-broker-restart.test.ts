@@ -23,7 +23,8 @@ async function ownBroker() {
     await stopLocalCluster({ dir, logger, timeoutMs: 10_000 });
     rmSync(dir, { recursive: true, force: true });
   });
-  const start = async (port?: number) => (await startLocalCluster({ dir, cacheDir: jarCacheDir(), port, logger })).status.bootstrap.split(',');
+  const start = async (port?: number) =>
+    (await startLocalCluster({ dir, cacheDir: jarCacheDir(), port, logger })).status.bootstrap.split(',');
   const brokers = await start(0);
   return { brokers, stop: () => stopLocalCluster({ dir, logger, timeoutMs: 20_000 }), start: () => start() };
 }
@@ -42,7 +43,15 @@ describe('a broker restart', () => {
     // Through startWharf, as every test starts wharf; stopped when the test ends (test/helpers.ts).
     const supervisor = await startSupervisor(
       {
-        services: [{ module: SERVICE_MODULES.fixture('sequencer'), workers: { consumer: 2, producer: 1 }, rate: 100, consumes: { topics: [topic], groupId: uniqueName('sequencer') }, options: { topic } }],
+        services: [
+          {
+            module: SERVICE_MODULES.fixture('sequencer'),
+            workers: { consumer: 2, producer: 1 },
+            rate: 100,
+            consumes: { topics: [topic], groupId: uniqueName('sequencer') },
+            options: { topic },
+          },
+        ],
         supervisor: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 5_000, drainTimeoutMs: 30_000 },
         kafka: { sessionTimeoutMs: 6_000, clientId: uniqueName('wharf') },
       },
@@ -72,7 +81,9 @@ describe('a broker restart', () => {
     const handled = supervisor.store.get('handled')!.value as Record<string, number>;
     const duplicates = Object.values(handled).filter((n) => n > 1).length;
     const service = supervisor.status().services[0]!;
-    process.stderr.write(`broker restart: ${acked.length} acknowledged, all handled; ${duplicates} handled more than once; back ${recoveredMs} ms after the restart; worker restarts ${service.restarts}\n`);
+    process.stderr.write(
+      `broker restart: ${acked.length} acknowledged, all handled; ${duplicates} handled more than once; back ${recoveredMs} ms after the restart; worker restarts ${service.restarts}\n`,
+    );
     expect(service.health).toBe('healthy');
   });
 });

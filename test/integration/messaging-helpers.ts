@@ -43,7 +43,13 @@ export async function readAll(topic: string, count: number, { timeoutMs = 60_000
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ partition, message }: { partition: number; message: KafkaMessage }) => {
-      out.push({ partition, offset: message.offset, key: message.key?.toString() ?? null, value: message.value, headers: strings(message.headers) });
+      out.push({
+        partition,
+        offset: message.offset,
+        key: message.key?.toString() ?? null,
+        value: message.value,
+        headers: strings(message.headers),
+      });
     },
   });
   await waitFor(() => out.length >= count, { timeoutMs, message: `${count} messages in ${topic} (have ${out.length})` });
@@ -70,7 +76,13 @@ export function adminCli(wharf: Wharf) {
   return async (args: string[]) => {
     let stdout = '';
     let stderr = '';
-    const sink = (append: (text: string) => void) => new Writable({ write(chunk, _encoding, done) { append(String(chunk)); done(); } });
+    const sink = (append: (text: string) => void) =>
+      new Writable({
+        write(chunk, _encoding, done) {
+          append(String(chunk));
+          done();
+        },
+      });
     const code = await main(['admin', ...args], {
       env: { WHARF_HOME: home },
       stdout: sink((text) => (stdout += text)),

@@ -18,7 +18,10 @@ async function backlog() {
   const topic = await createTopic(admin, uniqueName('pool-order'), 2);
   const producer = await k.producer(producerConfig());
   for (let start = 0; start < MESSAGES; start += 1_000) {
-    const messages = Array.from({ length: 1_000 }, (_, i) => start + i).map((n) => ({ key: `k${n % KEYS}`, value: JSON.stringify({ n, seq: Math.floor(n / KEYS) }) }));
+    const messages = Array.from({ length: 1_000 }, (_, i) => start + i).map((n) => ({
+      key: `k${n % KEYS}`,
+      value: JSON.stringify({ n, seq: Math.floor(n / KEYS) }),
+    }));
     await producer.send({ topic, acks: -1, messages });
   }
   return { admin, topic, groupId: uniqueName('pool-order') };
@@ -66,49 +69,80 @@ async function everythingCommitted(admin: Awaited<ReturnType<ReturnType<typeof k
 const inOrder = Array.from({ length: MESSAGES / KEYS }, (_, i) => i);
 
 describe('thread pool, key order', () => {
-  it('handles 20,000 messages over 200 keys on 4 threads, each key in produce order, and commits them all', { timeout: 240_000 }, async () => {
-    const { admin, topic, groupId } = await backlog();
-    const supervisor = await runPool(topic, groupId);
-    const worker = supervisor.status().workers[0]!;
-    expect(worker.workerId).toBe('pool-order/consumer/0');
+  it(
+    'handles 20,000 messages over 200 keys on 4 threads, each key in produce order, and commits them all',
+    { timeout: 240_000 },
+    async () => {
+      const { admin, topic, groupId } = await backlog();
+      const supervisor = await runPool(topic, groupId);
+      const worker = supervisor.status().workers[0]!;
+      expect(worker.workerId).toBe('pool-order/consumer/0');
 
-    await waitFor(() => orders(supervisor).recorded >= MESSAGES, { timeoutMs: 180_000, intervalMs: 250, message: `${MESSAGES} messages recorded` });
-    await everythingCommitted(admin, topic, groupId);
-    const { byKey, duplicates, recorded } = orders(supervisor);
-    for (const [key, seqs] of byKey) expect(seqs, `order of ${key}`).toEqual(inOrder);
-    expect(duplicates).toBe(0);
-    expect(recorded).toBe(MESSAGES);
+      await waitFor(() => orders(supervisor).recorded >= MESSAGES, {
+        timeoutMs: 180_000,
+        intervalMs: 250,
+        message: `${MESSAGES} messages recorded`,
+      });
+      await everythingCommitted(admin, topic, groupId);
+      const { byKey, duplicates, recorded } = orders(supervisor);
+      for (const [key, seqs] of byKey) expect(seqs, `order of ${key}`).toEqual(inOrder);
+      expect(duplicates).toBe(0);
+      expect(recorded).toBe(MESSAGES);
 
-    // Health comes with the heartbeats: 4 threads (the config's), all of them used.
-    const pool = await waitFor(() => {
-      const p = supervisor.status().workers[0]!.pool;
-      return p && p.completed >= MESSAGES && p.inFlight === 0 ? p : undefined;
-    }, { message: 'pool health after the run' });
-    expect(pool).toMatchObject({ mode: 'key', threads: 4, maxThreads: 4, maxInFlight: 2_000, threadExits: 0, running: 0, queued: 0, waitingOnKey: 0 });
-    expect(pool.busyMs).toBeGreaterThan(MESSAGES * 0.5); // 1 ms on average per message
-  });
+      // Health comes with the heartbeats: 4 threads (the config's), all of them used.
+      const pool = await waitFor(
+        () => {
+          const p = supervisor.status().workers[0]!.pool;
+          return p && p.completed >= MESSAGES && p.inFlight === 0 ? p : undefined;
+        },
+        { message: 'pool health after the run' },
+      );
+      expect(pool).toMatchObject({
+        mode: 'key',
+        threads: 4,
+        maxThreads: 4,
+        maxInFlight: 2_000,
+        threadExits: 0,
+        running: 0,
+        queued: 0,
+        waitingOnKey: 0,
+      });
+      expect(pool.busyMs).toBeGreaterThan(MESSAGES * 0.5); // 1 ms on average per message
+    },
+  );
 
-  it('loses nothing when a pool thread dies every 2,000 messages: the message is retried, order per key holds, duplicates counted', { timeout: 240_000 }, async () => {
-    const { admin, topic, groupId } = await backlog();
-    const supervisor = await runPool(topic, groupId, { killEvery: 2_000 });
-    const kills = MESSAGES / 2_000;
-    // Half the kills come after the message was recorded: its retry records it again.
-    const expectedDuplicates = kills / 2;
+  it(
+    'loses nothing when a pool thread dies every 2,000 messages: the message is retried, order per key holds, duplicates counted',
+    { timeout: 240_000 },
+    async () => {
+      const { admin, topic, groupId } = await backlog();
+      const supervisor = await runPool(topic, groupId, { killEvery: 2_000 });
+      const kills = MESSAGES / 2_000;
+      // Half the kills come after the message was recorded: its retry records it again.
+      const expectedDuplicates = kills / 2;
 
-    await waitFor(() => orders(supervisor).recorded >= MESSAGES + expectedDuplicates, { timeoutMs: 180_000, intervalMs: 250, message: 'every message recorded' });
-    await everythingCommitted(admin, topic, groupId);
-    const { byKey, duplicates } = orders(supervisor);
-    for (const [key, seqs] of byKey) expect(seqs, `order of ${key}`).toEqual(inOrder);
-    expect(duplicates).toBe(expectedDuplicates);
+      await waitFor(() => orders(supervisor).recorded >= MESSAGES + expectedDuplicates, {
+        timeoutMs: 180_000,
+        intervalMs: 250,
+        message: 'every message recorded',
+      });
+      await everythingCommitted(admin, topic, groupId);
+      const { byKey, duplicates } = orders(supervisor);
+      for (const [key, seqs] of byKey) expect(seqs, `order of ${key}`).toEqual(inOrder);
+      expect(duplicates).toBe(expectedDuplicates);
 
-    const pool = await waitFor(() => {
-      const p = supervisor.status().workers[0]!.pool;
-      return p && p.threadExits >= kills && p.threads === 4 ? p : undefined;
-    }, { message: `${kills} pool thread exits, and 4 threads again` });
-    expect(pool.threadExits).toBe(kills);
-    // The consumer worker itself never went down, and nothing went to the dead-letter topic.
-    expect(supervisor.status().workers[0]!.restarts).toBe(0);
-    const [dlq] = await admin.fetchTopicOffsets(`${topic}.dlq`);
-    expect(dlq!.high).toBe('0');
-  });
+      const pool = await waitFor(
+        () => {
+          const p = supervisor.status().workers[0]!.pool;
+          return p && p.threadExits >= kills && p.threads === 4 ? p : undefined;
+        },
+        { message: `${kills} pool thread exits, and 4 threads again` },
+      );
+      expect(pool.threadExits).toBe(kills);
+      // The consumer worker itself never went down, and nothing went to the dead-letter topic.
+      expect(supervisor.status().workers[0]!.restarts).toBe(0);
+      const [dlq] = await admin.fetchTopicOffsets(`${topic}.dlq`);
+      expect(dlq!.high).toBe('0');
+    },
+  );
 });

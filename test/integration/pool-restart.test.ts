@@ -23,7 +23,12 @@ function start(config: object): { child: ChildProcess; output: () => string; exi
   child.stderr!.on('data', (d) => (output += d));
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const exited = () =>
-    Promise.race([exit, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`npm start did not exit; it printed:\n${output.slice(-3_000)}`)), 30_000))]);
+    Promise.race([
+      exit,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`npm start did not exit; it printed:\n${output.slice(-3_000)}`)), 30_000),
+      ),
+    ]);
   onTestFinished(() => void child.kill('SIGKILL'));
   return { child, output: () => output, exited };
 }
@@ -51,12 +56,21 @@ describe('thread pool across a kill -9', () => {
     const topic = await createTopic(kafkaAdmin, uniqueName('pool-kill'), 2);
     const producer = await k.producer(producerConfig());
     for (let startAt = 0; startAt < MESSAGES; startAt += 1_000) {
-      const messages = Array.from({ length: 1_000 }, (_, i) => startAt + i).map((n) => ({ key: `k${n % 200}`, value: JSON.stringify({ n, seq: Math.floor(n / 200) }) }));
+      const messages = Array.from({ length: 1_000 }, (_, i) => startAt + i).map((n) => ({
+        key: `k${n % 200}`,
+        value: JSON.stringify({ n, seq: Math.floor(n / 200) }),
+      }));
       await producer.send({ topic, acks: -1, messages });
     }
     const groupId = uniqueName('pool-kill');
     const config = (file: string) => ({
-      services: [{ module: SERVICE_MODULES.fixture('pool-order'), consumes: { topics: [topic], groupId, concurrency: { mode: 'key', threads: 4 } }, options: { file } }],
+      services: [
+        {
+          module: SERVICE_MODULES.fixture('pool-order'),
+          consumes: { topics: [topic], groupId, concurrency: { mode: 'key', threads: 4 } },
+          options: { file },
+        },
+      ],
       kafka: { sessionTimeoutMs: 6_000 },
     });
     const committed = async () => {
@@ -66,14 +80,20 @@ describe('thread pool across a kill -9', () => {
 
     const firstFile = join(dir, 'first.log');
     const first = start(config(firstFile));
-    await waitFor(() => first.output().includes('supervisor ready'), { timeoutMs: 60_000, message: `the supervisor to be ready:\n${first.output().slice(-2_000)}` });
+    await waitFor(() => first.output().includes('supervisor ready'), {
+      timeoutMs: 60_000,
+      message: `the supervisor to be ready:\n${first.output().slice(-2_000)}`,
+    });
 
     // The pool's health, as an operator sees it.
-    const status = await waitFor(() => {
-      const result = admin('workers', '--json');
-      const parsed = result.status === 0 ? (JSON.parse(result.stdout) as SupervisorStatus) : undefined;
-      return parsed?.workers[0]?.pool?.completed ? parsed : undefined;
-    }, { timeoutMs: 30_000, message: 'pool health in `admin workers --json`' });
+    const status = await waitFor(
+      () => {
+        const result = admin('workers', '--json');
+        const parsed = result.status === 0 ? (JSON.parse(result.stdout) as SupervisorStatus) : undefined;
+        return parsed?.workers[0]?.pool?.completed ? parsed : undefined;
+      },
+      { timeoutMs: 30_000, message: 'pool health in `admin workers --json`' },
+    );
     expect(status.workers[0]!.pool).toMatchObject({ mode: 'key', threads: 4, maxThreads: 4 });
     const table = admin('workers');
     expect(table.status, table.stderr).toBe(0);
@@ -81,7 +101,10 @@ describe('thread pool across a kill -9', () => {
     expect(table.stdout).toMatch(/pool-order\/consumer\/0\s+key\s+4\/4\s+\d+\/1000/);
 
     // Some offsets committed, more handled since: then kill -9, in the middle of the backlog.
-    await waitFor(async () => [...(await committed()).values()].every((o) => o > 500) && handled(firstFile).length >= 5_000, { timeoutMs: 120_000, message: 'commits and 5,000 handled' });
+    await waitFor(async () => [...(await committed()).values()].every((o) => o > 500) && handled(firstFile).length >= 5_000, {
+      timeoutMs: 120_000,
+      message: 'commits and 5,000 handled',
+    });
     first.child.kill('SIGKILL');
     await first.exited();
     const atKill = await committed();
@@ -90,14 +113,19 @@ describe('thread pool across a kill -9', () => {
 
     // Nothing committed was unfinished: every offset below the commit was handled.
     const handledFirst = new Set(firstRun.map((h) => `${h.partition}/${h.offset}`));
-    for (const [partition, offset] of atKill) for (let o = 0; o < offset; o++) expect(handledFirst.has(`${partition}/${o}`), `${partition}/${o} committed but never handled`).toBe(true);
+    for (const [partition, offset] of atKill)
+      for (let o = 0; o < offset; o++)
+        expect(handledFirst.has(`${partition}/${o}`), `${partition}/${o} committed but never handled`).toBe(true);
 
     const high = new Map((await kafkaAdmin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
     const remaining = [...high].reduce((sum, [partition, end]) => sum + end - atKill.get(partition)!, 0);
     const secondFile = join(dir, 'second.log');
     const second = start(config(secondFile));
     await waitFor(() => second.output().includes('supervisor ready'), { timeoutMs: 60_000, message: 'the second supervisor to be ready' });
-    await waitFor(() => handled(secondFile).length >= remaining, { timeoutMs: 120_000, message: `${remaining} messages handled by the second run` });
+    await waitFor(() => handled(secondFile).length >= remaining, {
+      timeoutMs: 120_000,
+      message: `${remaining} messages handled by the second run`,
+    });
     second.child.kill('SIGTERM');
     expect(await second.exited(), second.output().slice(-2_000)).toBe(0);
     // The drain committed everything it had finished: here, everything.
@@ -105,7 +133,9 @@ describe('thread pool across a kill -9', () => {
 
     // The second run handled exactly what was not committed: no more, no less, once each.
     const secondRun = handled(secondFile);
-    const expected = [...high].flatMap(([partition, end]) => Array.from({ length: end - atKill.get(partition)! }, (_, i) => `${partition}/${atKill.get(partition)! + i}`));
+    const expected = [...high].flatMap(([partition, end]) =>
+      Array.from({ length: end - atKill.get(partition)! }, (_, i) => `${partition}/${atKill.get(partition)! + i}`),
+    );
     expect(secondRun.map((h) => `${h.partition}/${h.offset}`).sort()).toEqual(expected.sort());
     // Handled in the first run but not committed there: handled again (at-least-once, counted).
     const again = secondRun.filter((h) => handledFirst.has(`${h.partition}/${h.offset}`)).length;
@@ -118,6 +148,8 @@ describe('thread pool across a kill -9', () => {
         last.set(h.key, h.seq);
       }
     }
-    process.stderr.write(`pool kill -9: committed at kill ${[...atKill.values()].join('+')}, handled by run 1 ${firstRun.length}, handled again by run 2 ${again}\n`);
+    process.stderr.write(
+      `pool kill -9: committed at kill ${[...atKill.values()].join('+')}, handled by run 1 ${firstRun.length}, handled again by run 2 ${again}\n`,
+    );
   });
 });

@@ -45,7 +45,12 @@ export default defineService({
 
 const dir = mkdtempSync(join(tmpdir(), 'wharf-python-'));
 const home = join(dir, '.wharf');
-const names = { jarvisTopic: uniqueName('py.jarvis.requests'), tonyTopic: uniqueName('py.tony.requests'), counter: uniqueName('py.adds'), go: uniqueName('py.go') };
+const names = {
+  jarvisTopic: uniqueName('py.jarvis.requests'),
+  tonyTopic: uniqueName('py.tony.requests'),
+  counter: uniqueName('py.adds'),
+  go: uniqueName('py.go'),
+};
 let supervisor: ChildProcess | undefined;
 let output = '';
 let methods: string[] = [];
@@ -54,21 +59,31 @@ beforeAll(async () => {
   const adder = join(dir, 'adder.mjs');
   writeFileSync(adder, ADDER(pathToFileURL(compiled('src/service.js')).href));
   const config = join(dir, 'wharf.config.json');
-  writeFileSync(config, JSON.stringify({
-    services: [
-      { module: adder, workers: { producer: 2 }, rate: 1_000, options: { counter: names.counter, go: names.go, adds: WHARF_ADDS / 2 } },
-      { module: SERVICE_MODULES.jarvis, workers: { consumer: 1 }, consumes: { topics: [names.jarvisTopic], groupId: uniqueName('py.jarvis') } },
-      { module: SERVICE_MODULES.tony, workers: { producer: 1 }, rate: 20, options: { requests: names.tonyTopic, timeoutMs: 60_000 } },
-    ],
-    kafka: { sessionTimeoutMs: 6_000 },
-  }));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      services: [
+        { module: adder, workers: { producer: 2 }, rate: 1_000, options: { counter: names.counter, go: names.go, adds: WHARF_ADDS / 2 } },
+        {
+          module: SERVICE_MODULES.jarvis,
+          workers: { consumer: 1 },
+          consumes: { topics: [names.jarvisTopic], groupId: uniqueName('py.jarvis') },
+        },
+        { module: SERVICE_MODULES.tony, workers: { producer: 1 }, rate: 20, options: { requests: names.tonyTopic, timeoutMs: 60_000 } },
+      ],
+      kafka: { sessionTimeoutMs: 6_000 },
+    }),
+  );
   supervisor = spawn(process.execPath, [compiled('src/cli.js'), 'start', '--config', config], {
     cwd: dir,
     env: { ...process.env, KAFKA_BROKERS: testBrokers().join(','), WHARF_HOME: home, WHARF_LOG_LEVEL: 'info' },
   });
   supervisor.stdout!.on('data', (d) => (output += d));
   supervisor.stderr!.on('data', (d) => (output += d));
-  await waitFor(() => output.includes('supervisor ready'), { timeoutMs: 90_000, message: `the supervisor to be ready; it printed:\n${output.slice(-3_000)}` });
+  await waitFor(() => output.includes('supervisor ready'), {
+    timeoutMs: 90_000,
+    message: `the supervisor to be ready; it printed:\n${output.slice(-3_000)}`,
+  });
   const admin = await connectAdmin({ dir: home });
   methods = admin.server.methods;
   await admin.close();
@@ -88,7 +103,12 @@ afterAll(async () => {
 }, 60_000);
 
 /** Runs python -m unittest with a deadline; resolves with its exit code and everything it printed. */
-function unittest(python: string, modules: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+function unittest(
+  python: string,
+  modules: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(python, ['-m', 'unittest', '-v', ...modules], { cwd: CLIENT_DIR, env: { ...process.env, ...env } });
     let printed = '';
@@ -106,34 +126,44 @@ function unittest(python: string, modules: string[], env: Record<string, string>
 }
 
 describe('the Python client (clients/python)', () => {
-  it('passes its unittest suite against a real supervisor and broker: object kinds, key, watch, leases, concurrent adds, Tony ↔ Jarvis', { timeout: 400_000 }, async () => {
-    const { python, kafka } = choosePython();
-    const ci = process.env.CI === 'true';
-    const run = await unittest(python, ['tests.test_envelope', 'tests.test_state', 'tests.test_demo_pair'], {
-      WHARF_HOME: home,
-      KAFKA_BROKERS: testBrokers().join(','),
-      WHARF_TEST_STRICT: '1',
-      WHARF_TEST_REQUIRE_KAFKA: ci ? '1' : '0',
-      WHARF_TEST_ADDER_COUNTER: names.counter,
-      WHARF_TEST_ADDER_GO: names.go,
-      WHARF_TEST_ADDER_TOTAL: String(WHARF_ADDS),
-      WHARF_TEST_JARVIS_TOPIC: names.jarvisTopic,
-      WHARF_TEST_TONY_TOPIC: names.tonyTopic,
-      PYTHONDONTWRITEBYTECODE: '1',
-    }, 360_000);
-    if (process.env.WHARF_TEST_SHOW_PYTHON) process.stderr.write(run.output);
-    const report = `${python} -m unittest printed:\n${run.output.slice(-12_000)}\n--- supervisor:\n${output.slice(-2_000)}`;
-    expect(run.code, report).toBe(0);
-    const ran = Number(/Ran (\d+) tests?/.exec(run.output)?.[1] ?? 0);
-    expect(ran, report).toBeGreaterThanOrEqual(25);
-    // Skips only for what this machine lacks (kafka-python, outside CI), never silently.
-    const skips = [...run.output.matchAll(/\.\.\. skipped '([^']*)'/g)].map((m) => m[1]!);
-    for (const reason of skips) {
-      const kafkaMissing = reason.startsWith('kafka-python is not importable') && !kafka && !ci;
-      expect(kafkaMissing, `unexpected skip "${reason}"\n${report}`).toBe(true);
-    }
-    if (skips.length > 0) process.stderr.write(`python-client: ${skips.length} Python tests skipped: ${[...new Set(skips)].join('; ')}\n`);
-  });
+  it(
+    'passes its unittest suite against a real supervisor and broker: object kinds, key, watch, leases, concurrent adds, Tony ↔ Jarvis',
+    { timeout: 400_000 },
+    async () => {
+      const { python, kafka } = choosePython();
+      const ci = process.env.CI === 'true';
+      const run = await unittest(
+        python,
+        ['tests.test_envelope', 'tests.test_state', 'tests.test_demo_pair'],
+        {
+          WHARF_HOME: home,
+          KAFKA_BROKERS: testBrokers().join(','),
+          WHARF_TEST_STRICT: '1',
+          WHARF_TEST_REQUIRE_KAFKA: ci ? '1' : '0',
+          WHARF_TEST_ADDER_COUNTER: names.counter,
+          WHARF_TEST_ADDER_GO: names.go,
+          WHARF_TEST_ADDER_TOTAL: String(WHARF_ADDS),
+          WHARF_TEST_JARVIS_TOPIC: names.jarvisTopic,
+          WHARF_TEST_TONY_TOPIC: names.tonyTopic,
+          PYTHONDONTWRITEBYTECODE: '1',
+        },
+        360_000,
+      );
+      if (process.env.WHARF_TEST_SHOW_PYTHON) process.stderr.write(run.output);
+      const report = `${python} -m unittest printed:\n${run.output.slice(-12_000)}\n--- supervisor:\n${output.slice(-2_000)}`;
+      expect(run.code, report).toBe(0);
+      const ran = Number(/Ran (\d+) tests?/.exec(run.output)?.[1] ?? 0);
+      expect(ran, report).toBeGreaterThanOrEqual(25);
+      // Skips only for what this machine lacks (kafka-python, outside CI), never silently.
+      const skips = [...run.output.matchAll(/\.\.\. skipped '([^']*)'/g)].map((m) => m[1]!);
+      for (const reason of skips) {
+        const kafkaMissing = reason.startsWith('kafka-python is not importable') && !kafka && !ci;
+        expect(kafkaMissing, `unexpected skip "${reason}"\n${report}`).toBe(true);
+      }
+      if (skips.length > 0)
+        process.stderr.write(`python-client: ${skips.length} Python tests skipped: ${[...new Set(skips)].join('; ')}\n`);
+    },
+  );
 
   it('the supervisor serves state.call, which the Python proxies (counter, map, lock, …) need', () => {
     expect(methods, 'the welcome of `npm start`').toContain('state.call');

@@ -25,7 +25,12 @@ function start(config: object): { child: ChildProcess; output: () => string; exi
   const exited = (timeoutMs = 30_000) =>
     Promise.race([
       exit,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`npm start did not exit within ${timeoutMs} ms; it printed:\n${output.slice(-3_000)}`)), timeoutMs)),
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () => reject(new Error(`npm start did not exit within ${timeoutMs} ms; it printed:\n${output.slice(-3_000)}`)),
+          timeoutMs,
+        ),
+      ),
     ]);
   onTestFinished(() => void child.kill('SIGKILL'));
   return { child, output: () => output, exited };
@@ -52,7 +57,10 @@ describe('npm start', () => {
 
     const first = start(config(2));
     await waitFor(() => first.output().includes('supervisor ready'), { timeoutMs: 60_000, message: 'the supervisor to be ready' });
-    await waitFor(() => lines(record).length >= 500, { timeoutMs: 60_000, message: `500 handled messages; npm start printed:\n${first.output().slice(-2_000)}` });
+    await waitFor(() => lines(record).length >= 500, {
+      timeoutMs: 60_000,
+      message: `500 handled messages; npm start printed:\n${first.output().slice(-2_000)}`,
+    });
     const signalled = Date.now();
     first.child.kill('SIGTERM');
     expect(await first.exited(), first.output()).toBe(0);
@@ -82,7 +90,13 @@ describe('npm start', () => {
       const topic = await createTopic(await k.admin(), uniqueName('slow'), 1);
       const startedFile = join(dir, `${uniqueName('started')}.log`);
       const supervisor = start({
-        services: [{ module: SERVICE_MODULES.fixture('slow'), consumes: { topics: [topic], groupId: uniqueName('slow') }, options: { holdMs: 60_000, startedFile } }],
+        services: [
+          {
+            module: SERVICE_MODULES.fixture('slow'),
+            consumes: { topics: [topic], groupId: uniqueName('slow') },
+            options: { holdMs: 60_000, startedFile },
+          },
+        ],
         supervisor: { drainTimeoutMs },
         kafka: { sessionTimeoutMs: 6_000 },
       });

@@ -56,7 +56,11 @@ describe('startWharf', () => {
     const wharf = await startWharf({
       config: config([
         { module: SERVICE_MODULES.fixture('observed'), workers: { producer: 1 } },
-        { module: SERVICE_MODULES.fixture('echo'), workers: { consumer: 1 }, consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') } },
+        {
+          module: SERVICE_MODULES.fixture('echo'),
+          workers: { consumer: 1 },
+          consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') },
+        },
       ]),
       env: {},
       logger: testLogger(),
@@ -102,7 +106,16 @@ describe('startWharf', () => {
     const before = tcpSockets();
 
     const start = startWharf({
-      config: config([{ module: SERVICE_MODULES.fixture('echo'), workers: { consumer: 1 }, consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') } }], { persist: ['kept*'], topic: uniqueName('state') }),
+      config: config(
+        [
+          {
+            module: SERVICE_MODULES.fixture('echo'),
+            workers: { consumer: 1 },
+            consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') },
+          },
+        ],
+        { persist: ['kept*'], topic: uniqueName('state') },
+      ),
       env: {},
       logger: testLogger(),
       resolveBroker: resolve,
@@ -112,7 +125,10 @@ describe('startWharf', () => {
     expect(lease).toEqual({ resolved: 1, released: 1 });
     // Nothing left for `npm run admin` to find, and the changelog's Kafka clients are closed.
     expect(readdirSync(dir)).toEqual([]);
-    await waitFor(() => tcpSockets() <= before, { timeoutMs: 10_000, message: `the persistence clients to disconnect (${tcpSockets()} sockets open, ${before} before)` });
+    await waitFor(() => tcpSockets() <= before, {
+      timeoutMs: 10_000,
+      message: `the persistence clients to disconnect (${tcpSockets()} sockets open, ${before} before)`,
+    });
   });
 
   it('releases the broker lease when the changelog topic has 2 partitions', { timeout: 60_000 }, async () => {
@@ -122,7 +138,16 @@ describe('startWharf', () => {
     const before = tcpSockets();
 
     const start = startWharf({
-      config: config([{ module: SERVICE_MODULES.fixture('echo'), workers: { consumer: 1 }, consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') } }], { persist: ['*'], topic: stateTopic }),
+      config: config(
+        [
+          {
+            module: SERVICE_MODULES.fixture('echo'),
+            workers: { consumer: 1 },
+            consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') },
+          },
+        ],
+        { persist: ['*'], topic: stateTopic },
+      ),
       env: {},
       logger: testLogger(),
       resolveBroker: resolve,
@@ -131,6 +156,9 @@ describe('startWharf', () => {
     await expect(start).rejects.toThrow(/has 2 partitions; a changelog needs exactly one/);
     expect(lease).toEqual({ resolved: 1, released: 1 });
     expect(readdirSync(dir)).toEqual([]);
-    await waitFor(() => tcpSockets() <= before, { timeoutMs: 10_000, message: `the changelog's clients to disconnect (${tcpSockets()} sockets open, ${before} before)` });
+    await waitFor(() => tcpSockets() <= before, {
+      timeoutMs: 10_000,
+      message: `the changelog's clients to disconnect (${tcpSockets()} sockets open, ${before} before)`,
+    });
   });
 });

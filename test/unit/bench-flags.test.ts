@@ -4,7 +4,12 @@ import { compiled } from '../../src/paths.js';
 
 /** The bench scripts run alone (compiled: `npm test` builds first) answer --help and reject a wrong flag with one line, exit 2. */
 const SCRIPTS = ['state', 'pool', 'pool-sends', 'persistence', 'supervisor-startup', 'python-client'];
-const run = (script: string, args: string[]) => spawnSync(process.execPath, [compiled(`scripts/bench/${script}.js`), ...args], { encoding: 'utf8', env: { ...process.env, KAFKA_BROKERS: '127.0.0.1:1' }, timeout: 20_000 });
+const run = (script: string, args: string[]) =>
+  spawnSync(process.execPath, [compiled(`scripts/bench/${script}.js`), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, KAFKA_BROKERS: '127.0.0.1:1' },
+    timeout: 20_000,
+  });
 
 describe('bench scripts', () => {
   it.each(SCRIPTS)('%s: --help prints its usage, exit 0', (script) => {
@@ -18,7 +23,9 @@ describe('bench scripts', () => {
     const result = run(script, ['--bogus']);
     expect(result.status).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toBe(`Unknown option '--bogus' for \`node dist/scripts/bench/${script}.js\`. Run \`node dist/scripts/bench/${script}.js --help\`.\n`);
+    expect(result.stderr).toBe(
+      `Unknown option '--bogus' for \`node dist/scripts/bench/${script}.js\`. Run \`node dist/scripts/bench/${script}.js --help\`.\n`,
+    );
   });
 
   it('a bad value is one line naming the flag, exit 2', () => {

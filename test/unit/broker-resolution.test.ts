@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { BrokerUnavailableError, ConfigError, PrerequisiteError } from '../../src/errors.js';
-import { parseBrokerList, resolveBroker, type BrokerProbes } from '../../src/kafka/broker.js';
+import { parseBrokerList, resolveBroker } from '../../src/kafka/broker.js';
 import { createLogger } from '../../src/log.js';
 
 const logger = createLogger({ level: 'silent' });

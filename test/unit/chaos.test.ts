@@ -51,10 +51,29 @@ describe('npm run chaos: bad flags', () => {
 });
 
 describe('recovery after a fault', () => {
-  const point = (t: number, answered: number): TimelinePoint => ({ t, sent: 100, answered, inFlight: 0, lag: null, p50: null, p99: null, max: null });
+  const point = (t: number, answered: number): TimelinePoint => ({
+    t,
+    sent: 100,
+    answered,
+    inFlight: 0,
+    lag: null,
+    p50: null,
+    p99: null,
+    max: null,
+  });
 
   it('counts from the fault to the first second back at 90% of the rate, and the longest silence in between', () => {
-    const points = [point(1, 100), point(2, 100), point(3, 40), point(4, 0), point(5, 0), point(6, 0), point(7, 60), point(8, 95), point(9, 100)];
+    const points = [
+      point(1, 100),
+      point(2, 100),
+      point(3, 40),
+      point(4, 0),
+      point(5, 0),
+      point(6, 0),
+      point(7, 60),
+      point(8, 95),
+      point(9, 100),
+    ];
     expect(recoveryAfter(points, 2.5, 100)).toEqual({ recoveryS: 5.5, stallS: 3 });
   });
 

@@ -19,7 +19,11 @@ describe("the config file's JSON Schema", () => {
   });
 
   it('lets a config point its editor at the schema', () => {
-    const config = parseConfig({ $schema: './node_modules/wharf/docs/wharf.config.schema.json', services: [{ module: 'echo.mjs' }] }, 'test.json', '/tmp');
+    const config = parseConfig(
+      { $schema: './node_modules/wharf/docs/wharf.config.schema.json', services: [{ module: 'echo.mjs' }] },
+      'test.json',
+      '/tmp',
+    );
     expect(config.services).toHaveLength(1);
   });
 });

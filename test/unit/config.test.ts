@@ -22,19 +22,51 @@ async function failure(raw: unknown): Promise<ConfigError> {
 
 describe('config validation names the field', () => {
   it.each([
-    ['workers 0', { services: [{ module: 'echo.mjs', workers: { consumer: 0 } }] }, 'services[0].workers.consumer must be at least 1, got 0'],
-    ['workers -1', { services: [{ module: 'echo.mjs', workers: { consumer: -1 } }] }, 'services[0].workers.consumer must be at least 1, got -1'],
-    ['workers 65', { services: [{ module: 'echo.mjs', workers: { consumer: 65 } }] }, 'services[0].workers.consumer must be at most 64, got 65'],
-    ['producers 65', { services: [{ module: 'echo.mjs', workers: { producer: 65 } }] }, 'services[0].workers.producer must be at most 64, got 65'],
-    ['producers -1', { services: [{ module: 'echo.mjs', workers: { producer: -1 } }] }, 'services[0].workers.producer must be at least 0, got -1'],
-    ['a fraction', { services: [{ module: 'echo.mjs', workers: { consumer: 1.5 } }] }, 'services[0].workers.consumer must be a whole number, got 1.5'],
+    [
+      'workers 0',
+      { services: [{ module: 'echo.mjs', workers: { consumer: 0 } }] },
+      'services[0].workers.consumer must be at least 1, got 0',
+    ],
+    [
+      'workers -1',
+      { services: [{ module: 'echo.mjs', workers: { consumer: -1 } }] },
+      'services[0].workers.consumer must be at least 1, got -1',
+    ],
+    [
+      'workers 65',
+      { services: [{ module: 'echo.mjs', workers: { consumer: 65 } }] },
+      'services[0].workers.consumer must be at most 64, got 65',
+    ],
+    [
+      'producers 65',
+      { services: [{ module: 'echo.mjs', workers: { producer: 65 } }] },
+      'services[0].workers.producer must be at most 64, got 65',
+    ],
+    [
+      'producers -1',
+      { services: [{ module: 'echo.mjs', workers: { producer: -1 } }] },
+      'services[0].workers.producer must be at least 0, got -1',
+    ],
+    [
+      'a fraction',
+      { services: [{ module: 'echo.mjs', workers: { consumer: 1.5 } }] },
+      'services[0].workers.consumer must be a whole number, got 1.5',
+    ],
     ['an unknown key', { services: [{ module: 'echo.mjs', wokers: { consumer: 2 } }] }, 'unknown key "services[0].wokers"'],
     ['an unknown top-level key', { services: [{ module: 'echo.mjs' }], supervisr: {} }, 'unknown key "supervisr"'],
     ['a wrong type', { services: [{ module: 'echo.mjs', rate: 'fast' }] }, 'services[0].rate must be a number, got "fast"'],
     ['no services', { services: [] }, 'services must be a list of at least 1'],
     ['a missing module', { services: [{}] }, 'services[0].module is required'],
-    ['a wrong nested type', { services: [{ module: 'echo.mjs' }], supervisor: { drainTimeoutMs: '5s' } }, 'supervisor.drainTimeoutMs must be a number, got "5s"'],
-    ['a changelog topic that is no topic name', { services: [{ module: 'echo.mjs' }], state: { topic: 'my state' } }, 'state.topic: must be a Kafka topic name'],
+    [
+      'a wrong nested type',
+      { services: [{ module: 'echo.mjs' }], supervisor: { drainTimeoutMs: '5s' } },
+      'supervisor.drainTimeoutMs must be a number, got "5s"',
+    ],
+    [
+      'a changelog topic that is no topic name',
+      { services: [{ module: 'echo.mjs' }], state: { topic: 'my state' } },
+      'state.topic: must be a Kafka topic name',
+    ],
     ['a misspelt state key', { services: [{ module: 'echo.mjs' }], state: { persits: ['x'] } }, 'unknown key "state.persits"'],
   ])('%s', async (_, raw, message) => {
     const error = await failure(raw);
@@ -71,13 +103,18 @@ describe('config validation names the field', () => {
 
 describe('config loading', () => {
   it('fills defaults and applies flags on top of the file', async () => {
-    const [echo] = await loadServices(parseConfig({ services: [{ module: 'echo.mjs', workers: { consumer: 2 } }] }, 'test.json', fixtures, { workers: 5 }));
+    const [echo] = await loadServices(
+      parseConfig({ services: [{ module: 'echo.mjs', workers: { consumer: 2 } }] }, 'test.json', fixtures, { workers: 5 }),
+    );
     expect(echo!.workers).toEqual({ consumer: 5, producer: 0 });
     expect(echo!.entry.module).toBe(join(fixtures, 'echo.mjs'));
   });
 
   it('reads wharf.config.json from the folder, and falls back to the demo', async () => {
-    writeFileSync(join(dir, 'wharf.config.json'), JSON.stringify({ services: [{ module: join(fixtures, 'echo.mjs') }], supervisor: { drainTimeoutMs: 1234 } }));
+    writeFileSync(
+      join(dir, 'wharf.config.json'),
+      JSON.stringify({ services: [{ module: join(fixtures, 'echo.mjs') }], supervisor: { drainTimeoutMs: 1234 } }),
+    );
     const config = await loadConfig({}, dir);
     expect(config.source).toBe(join(dir, 'wharf.config.json'));
     expect(config.supervisor.drainTimeoutMs).toBe(1234);
@@ -98,11 +135,16 @@ describe('config loading', () => {
 
 describe('config validation reports every problem at once', () => {
   it('lists each problem with its path, so one restart is enough to see them all', async () => {
-    const error = await failure({ services: [{ module: 'echo.mjs', workers: { consumer: 0 }, rate: 'fast' }], supervisor: { drainTimeoutMs: '5s' } });
+    const error = await failure({
+      services: [{ module: 'echo.mjs', workers: { consumer: 0 }, rate: 'fast' }],
+      supervisor: { drainTimeoutMs: '5s' },
+    });
     expect(error.message).toMatch(/^Invalid config \(test\.json\): 3 problems: /);
     expect(error.message).toContain('services[0].workers.consumer must be at least 1, got 0');
     expect(error.message).toContain('services[0].rate must be a number, got "fast"');
     expect(error.message).toContain('supervisor.drainTimeoutMs must be a number, got "5s"');
-    expect(error.context.fields).toEqual(expect.arrayContaining(['services[0].workers.consumer', 'services[0].rate', 'supervisor.drainTimeoutMs']));
+    expect(error.context.fields).toEqual(
+      expect.arrayContaining(['services[0].workers.consumer', 'services[0].rate', 'supervisor.drainTimeoutMs']),
+    );
   });
 });

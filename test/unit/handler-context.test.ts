@@ -33,7 +33,10 @@ const message: InboundMessage = {
 /** Whether `promise` has settled by the time the microtask queue is empty. */
 async function settledYet(promise: Promise<unknown>): Promise<boolean> {
   let settled = false;
-  promise.then(() => (settled = true), () => (settled = true));
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   await new Promise((resolve) => setImmediate(resolve));
   return settled;
 }
@@ -41,10 +44,14 @@ async function settledYet(promise: Promise<unknown>): Promise<boolean> {
 describe('runHandler: a message is finished when its sends are acknowledged', () => {
   it('waits for sends and a reply the handler did not await', async () => {
     const { base, sends } = roleWithManualSends();
-    const run = runHandler((_m, ctx) => {
-      void ctx.send('audit', { seen: 1 });
-      void ctx.reply({ ok: true });
-    }, base, message);
+    const run = runHandler(
+      (_m, ctx) => {
+        void ctx.send('audit', { seen: 1 });
+        void ctx.reply({ ok: true });
+      },
+      base,
+      message,
+    );
     expect(await settledYet(run), 'the handler returned, its sends are still out').toBe(false);
     expect(sends.map((s) => s.topic)).toEqual(['audit', 'answers']);
     sends[0]!.resolve();
@@ -63,31 +70,43 @@ describe('runHandler: a message is finished when its sends are acknowledged', ()
 
   it('fails the attempt for a failed send even when the handler caught it: what it sends is part of the message', async () => {
     const { base, sends } = roleWithManualSends();
-    const run = runHandler(async (_m, ctx) => {
-      const sending = ctx.send('elsewhere', {});
-      sends[0]!.reject(new Error('refused'));
-      await sending.catch(() => undefined);
-    }, base, message);
+    const run = runHandler(
+      async (_m, ctx) => {
+        const sending = ctx.send('elsewhere', {});
+        sends[0]!.reject(new Error('refused'));
+        await sending.catch(() => undefined);
+      },
+      base,
+      message,
+    );
     await expect(run).rejects.toThrow('refused');
   });
 
   it('fails the attempt for a send that failed before the handler returned, unawaited', async () => {
     const { base, sends } = roleWithManualSends();
-    const run = runHandler(async (_m, ctx) => {
-      void ctx.send('elsewhere', {});
-      sends[0]!.reject(new Error('refused early'));
-      await new Promise((resolve) => setImmediate(resolve));
-    }, base, message);
+    const run = runHandler(
+      async (_m, ctx) => {
+        void ctx.send('elsewhere', {});
+        sends[0]!.reject(new Error('refused early'));
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+      base,
+      message,
+    );
     await expect(run).rejects.toThrow('refused early');
   });
 
   it('adds nothing when the handler awaited everything', async () => {
     const { base, sends } = roleWithManualSends();
-    const run = runHandler(async (_m, ctx) => {
-      const replying = ctx.reply('done');
-      sends[0]!.resolve();
-      await replying;
-    }, base, message);
+    const run = runHandler(
+      async (_m, ctx) => {
+        const replying = ctx.reply('done');
+        sends[0]!.resolve();
+        await replying;
+      },
+      base,
+      message,
+    );
     await expect(run).resolves.toBeUndefined();
   });
 });

@@ -51,7 +51,9 @@ describe('npm run kafka', () => {
   });
 
   it('says mvn is missing when the jars must be fetched and there is no Maven', () => {
-    const javaHome = spawnSync('java', ['-XshowSettings:properties', '-version'], { encoding: 'utf8' }).stderr.match(/java\.home = (.+)/)?.[1];
+    const javaHome = spawnSync('java', ['-XshowSettings:properties', '-version'], { encoding: 'utf8' }).stderr.match(
+      /java\.home = (.+)/,
+    )?.[1];
     expect(javaHome, 'java is installed on this machine').toBeTruthy();
     const { code, stderr } = wharf(['kafka', 'start', '--port', '29092'], { PATH: '/nonexistent', JAVA_HOME: javaHome });
     expect(code).toBe(1);

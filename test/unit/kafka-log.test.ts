@@ -11,13 +11,19 @@ function bridge(level: 'info' | 'debug') {
   return { lines, log };
 }
 
-const crash = { message: 'Crash: KafkaJSProtocolError: The coordinator is loading', groupId: 'g', stack: 'KafkaJSProtocolError: …\n    at parse (…)' };
+const crash = {
+  message: 'Crash: KafkaJSProtocolError: The coordinator is loading',
+  groupId: 'g',
+  stack: 'KafkaJSProtocolError: …\n    at parse (…)',
+};
 
 describe('kafkajs log lines', () => {
   it('are warnings of one line when kafkajs logs an error it goes on to retry', () => {
     const { lines, log } = bridge('info');
     log({ namespace: 'Consumer', level: KafkaLogLevel.ERROR, label: 'ERROR', log: { ...crash, timestamp: 'x', logger: 'kafkajs' } });
-    expect(lines).toEqual([expect.objectContaining({ level: 40, msg: crash.message, component: 'kafkajs', namespace: 'Consumer', groupId: 'g' })]);
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 40, msg: crash.message, component: 'kafkajs', namespace: 'Consumer', groupId: 'g' }),
+    ]);
     expect(lines[0]).not.toHaveProperty('stack');
   });
 
@@ -30,7 +36,12 @@ describe('kafkajs log lines', () => {
 
   it('leave a failed broker response, which the retry layer decides on, to debug', () => {
     const { lines, log } = bridge('info');
-    log({ namespace: 'Connection', level: KafkaLogLevel.ERROR, label: 'ERROR', log: { message: 'Response Produce(key: 0, version: 7)', timestamp: 'x', logger: 'kafkajs' } });
+    log({
+      namespace: 'Connection',
+      level: KafkaLogLevel.ERROR,
+      label: 'ERROR',
+      log: { message: 'Response Produce(key: 0, version: 7)', timestamp: 'x', logger: 'kafkajs' },
+    });
     expect(lines).toEqual([]);
   });
 });

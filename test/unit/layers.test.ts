@@ -24,7 +24,9 @@ const SRC = resolve(__dirname, '..', '..', 'src');
 const rowOf = new Map(ROWS.flatMap((row, i) => row.map((unit) => [unit, i] as const)));
 
 function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],
+  );
 }
 
 /** `kafka` for src/kafka/local/cluster.ts, `protocol` for src/protocol.ts. */
@@ -35,7 +37,9 @@ function unitOf(file: string): string {
 
 function imports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)/g)].map((m) => m[1] ?? m[2]!);
+  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)/g)].map(
+    (m) => m[1] ?? m[2]!,
+  );
 }
 
 describe('the layers of src/', () => {

@@ -14,7 +14,15 @@ describe('latency summary (HDR histogram)', () => {
     for (const v of values) recordLatencyMs(h, v);
     const s = summarizeLatency(h);
     expect(s.count).toBe(10_000);
-    for (const [got, exact] of [[s.p50, 5_000], [s.p90, 9_000], [s.p99, 9_900], [s.p999, 9_990], [s.max, 10_000], [s.min, 1], [s.mean, 5_000.5]] as const) {
+    for (const [got, exact] of [
+      [s.p50, 5_000],
+      [s.p90, 9_000],
+      [s.p99, 9_900],
+      [s.p999, 9_990],
+      [s.max, 10_000],
+      [s.min, 1],
+      [s.mean, 5_000.5],
+    ] as const) {
       expect(Math.abs(got! - exact) / exact, `${got} vs ${exact}`).toBeLessThan(0.001);
     }
     expect(s.p50! <= s.p90! && s.p90! <= s.p99! && s.p99! <= s.p999! && s.p999! <= s.max!).toBe(true);
@@ -40,7 +48,16 @@ describe('latency summary (HDR histogram)', () => {
   });
 
   it('reports nulls, not zeros, when nothing was recorded', () => {
-    expect(summarizeLatency(createLatencyHistogram())).toEqual({ count: 0, min: null, mean: null, p50: null, p90: null, p99: null, p999: null, max: null });
+    expect(summarizeLatency(createLatencyHistogram())).toEqual({
+      count: 0,
+      min: null,
+      mean: null,
+      p50: null,
+      p90: null,
+      p99: null,
+      p999: null,
+      max: null,
+    });
   });
 });
 
@@ -62,7 +79,7 @@ describe('timeline', () => {
     expect(timeline.summary().max).toBeCloseTo(100, 0);
   });
 
-  it('leaves requests due during the warm-up out of the run\'s percentiles, not out of its intervals', () => {
+  it("leaves requests due during the warm-up out of the run's percentiles, not out of its intervals", () => {
     const timeline = createTimeline({ warmupMs: 500 });
     timeline.begin(1_000);
     timeline.recordAnswer(900, 1_100); // due in the warm-up: slow, and left out
@@ -112,9 +129,14 @@ describe('ledger: lost and duplicated requests', () => {
 describe('requests', () => {
   it('are JSON of exactly --size bytes carrying id and due time', () => {
     for (const size of [MIN_REQUEST_BYTES, 1_000, 100_000]) {
-      const text = encodeRequest(123_456_789, 1_764_000_000_123.4567, size);
+      const text = encodeRequest(123_456_789, 1_764_000_000_123.457, size);
       expect(Buffer.byteLength(text)).toBe(size);
-      expect(JSON.parse(text)).toMatchObject({ id: 123_456_789, n: 123_456_789, sentAt: 1_764_000_000_123.457, text: 'load request #123456789' });
+      expect(JSON.parse(text)).toMatchObject({
+        id: 123_456_789,
+        n: 123_456_789,
+        sentAt: 1_764_000_000_123.457,
+        text: 'load request #123456789',
+      });
     }
   });
 
@@ -135,7 +157,9 @@ describe("the broker's size limit", () => {
   it('refuses a size over it in one line that names the setting and the largest size allowed', () => {
     const limit = { bytes: 1_048_588, source: 'message.max.bytes on broker 1' };
     expect(() => checkRequestSize(largestRequestSize(limit), limit)).not.toThrow();
-    expect(() => checkRequestSize(2_000_000, limit)).toThrow(/--size 2000000 is over the broker's limit: .* at most 1048588 bytes \(message\.max\.bytes on broker 1\).* Use --size 1047564 or less/);
+    expect(() => checkRequestSize(2_000_000, limit)).toThrow(
+      /--size 2000000 is over the broker's limit: .* at most 1048588 bytes \(message\.max\.bytes on broker 1\).* Use --size 1047564 or less/,
+    );
   });
 });
 

@@ -6,12 +6,37 @@ import { lineChart, niceTicks } from '../../scripts/load/svg-chart.js';
 
 function result(overrides: Partial<LoadResult> = {}): LoadResult {
   return {
-    service: 'jarvis</script><b>', module: '/x/jarvis.js', workers: 2, partitions: 6, size: 256, keys: 100, rate: 1_000, maxInFlight: null,
-    messages: 3_000, durationLimitS: null, brokers: ['127.0.0.1:9092'], topics: { requests: 'r', replies: 'p', deadLetters: 'r.dlq', kept: false }, startedAt: '2026-01-01T00:00:00.000Z', elapsedS: 3.2, sendS: 3, warmupS: 0,
-    sent: 3_000, acked: 3_000, answered: 3_000, lost: 0, duplicates: 0, deadLettered: 0, sendErrors: 0, unknownReplies: 0, errors: 0, crashes: [],
+    service: 'jarvis</script><b>',
+    module: '/x/jarvis.js',
+    workers: 2,
+    partitions: 6,
+    size: 256,
+    keys: 100,
+    rate: 1_000,
+    maxInFlight: null,
+    messages: 3_000,
+    durationLimitS: null,
+    brokers: ['127.0.0.1:9092'],
+    topics: { requests: 'r', replies: 'p', deadLetters: 'r.dlq', kept: false },
+    startedAt: '2026-01-01T00:00:00.000Z',
+    elapsedS: 3.2,
+    sendS: 3,
+    warmupS: 0,
+    sent: 3_000,
+    acked: 3_000,
+    answered: 3_000,
+    lost: 0,
+    duplicates: 0,
+    deadLettered: 0,
+    sendErrors: 0,
+    unknownReplies: 0,
+    errors: 0,
+    crashes: [],
     throughput: { sentPerSec: 1_000, answeredPerSec: 937.5 },
     latencyMs: { count: 3_000, min: 0.5, mean: 3, p50: 2, p90: 5, p99: 9, p999: 12, max: 20 },
-    lostSample: [], aborted: false, machine: { cpus: 2, loadavg: [1, 1, 1], node: 'v20' },
+    lostSample: [],
+    aborted: false,
+    machine: { cpus: 2, loadavg: [1, 1, 1], node: 'v20' },
     timeline: [
       { t: 1, sent: 1_000, answered: 990, inFlight: 10, lag: 12, p50: 2, p99: 8, max: 11 },
       { t: 2, sent: 1_000, answered: 0, inFlight: 1_010, lag: null, p50: null, p99: null, max: null },
@@ -22,7 +47,8 @@ function result(overrides: Partial<LoadResult> = {}): LoadResult {
   };
 }
 
-const polylines = (html: string, series: string) => [...html.matchAll(new RegExp(`<polyline points="([^"]*)"[^>]*data-series="${series}"`, 'g'))].map((m) => m[1]!.split(' '));
+const polylines = (html: string, series: string) =>
+  [...html.matchAll(new RegExp(`<polyline points="([^"]*)"[^>]*data-series="${series}"`, 'g'))].map((m) => m[1]!.split(' '));
 
 describe('the HTML report', () => {
   it('draws throughput, latency and lag as inline SVG from the run, with no external resource', () => {
@@ -65,7 +91,22 @@ describe('charts and summaries', () => {
   });
 
   it('draws a log axis for latencies spanning decades', () => {
-    const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', log: true, series: [{ name: 's', color: '#000', points: [[1, 0.5], [2, 500]] }] });
+    const svg = lineChart({
+      title: 't',
+      xLabel: 'x',
+      yLabel: 'y',
+      log: true,
+      series: [
+        {
+          name: 's',
+          color: '#000',
+          points: [
+            [1, 0.5],
+            [2, 500],
+          ],
+        },
+      ],
+    });
     for (const tick of ['>0.1<', '>1<', '>10<', '>100<', '>1000<']) expect(svg).toContain(tick);
   });
 

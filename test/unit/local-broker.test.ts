@@ -4,7 +4,12 @@ import { parseJavaMajor } from '../../src/kafka/local/prerequisites.js';
 import { randomClusterId } from '../../src/kafka/local/cluster.js';
 
 function parse(text: string): Record<string, string> {
-  return Object.fromEntries(text.trim().split('\n').map((line) => line.split('=', 2) as [string, string]));
+  return Object.fromEntries(
+    text
+      .trim()
+      .split('\n')
+      .map((line) => line.split('=', 2) as [string, string]),
+  );
 }
 
 describe('local broker properties', () => {

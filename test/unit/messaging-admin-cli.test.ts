@@ -8,26 +8,67 @@ import { memoryApi, silentLogger, tempDir } from './admin/fixtures.js';
 async function admin(args: string[], env: NodeJS.ProcessEnv) {
   let stdout = '';
   let stderr = '';
-  const sink = (append: (text: string) => void) => new Writable({ write(chunk, _encoding, done) { append(String(chunk)); done(); } });
-  const code = await main(['admin', ...args], { env, stdout: sink((t) => (stdout += t)), stderr: sink((t) => (stderr += t)), logger: silentLogger });
+  const sink = (append: (text: string) => void) =>
+    new Writable({
+      write(chunk, _encoding, done) {
+        append(String(chunk));
+        done();
+      },
+    });
+  const code = await main(['admin', ...args], {
+    env,
+    stdout: sink((t) => (stdout += t)),
+    stderr: sink((t) => (stderr += t)),
+    logger: silentLogger,
+  });
   return { code, stdout, stderr: stderr.trim() };
 }
 
 const entry: DeadLetterEntry = {
-  id: 'orders.dlq/0/3', dlqTopic: 'orders.dlq', partition: 0, offset: '3', topic: 'orders', originalPartition: 2, originalOffset: '41', code: 'ERR_SCHEMA',
-  reason: 'value fails the schema: total: expected number', attempts: 0, at: '2026-01-02T03:04:05.000Z', key: 'o-7', bytes: 12, valueDropped: false, replayedAt: null,
+  id: 'orders.dlq/0/3',
+  dlqTopic: 'orders.dlq',
+  partition: 0,
+  offset: '3',
+  topic: 'orders',
+  originalPartition: 2,
+  originalOffset: '41',
+  code: 'ERR_SCHEMA',
+  reason: 'value fails the schema: total: expected number',
+  attempts: 0,
+  at: '2026-01-02T03:04:05.000Z',
+  key: 'o-7',
+  bytes: 12,
+  valueDropped: false,
+  replayedAt: null,
 };
 
 /** A supervisor stand-in serving `dlq.*` from canned answers, the params it got recorded. */
 async function supervisor() {
   const calls: { method: string; params: unknown }[] = [];
   const fake = {
-    list: async (params: unknown) => (calls.push({ method: 'list', params }), { entries: [entry], topics: [{ topic: 'orders.dlq', count: 5 }] }),
-    show: async (params: unknown) => (calls.push({ method: 'show', params }), { ...entry, headers: { 'message-id': 'm-1' }, errorName: 'SchemaError', stack: '', value: '{"total":"x"}', valueEncoding: 'utf8' }),
-    replay: async (params: unknown) => (calls.push({ method: 'replay', params }), { replayed: [{ id: entry.id, topic: 'orders' }], skipped: [{ id: 'orders.dlq/0/4', reason: 'replayed already at 2026-01-02T03:04:06.000Z' }] }),
+    list: async (params: unknown) => (
+      calls.push({ method: 'list', params }),
+      { entries: [entry], topics: [{ topic: 'orders.dlq', count: 5 }] }
+    ),
+    show: async (params: unknown) => (
+      calls.push({ method: 'show', params }),
+      { ...entry, headers: { 'message-id': 'm-1' }, errorName: 'SchemaError', stack: '', value: '{"total":"x"}', valueEncoding: 'utf8' }
+    ),
+    replay: async (params: unknown) => (
+      calls.push({ method: 'replay', params }),
+      {
+        replayed: [{ id: entry.id, topic: 'orders' }],
+        skipped: [{ id: 'orders.dlq/0/4', reason: 'replayed already at 2026-01-02T03:04:06.000Z' }],
+      }
+    ),
   } as unknown as DeadLetterAdmin;
   const home = tempDir();
-  const server = await startAdminServer({ api: { ...memoryApi().api, extra: deadLetterMethods(fake) }, dir: home, logger: silentLogger, env: {} });
+  const server = await startAdminServer({
+    api: { ...memoryApi().api, extra: deadLetterMethods(fake) },
+    dir: home,
+    logger: silentLogger,
+    env: {},
+  });
   onTestFinished(() => server.close());
   return { calls, env: { WHARF_HOME: home } as NodeJS.ProcessEnv };
 }
@@ -43,7 +84,9 @@ describe('npm run admin -- dlq', () => {
         'orders.dlq/0/3  orders/2/41  ERR_SCHEMA  0         2026-01-02T03:04:05.000Z  -         value fails the schema: total: expected number\n',
     );
     const show = await admin(['dlq', 'show', 'orders.dlq/0/3'], env);
-    expect(show.stdout).toContain('  from       orders partition 2 offset 41\n  reason     ERR_SCHEMA: value fails the schema: total: expected number\n');
+    expect(show.stdout).toContain(
+      '  from       orders partition 2 offset 41\n  reason     ERR_SCHEMA: value fails the schema: total: expected number\n',
+    );
     expect(show.stdout).toContain('  headers    message-id=m-1\n  value      {"total":"x"}\n');
     const replay = await admin(['dlq', 'replay', 'orders.dlq/0/3', 'orders.dlq/0/4'], env);
     expect(replay.stdout).toBe('replayed 1 dead letter to orders\nskipped orders.dlq/0/4: replayed already at 2026-01-02T03:04:06.000Z\n');
@@ -65,10 +108,19 @@ describe('npm run admin -- dlq', () => {
   it.each([
     [['dlq'], /^wharf: Usage: npm run admin -- dlq list \[topic\]/],
     [['dlq', 'purge'], /^wharf: Usage: npm run admin -- dlq list \[topic\]/],
-    [['dlq', 'show', 'orders'], /^wharf: "orders" is not a dead-letter id: use <dlq-topic>\/<partition>\/<offset> as `npm run admin -- dlq list` prints it\.$/],
-    [['dlq', 'replay'], /^wharf: Say which dead letters to replay: dlq replay <id>\.\.\. \(ids from `dlq list`\), or dlq replay <topic> --all\.$/],
+    [
+      ['dlq', 'show', 'orders'],
+      /^wharf: "orders" is not a dead-letter id: use <dlq-topic>\/<partition>\/<offset> as `npm run admin -- dlq list` prints it\.$/,
+    ],
+    [
+      ['dlq', 'replay'],
+      /^wharf: Say which dead letters to replay: dlq replay <id>\.\.\. \(ids from `dlq list`\), or dlq replay <topic> --all\.$/,
+    ],
     [['dlq', 'replay', 'a.dlq/0/1', 'b.dlq/0/2'], /^wharf: Replay the dead letters of one topic at a time\.$/],
-    [['dlq', 'replay', 'a.dlq/0/1', '--all'], /^wharf: Usage: npm run admin -- dlq replay <topic> --all \(a topic, not dead-letter ids\)\.$/],
+    [
+      ['dlq', 'replay', 'a.dlq/0/1', '--all'],
+      /^wharf: Usage: npm run admin -- dlq replay <topic> --all \(a topic, not dead-letter ids\)\.$/,
+    ],
     [['dlq', 'list', '--all'], /^wharf: --all applies to `dlq replay <topic> --all` only\.$/],
     [['dlq', 'show', 'a.dlq/0/1', '--limit', '3'], /^wharf: --limit applies to `dlq list` only\.$/],
     [['dlq', 'list', '--limit', '0'], /^wharf: --limit must be a whole number from 1 to 10000; got "0"\.$/],
@@ -81,8 +133,14 @@ describe('npm run admin -- dlq', () => {
 
   it('the supervisor checks the params of dlq.* methods too', async () => {
     const methods = deadLetterMethods({} as DeadLetterAdmin);
-    await expect(methods['dlq.list']!({ limit: 0 })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS', message: expect.stringMatching(/^dlq\.list: limit: /) });
+    await expect(methods['dlq.list']!({ limit: 0 })).rejects.toMatchObject({
+      code: 'ERR_BAD_PARAMS',
+      message: expect.stringMatching(/^dlq\.list: limit: /),
+    });
     await expect(methods['dlq.show']!({ id: 'x', extra: 1 })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS' });
-    await expect(methods['dlq.replay']!({ ids: 'all' })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS', message: expect.stringMatching(/^dlq\.replay: ids: /) });
+    await expect(methods['dlq.replay']!({ ids: 'all' })).rejects.toMatchObject({
+      code: 'ERR_BAD_PARAMS',
+      message: expect.stringMatching(/^dlq\.replay: ids: /),
+    });
   });
 });

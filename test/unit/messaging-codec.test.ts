@@ -9,14 +9,29 @@ import { isBrokerUnreachable } from '../../src/kafka/sender.js';
 import { childTraceparent, newTraceparent, parseTraceparent } from '../../src/kafka/trace.js';
 import { defineService } from '../../src/service.js';
 
-const record = (value: Buffer | null) => ({ key: Buffer.from('k'), value, headers: { traceparent: Buffer.from('x') }, offset: '7', timestamp: '0', attributes: 0, size: 0 }) as unknown as KafkaMessage;
+const record = (value: Buffer | null) =>
+  ({
+    key: Buffer.from('k'),
+    value,
+    headers: { traceparent: Buffer.from('x') },
+    offset: '7',
+    timestamp: '0',
+    attributes: 0,
+    size: 0,
+  }) as unknown as KafkaMessage;
 
 describe('codecs', () => {
   it('JSON: round trip, and errors that say what is wrong', () => {
     expect(jsonCodec.decode(jsonCodec.encode({ a: [1, 'ü'] }))).toEqual({ a: [1, 'ü'] });
     expect(() => jsonCodec.encode(undefined)).toThrow(EncodeError);
     expect(() => jsonCodec.decode(Buffer.alloc(0))).toThrow(new DecodeError('empty value (expected JSON)'));
-    const error = (() => { try { jsonCodec.decode(Buffer.from('{nope')); } catch (e) { return e as DecodeError; } })()!;
+    const error = (() => {
+      try {
+        jsonCodec.decode(Buffer.from('{nope'));
+      } catch (e) {
+        return e as DecodeError;
+      }
+    })()!;
     expect(error).toBeInstanceOf(RejectedMessageError);
     expect(error).toMatchObject({ code: 'ERR_DECODE', retriable: false });
     expect(error.message).toMatch(/^value is not JSON: /);
@@ -35,8 +50,20 @@ describe('codecs', () => {
 
 describe('traceparent', () => {
   it('parses valid headers and refuses invalid ones', () => {
-    expect(parseTraceparent('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')).toEqual({ traceId: '0af7651916cd43dd8448eb211c80319c', parentId: 'b7ad6b7169203331', flags: '01' });
-    for (const bad of [undefined, '', 'garbage', '00-00000000000000000000000000000000-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01', 'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra']) {
+    expect(parseTraceparent('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')).toEqual({
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      parentId: 'b7ad6b7169203331',
+      flags: '01',
+    });
+    for (const bad of [
+      undefined,
+      '',
+      'garbage',
+      '00-00000000000000000000000000000000-b7ad6b7169203331-01',
+      '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01',
+      'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra',
+    ]) {
       expect(parseTraceparent(bad), String(bad)).toBeUndefined();
     }
   });
@@ -73,7 +100,7 @@ describe('schemas', () => {
     expect(error.context.issues).toHaveLength(2);
   });
 
-  it('types the handler\'s message from the schema', () => {
+  it("types the handler's message from the schema", () => {
     defineService({
       name: 'typed',
       consumes: { topics: ['t'] },
@@ -90,9 +117,18 @@ describe('the inbound decoder', () => {
     const decoder = createInboundDecoder({ codec: jsonCodec, schema: z.object({ n: z.number() }), maxMessageBytes: 10 });
     // Size and codec failures throw at once, schema failures reject: as a promise, all of them.
     const decode = async (...args: Parameters<typeof decoder>) => decoder(...args);
-    await expect(decode('t', 2, record(Buffer.from('{"n":1}')))).resolves.toMatchObject({ value: { n: 1 }, key: 'k', topic: 't', partition: 2, offset: '7', headers: { traceparent: 'x' } });
+    await expect(decode('t', 2, record(Buffer.from('{"n":1}')))).resolves.toMatchObject({
+      value: { n: 1 },
+      key: 'k',
+      topic: 't',
+      partition: 2,
+      offset: '7',
+      headers: { traceparent: 'x' },
+    });
     await expect(decode('t', 0, record(Buffer.from('{"n":"long value"}')))).rejects.toBeInstanceOf(MessageTooLargeError);
-    await expect(decode('t', 0, record(Buffer.from('{"n":"long value"}')))).rejects.toThrow('value of 18 bytes is over the 10-byte limit (consumes.maxMessageBytes)');
+    await expect(decode('t', 0, record(Buffer.from('{"n":"long value"}')))).rejects.toThrow(
+      'value of 18 bytes is over the 10-byte limit (consumes.maxMessageBytes)',
+    );
     await expect(decode('t', 0, record(null))).rejects.toMatchObject({ code: 'ERR_DECODE' });
     await expect(decode('t', 0, record(Buffer.from('{"n":"1"}')))).rejects.toMatchObject({ code: 'ERR_SCHEMA' });
   });
@@ -109,7 +145,9 @@ describe('isBrokerUnreachable', () => {
     const connection = Object.assign(new Error('connect ECONNREFUSED'), { name: 'KafkaJSConnectionError' });
     const wrapped = Object.assign(new Error('Connection error'), { name: 'KafkaJSNonRetriableError', cause: connection });
     expect(isBrokerUnreachable(wrapped)).toBe(true);
-    expect(isBrokerUnreachable(Object.assign(new Error('too large'), { name: 'KafkaJSProtocolError', type: 'MESSAGE_TOO_LARGE' }))).toBe(false);
+    expect(isBrokerUnreachable(Object.assign(new Error('too large'), { name: 'KafkaJSProtocolError', type: 'MESSAGE_TOO_LARGE' }))).toBe(
+      false,
+    );
     expect(isBrokerUnreachable(new WharfError('ERR_KAFKA', 'x'))).toBe(false);
   });
 });

@@ -17,7 +17,8 @@ describe('flow control', () => {
     const control = createFlowControl({
       maxInFlight,
       maxInFlightPerPartition,
-      setPaused: (partitions: TopicPartition[], pause: boolean) => partitions.forEach((p) => (pause ? paused.add(`${p.topic}/${p.partition}`) : paused.delete(`${p.topic}/${p.partition}`))),
+      setPaused: (partitions: TopicPartition[], pause: boolean) =>
+        partitions.forEach((p) => (pause ? paused.add(`${p.topic}/${p.partition}`) : paused.delete(`${p.topic}/${p.partition}`))),
     });
     control.assign([0, 1, 2].map((partition) => ({ topic: 't', partition })));
     return { control, paused };
@@ -57,7 +58,7 @@ describe('flow control', () => {
     // The reference recomputes every partition's state after every change; flow control itself
     // looks at one partition unless the worker as a whole flips.
     let seed = 7;
-    const random = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n);
+    const random = (n: number) => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n;
     const max = 14; // below 3 × per: the worker fills before its partitions do
     const per = 8;
     const { control, paused } = flow(max, per);
@@ -131,7 +132,12 @@ describe('the offset committer', () => {
     expect(commits).toEqual([]);
     c.mark('t', 1, '5');
     await c.flush();
-    expect(commits).toEqual([[{ topic: 't', partition: 0, offset: '2' }, { topic: 't', partition: 1, offset: '5' }]]);
+    expect(commits).toEqual([
+      [
+        { topic: 't', partition: 0, offset: '2' },
+        { topic: 't', partition: 1, offset: '5' },
+      ],
+    ]);
     await c.flush();
     expect(commits, 'nothing new, nothing sent').toHaveLength(1);
     expect(c.stats).toMatchObject({ commits: 1, committedMessages: 3 });
@@ -191,9 +197,20 @@ describe('retry pieces', () => {
 });
 
 describe('a partition lane', () => {
-  const message = (offset: number, value: unknown = { n: offset }) => ({ offset: String(offset), key: null, value: Buffer.from(JSON.stringify(value)), headers: {}, timestamp: '0', attributes: 0 }) as unknown as KafkaMessage;
+  const message = (offset: number, value: unknown = { n: offset }) =>
+    ({
+      offset: String(offset),
+      key: null,
+      value: Buffer.from(JSON.stringify(value)),
+      headers: {},
+      timestamp: '0',
+      attributes: 0,
+    }) as unknown as KafkaMessage;
 
-  function lane(handle: (m: InboundMessage) => Promise<void>, { attempts = 3, concurrency = 1, breathe = (): Promise<void> | undefined => undefined } = {}) {
+  function lane(
+    handle: (m: InboundMessage) => Promise<void>,
+    { attempts = 3, concurrency = 1, breathe = (): Promise<void> | undefined => undefined } = {},
+  ) {
     const finished: { offset: string; committable: boolean }[] = [];
     const parked: { offset: string; code: unknown; attempts: number }[] = [];
     const ctx: LaneContext = {
@@ -203,7 +220,8 @@ describe('a partition lane', () => {
         return { value, key: null, headers: {}, topic, partition, offset: m.offset, timestamp: '0' };
       },
       handle,
-      park: async ({ message: m }, { error, attempts: a }) => void parked.push({ offset: m.offset, code: (error as WharfError).code ?? error.message, attempts: a }),
+      park: async ({ message: m }, { error, attempts: a }) =>
+        void parked.push({ offset: m.offset, code: (error as WharfError).code ?? error.message, attempts: a }),
       retry: { attempts, initialDelayMs: 1, maxDelayMs: 2 },
       slots: createSlots(concurrency),
       stats: { handled: 0, errors: 0, retries: 0, deadLettered: 0, rejected: 0 },
@@ -217,7 +235,12 @@ describe('a partition lane', () => {
 
   it('handles in offset order, retries, parks failures and rejections, and reports each as committable', async () => {
     const seen: number[] = [];
-    const { lane: l, finished, parked, stats } = lane(async (m) => {
+    const {
+      lane: l,
+      finished,
+      parked,
+      stats,
+    } = lane(async (m) => {
       const { n } = m.value as { n: number };
       if (n === 2 && m.headers.attempt !== '3') throw new Error('flaky');
       if (n === 4) throw new Error('always');
@@ -228,13 +251,16 @@ describe('a partition lane', () => {
     expect(seen).toEqual([0, 1, 2, 3, 6]);
     expect(finished.map((f) => f.offset)).toEqual(['0', '1', '2', '3', '4', '5', '6']);
     expect(finished.every((f) => f.committable)).toBe(true);
-    expect(parked).toEqual([{ offset: '4', code: 'always', attempts: 3 }, { offset: '5', code: 'ERR_DECODE', attempts: 0 }]);
+    expect(parked).toEqual([
+      { offset: '4', code: 'always', attempts: 3 },
+      { offset: '5', code: 'ERR_DECODE', attempts: 0 },
+    ]);
     expect(stats).toEqual({ handled: 5, errors: 5, retries: 4, deadLettered: 2, rejected: 1 });
   });
 
   it('gives the event loop a turn every few ms of CPU-bound handlers, so fetches and heartbeats go on', async () => {
     const busy = (ms: number) => {
-      for (const until = performance.now() + ms; performance.now() < until; );
+      for (const until = performance.now() + ms; performance.now() < until;);
     };
     const run = async (breathe: () => Promise<void> | undefined) => {
       const { lane: l, finished } = lane(async () => busy(2), { breathe });
@@ -261,10 +287,17 @@ describe('a partition lane', () => {
 
   it('when revoked, drops what it queued and abandons a retry, without committing it', async () => {
     let calls = 0;
-    const { lane: l, finished, parked } = lane(async () => {
-      calls++;
-      throw new Error('down');
-    }, { attempts: 1_000 });
+    const {
+      lane: l,
+      finished,
+      parked,
+    } = lane(
+      async () => {
+        calls++;
+        throw new Error('down');
+      },
+      { attempts: 1_000 },
+    );
     l.push([message(0), message(1), message(2)]);
     await waitFor(() => calls >= 3, { message: 'a few failed attempts' });
     expect(l.revoke()).toBe(2);

@@ -34,22 +34,47 @@ function harness({ mode = 'key' as ConcurrencyMode, concurrency = 4, attempts = 
     },
     execute: (job: Job) =>
       new Promise((settle, crash) =>
-        calls.push({ key: job.message.key?.toString() ?? null, offset: Number(job.message.offset), partition: job.lane.partition, attempt: job.attempt, settle, crash }),
+        calls.push({
+          key: job.message.key?.toString() ?? null,
+          offset: Number(job.message.offset),
+          partition: job.lane.partition,
+          attempt: job.attempt,
+          settle,
+          crash,
+        }),
       ),
     onFinished: (topic, partition, commit) => {
       if (commit !== undefined) commits.push(`${topic}/${partition}@${commit}`);
     },
   });
-  dispatcher.assign([{ topic: 't', partition: 0 }, { topic: 't', partition: 1 }]);
+  dispatcher.assign([
+    { topic: 't', partition: 0 },
+    { topic: 't', partition: 1 },
+  ]);
   const push = (partition: number, messages: [string | null, number][]) =>
     dispatcher.push(
       dispatcher.lane('t', partition)!,
-      messages.map(([key, offset]) => ({ key: key === null ? null : Buffer.from(key), value: Buffer.from('{}'), offset: String(offset), timestamp: '0', attributes: 0, headers: {} }) as KafkaMessage),
+      messages.map(
+        ([key, offset]) =>
+          ({
+            key: key === null ? null : Buffer.from(key),
+            value: Buffer.from('{}'),
+            offset: String(offset),
+            timestamp: '0',
+            attributes: 0,
+            headers: {},
+          }) as KafkaMessage,
+      ),
     );
   const running = () => calls.filter((c) => !(c as Call & { done?: boolean }).done);
   const finish = async (offset: number, outcome: AttemptOutcome = { ok: true }, partition = 0) => {
     const call = running().find((c) => c.offset === offset && c.partition === partition);
-    if (!call) throw new Error(`offset ${offset} is not running; running: ${running().map((c) => c.offset).join(',')}`);
+    if (!call)
+      throw new Error(
+        `offset ${offset} is not running; running: ${running()
+          .map((c) => c.offset)
+          .join(',')}`,
+      );
     (call as Call & { done?: boolean }).done = true;
     call.settle(outcome);
     await tick();
@@ -83,7 +108,14 @@ describe('key scheduler', () => {
   it('readies one job per key at a time, in the order added; keyless jobs at once', () => {
     const ready: string[] = [];
     const keys = createKeyScheduler<string>((job) => ready.push(job));
-    for (const [key, job] of [['a', 'a1'], ['b', 'b1'], ['a', 'a2'], [undefined, 'x'], ['a', 'a3']] as const) keys.add(key, job);
+    for (const [key, job] of [
+      ['a', 'a1'],
+      ['b', 'b1'],
+      ['a', 'a2'],
+      [undefined, 'x'],
+      ['a', 'a3'],
+    ] as const)
+      keys.add(key, job);
     expect(ready).toEqual(['a1', 'b1', 'x']);
     expect(keys.waiting).toBe(2);
     keys.finish('a');
@@ -99,7 +131,13 @@ describe('key scheduler', () => {
 describe('dispatcher', () => {
   it('runs different keys side by side, one key at a time in offset order, and commits the finished prefix', async () => {
     const h = harness();
-    h.push(0, [['a', 0], ['a', 1], ['b', 2], ['a', 3], ['b', 4]]);
+    h.push(0, [
+      ['a', 0],
+      ['a', 1],
+      ['b', 2],
+      ['a', 3],
+      ['b', 4],
+    ]);
     expect(h.startedOffsets()).toEqual([0, 2]);
     expect(h.dispatcher.stats).toMatchObject({ inFlight: 5, running: 2, waitingOnKey: 3 });
     await h.finish(2);
@@ -119,12 +157,21 @@ describe('dispatcher', () => {
 
   it('keeps whole partitions in order in partition mode, and nothing in unordered mode, within the concurrency', async () => {
     const partition = harness({ mode: 'partition' });
-    partition.push(0, [['a', 0], ['b', 1]]);
+    partition.push(0, [
+      ['a', 0],
+      ['b', 1],
+    ]);
     partition.push(1, [['a', 0]]);
     expect(partition.running().map((c) => `${c.partition}@${c.offset}`)).toEqual(['0@0', '1@0']);
 
     const unordered = harness({ mode: 'unordered', concurrency: 3 });
-    unordered.push(0, [['a', 0], ['a', 1], ['a', 2], ['a', 3], ['a', 4]]);
+    unordered.push(0, [
+      ['a', 0],
+      ['a', 1],
+      ['a', 2],
+      ['a', 3],
+      ['a', 4],
+    ]);
     expect(unordered.startedOffsets()).toEqual([0, 1, 2]);
     expect(unordered.dispatcher.stats.queued).toBe(2);
     await unordered.finish(1);
@@ -133,7 +180,11 @@ describe('dispatcher', () => {
 
   it('retries a failed attempt (a thread that died) while its key waits, then parks it and moves on', async () => {
     const h = harness({ attempts: 3 });
-    h.push(0, [['a', 0], ['a', 1], ['b', 2]]);
+    h.push(0, [
+      ['a', 0],
+      ['a', 1],
+      ['b', 2],
+    ]);
     const died = new WharfError('ERR_POOL_THREAD_EXITED', 'pool thread ended', { retriable: true });
     for (let attempt = 1; attempt <= 3; attempt++) {
       const call = await waitForCall(h, 0, attempt);
@@ -153,18 +204,28 @@ describe('dispatcher', () => {
 
   it('parks at once what cannot succeed: non-retriable errors and rejected input', async () => {
     const h = harness();
-    h.push(0, [['a', 0], ['b', 1]]);
+    h.push(0, [
+      ['a', 0],
+      ['b', 1],
+    ]);
     await h.finish(0, { ok: false, rejected: false, error: new WharfError('ERR_ENCODE', 'never', { retriable: false }) });
     await h.finish(1, { ok: false, rejected: true, error: new WharfError('ERR_SCHEMA', 'bad value') });
     await waitUntil(() => h.parked.length === 2);
-    expect(h.parked).toEqual([{ offset: 0, attempts: 1, code: 'ERR_ENCODE' }, { offset: 1, attempts: 0, code: 'ERR_SCHEMA' }]);
+    expect(h.parked).toEqual([
+      { offset: 0, attempts: 1, code: 'ERR_ENCODE' },
+      { offset: 1, attempts: 0, code: 'ERR_SCHEMA' },
+    ]);
     expect(h.calls).toHaveLength(2);
     expect(h.dispatcher.stats).toMatchObject({ rejected: 1, errors: 1, retries: 0, deadLettered: 2 });
   });
 
   it('stop: attempts running finish and are committed; waiting messages are abandoned, never run, never committed', async () => {
     const h = harness();
-    h.push(0, [['a', 0], ['a', 1], ['b', 2]]);
+    h.push(0, [
+      ['a', 0],
+      ['a', 1],
+      ['b', 2],
+    ]);
     h.dispatcher.stop();
     let idle = false;
     void h.dispatcher.idle().then(() => (idle = true));
@@ -178,11 +239,20 @@ describe('dispatcher', () => {
 
   it('a revoked partition finishes what runs without committing it, and its keys wait for it after a reassignment', async () => {
     const h = harness();
-    h.push(0, [['a', 0], ['a', 1]]);
+    h.push(0, [
+      ['a', 0],
+      ['a', 1],
+    ]);
     h.dispatcher.assign([{ topic: 't', partition: 1 }]);
-    h.dispatcher.assign([{ topic: 't', partition: 0 }, { topic: 't', partition: 1 }]);
+    h.dispatcher.assign([
+      { topic: 't', partition: 0 },
+      { topic: 't', partition: 1 },
+    ]);
     // Fetched again from the last commit by the new lane: offset 0 must wait for the old attempt.
-    h.push(0, [['a', 0], ['a', 1]]);
+    h.push(0, [
+      ['a', 0],
+      ['a', 1],
+    ]);
     expect(h.startedOffsets()).toEqual([0]);
     await h.finish(0);
     expect(h.commits).toEqual([]);
@@ -208,7 +278,7 @@ describe('dispatcher', () => {
     const done = new Set<number>();
     const orderByKey = new Map<string, number[]>();
     let seed = 42;
-    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
     while (h.running().length > 0) {
       const running = h.running();
       expect(running.length).toBeLessThanOrEqual(8);

@@ -38,14 +38,17 @@ export default defineService<unknown, TonyOptions>({
         }
       }
       const exchange: Exchange = { ...answer, recordedAt: Date.now() };
-      if (await ctx.state.map<Exchange>(STATE.conversation).setIfAbsent(String(exchange.n), exchange)) await ctx.state.counter(STATE.replied).add(1);
+      if (await ctx.state.map<Exchange>(STATE.conversation).setIfAbsent(String(exchange.n), exchange))
+        await ctx.state.counter(STATE.replied).add(1);
     },
   },
   observe({ watch, print }) {
     return watch(STATE.conversation, (change) => {
       const exchange = change.value as Exchange | undefined;
       if (change.op !== 'set' || !exchange) return;
-      print(`#${exchange.n}  Tony: ${exchange.text}\n     Jarvis (${exchange.answeredBy}): ${exchange.reply}  [${exchange.recordedAt - exchange.askedAt} ms]`);
+      print(
+        `#${exchange.n}  Tony: ${exchange.text}\n     Jarvis (${exchange.answeredBy}): ${exchange.reply}  [${exchange.recordedAt - exchange.askedAt} ms]`,
+      );
     });
   },
 });

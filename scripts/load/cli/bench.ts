@@ -39,7 +39,10 @@ const FLAGS = {
 
 export function parseSections(value: string | undefined): Section[] {
   if (value === undefined) return [...SECTIONS];
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = names.filter((s) => !(SECTIONS as readonly string[]).includes(s));
   if (names.length === 0 || unknown.length > 0) throw new UsageError(`--only takes sections from ${SECTIONS.join(', ')}; got "${value}".`);
   return names as Section[];

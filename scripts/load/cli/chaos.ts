@@ -101,7 +101,8 @@ const n = (v: number) => v.toLocaleString('en-US');
 const s = (v: number | null | undefined) => (v === null || v === undefined ? '–' : `${v.toFixed(1)} s`);
 
 function describeFault(f: Fault): string {
-  if (f.kind === 'worker') return `  ${s(f.atS).padStart(8)}  worker ${f.target || '–'} terminated${f.skipped ? ` (skipped: ${f.skipped})` : ''}; recovered after ${s(f.recoveryS)}`;
+  if (f.kind === 'worker')
+    return `  ${s(f.atS).padStart(8)}  worker ${f.target || '–'} terminated${f.skipped ? ` (skipped: ${f.skipped})` : ''}; recovered after ${s(f.recoveryS)}`;
   return `  ${s(f.atS).padStart(8)}  broker ${f.target} killed; restarted at ${s(f.restartedAtS)}, serving at ${s(f.servingAtS)}; traffic recovered after ${s(f.recoveryS)} (longest stall ${s(f.stallS)})`;
 }
 
@@ -136,9 +137,12 @@ async function run({ argv, env, stdout, stderr, logger }: CommandContext): Promi
     );
   }
   if (status && status.nodes.length !== 3) {
-    throw new UsageError(`The cluster in ${flags.dir} has ${status.nodes.length} node(s); chaos needs three (one can die while two keep min.insync.replicas). Use another --dir.`);
+    throw new UsageError(
+      `The cluster in ${flags.dir} has ${status.nodes.length} node(s); chaos needs three (one can die while two keep min.insync.replicas). Use another --dir.`,
+    );
   }
-  if (startedHere) status = (await startLocalCluster({ dir: flags.dir, cacheDir, brokers: 3, port: status?.nodes[0]?.port ?? 0, logger, env })).status;
+  if (startedHere)
+    status = (await startLocalCluster({ dir: flags.dir, cacheDir, brokers: 3, port: status?.nodes[0]?.port ?? 0, logger, env })).status;
   const brokers = status!.bootstrap.split(',');
 
   const progressStream = flags.json ? stderr : stdout;
@@ -167,7 +171,8 @@ async function run({ argv, env, stdout, stderr, logger }: CommandContext): Promi
       logger,
       serviceLogger,
       onTick: (p) => view.tick(p),
-      onFault: (f) => view.note(f.kind === 'broker' ? `broker ${f.target} killed at ${s(f.atS)}` : `worker ${f.target} terminated at ${s(f.atS)}`),
+      onFault: (f) =>
+        view.note(f.kind === 'broker' ? `broker ${f.target} killed at ${s(f.atS)}` : `worker ${f.target} terminated at ${s(f.atS)}`),
     });
   } finally {
     view.done();
@@ -176,7 +181,9 @@ async function run({ argv, env, stdout, stderr, logger }: CommandContext): Promi
   if (flags.json) writeJson(stdout, result);
   else stdout.write(formatChaos(result));
   if (result.summary.lost > 0) {
-    stderr.write(`wharf chaos: lost ${n(result.summary.lost)} of ${n(result.summary.acknowledged)} acknowledged requests (first ids: ${result.load.lostSample.join(', ')}); topics kept: ${result.load.topics.requests}, ${result.load.topics.replies}.\n`);
+    stderr.write(
+      `wharf chaos: lost ${n(result.summary.lost)} of ${n(result.summary.acknowledged)} acknowledged requests (first ids: ${result.load.lostSample.join(', ')}); topics kept: ${result.load.topics.requests}, ${result.load.topics.replies}.\n`,
+    );
     return 1;
   }
   return 0;

@@ -88,16 +88,22 @@ export function parseLoadFlags(argv: string[], cwd = process.cwd()): LoadFlags |
     throw new UsageError('--messages and --duration cannot be used together: give a number of requests or a number of seconds.');
   }
   const duration = positiveFlag(values.duration, 'duration', 'a number of seconds', 86_400);
-  const limit: LoadLimit = duration !== undefined ? { durationMs: duration * 1_000 } : { messages: intFlag(values.messages, 'messages', { min: 1, max: 100_000_000, fallback: 10_000 }) };
+  const limit: LoadLimit =
+    duration !== undefined
+      ? { durationMs: duration * 1_000 }
+      : { messages: intFlag(values.messages, 'messages', { min: 1, max: 100_000_000, fallback: 10_000 }) };
   const rate = positiveFlag(values.rate, 'rate', 'a number of messages per second', 1_000_000) ?? null;
-  const inFlight = values['in-flight'] === undefined ? undefined : intFlag(values['in-flight'], 'in-flight', { min: 1, max: 1_000_000, fallback: 1_000 });
+  const inFlight =
+    values['in-flight'] === undefined ? undefined : intFlag(values['in-flight'], 'in-flight', { min: 1, max: 1_000_000, fallback: 1_000 });
   const workers = intFlag(values.workers, 'workers', { ...WORKER_LIMITS.consumer, fallback: 2 });
   const warmup = values.warmup === undefined ? 0 : Number(values.warmup);
   if (values.warmup !== undefined && (values.warmup.trim() === '' || !Number.isFinite(warmup) || warmup < 0 || warmup > 3_600)) {
     throw new UsageError(`--warmup must be a number of seconds from 0 to 3600; got "${values.warmup}".`);
   }
   if (duration !== undefined && warmup >= duration) {
-    throw new UsageError(`--warmup ${warmup} leaves nothing of a --duration ${duration} run to measure: use a warm-up shorter than the duration.`);
+    throw new UsageError(
+      `--warmup ${warmup} leaves nothing of a --duration ${duration} run to measure: use a warm-up shorter than the duration.`,
+    );
   }
   return {
     target: resolveTarget(values.service ?? 'jarvis', cwd),
@@ -150,9 +156,21 @@ async function run({ argv, env, stdout, stderr, logger }: CommandContext): Promi
   let result: LoadResult;
   try {
     result = await runLoad({
-      brokers: broker.brokers, target: flags.target, workers: flags.workers, partitions: flags.partitions, limit: flags.limit,
-      rate: flags.rate, maxInFlight: flags.maxInFlight, size: flags.size, keys: flags.keys,
-      logger, serviceLogger, onTick: (p) => view.tick(p), signal: abort.signal, settleTimeoutMs: flags.waitMs, warmupMs: flags.warmupMs,
+      brokers: broker.brokers,
+      target: flags.target,
+      workers: flags.workers,
+      partitions: flags.partitions,
+      limit: flags.limit,
+      rate: flags.rate,
+      maxInFlight: flags.maxInFlight,
+      size: flags.size,
+      keys: flags.keys,
+      logger,
+      serviceLogger,
+      onTick: (p) => view.tick(p),
+      signal: abort.signal,
+      settleTimeoutMs: flags.waitMs,
+      warmupMs: flags.warmupMs,
     });
   } finally {
     view.done();
@@ -163,10 +181,16 @@ async function run({ argv, env, stdout, stderr, logger }: CommandContext): Promi
   if (flags.json) writeJson(stdout, { ...result, report: flags.report ?? null });
   else stdout.write(formatSummary(result) + (flags.report ? `  report: ${flags.report}\n` : ''));
   if (result.lost > 0) {
-    stderr.write(`wharf: lost ${n(result.lost)} of ${n(result.acked)} requests Kafka acknowledged (no reply and no dead letter; first ids: ${result.lostSample.join(', ')}). Does the service answer every request with ctx.reply? The run's topics are kept for a look: ${result.topics.requests}, ${result.topics.replies}, ${result.topics.deadLetters}.\n`);
+    stderr.write(
+      `wharf: lost ${n(result.lost)} of ${n(result.acked)} requests Kafka acknowledged (no reply and no dead letter; first ids: ${result.lostSample.join(', ')}). Does the service answer every request with ctx.reply? The run's topics are kept for a look: ${result.topics.requests}, ${result.topics.replies}, ${result.topics.deadLetters}.\n`,
+    );
     return 1;
   }
   return 0;
 }
 
-export const loadCommand: Command = { name: 'load', summary: 'drive real traffic through a service and measure throughput, latency and losses', run };
+export const loadCommand: Command = {
+  name: 'load',
+  summary: 'drive real traffic through a service and measure throughput, latency and losses',
+  run,
+};

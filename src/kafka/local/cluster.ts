@@ -145,7 +145,9 @@ async function waitUntilServing(state: ClusterState, logger: Logger, timeoutMs: 
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new TimeoutError(`The local Kafka cluster did not answer a metadata request within ${timeoutMs} ms; see ${logFile(state.nodes[0]!)}.`);
+  throw new TimeoutError(
+    `The local Kafka cluster did not answer a metadata request within ${timeoutMs} ms; see ${logFile(state.nodes[0]!)}.`,
+  );
 }
 
 /** A node's start failed because one of its ports was bound by someone else meanwhile. */
@@ -290,7 +292,14 @@ export async function killNode({ dir, nodeId }: NodeOptions): Promise<boolean> {
 }
 
 /** Starts one stopped node of an existing cluster again (with its data) and waits until every node serves. */
-export async function restartNode({ dir, nodeId, logger, cacheDir, env = process.env, startTimeoutMs = 120_000 }: NodeOptions & { cacheDir: string; env?: NodeJS.ProcessEnv; startTimeoutMs?: number }): Promise<void> {
+export async function restartNode({
+  dir,
+  nodeId,
+  logger,
+  cacheDir,
+  env = process.env,
+  startTimeoutMs = 120_000,
+}: NodeOptions & { cacheDir: string; env?: NodeJS.ProcessEnv; startTimeoutMs?: number }): Promise<void> {
   const { state, node } = nodeOf(dir, nodeId);
   if (isNodeProcess(node.pid, node)) return;
   const java = checkJava(env);

@@ -31,6 +31,7 @@ const COMPLETE = '.complete';
 function mavenErrors(output: string): string {
   const lines = output
     .split('\n')
+    // eslint-disable-next-line no-control-regex -- Maven's colour codes start with ESC
     .map((line) => line.replace(/\u001b\[[0-9;]*m/g, '').trim())
     .filter((line) => line.startsWith('[ERROR]'))
     .map((line) => line.replace(/^\[ERROR\]\s*/, '').replace(/\s*-> \[Help \d+\]$/, ''))

@@ -31,7 +31,14 @@ function javaArgs(libs: string, node: NodeSpec, mainClass: string): string[] {
 }
 
 /** Writes server.properties and formats storage once; later starts keep the data. */
-export function prepareNode(java: string, libs: string, node: NodeSpec, nodes: readonly NodeSpec[], clusterId: string, settings: NodeSettings = {}): void {
+export function prepareNode(
+  java: string,
+  libs: string,
+  node: NodeSpec,
+  nodes: readonly NodeSpec[],
+  clusterId: string,
+  settings: NodeSettings = {},
+): void {
   mkdirSync(join(node.dir, 'logs'), { recursive: true });
   writeFileSync(propertiesPath(node), nodeProperties(node, nodes, settings));
   if (existsSync(join(node.dir, 'data', 'meta.properties'))) return;

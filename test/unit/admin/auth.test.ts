@@ -8,7 +8,8 @@ import { encodeFrame } from '../../../src/admin/protocol.js';
 import { memoryApi, rawConnection, serverForTest, tempDir, TEST_KEY, waitFor } from './fixtures.js';
 
 const DELAY = 150;
-const AUTH_FAILED = '{"v":1,"id":null,"ok":false,"error":{"code":"ERR_AUTH","message":"authentication failed: check WHARF_AUTHKEY or the key file named in the connection file"}}';
+const AUTH_FAILED =
+  '{"v":1,"id":null,"ok":false,"error":{"code":"ERR_AUTH","message":"authentication failed: check WHARF_AUTHKEY or the key file named in the connection file"}}';
 
 describe('admin authentication', () => {
   it('lets the right key in and turns a wrong one away, closing the connection', async () => {
@@ -20,7 +21,9 @@ describe('admin authentication', () => {
       code: 'ERR_AUTH',
       message: `authentication failed: the supervisor at ${server.address} rejected the key from the given authkey.`,
     });
-    await expect(connectAdmin({ dir: server.dir, env: { WHARF_AUTHKEY: 'also-not-the-key-0123' } })).rejects.toThrow(/rejected the key from WHARF_AUTHKEY/);
+    await expect(connectAdmin({ dir: server.dir, env: { WHARF_AUTHKEY: 'also-not-the-key-0123' } })).rejects.toThrow(
+      /rejected the key from WHARF_AUTHKEY/,
+    );
   });
 
   it('answers every kind of wrong first frame with the same bytes, after the same delay, and closes', async () => {
@@ -29,28 +32,46 @@ describe('admin authentication', () => {
     const attempts: Record<string, (serverNonce: Buffer) => Buffer> = {
       'a wrong key': (sn) => {
         const cn = newNonce();
-        return encodeFrame({ v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof('wrong-key-0123456789', 'client', sn, cn).toString('hex') }, 1 << 20);
+        return encodeFrame(
+          { v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof('wrong-key-0123456789', 'client', sn, cn).toString('hex') },
+          1 << 20,
+        );
       },
       'the server’s proof in place of the client’s': (sn) => {
         const cn = newNonce();
-        return encodeFrame({ v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'server', sn, cn).toString('hex') }, 1 << 20);
+        return encodeFrame(
+          { v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'server', sn, cn).toString('hex') },
+          1 << 20,
+        );
       },
       'a proof for another challenge (replay)': () => {
         const cn = newNonce();
-        return encodeFrame({ v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'client', newNonce(), cn).toString('hex') }, 1 << 20);
+        return encodeFrame(
+          { v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'client', newNonce(), cn).toString('hex') },
+          1 << 20,
+        );
       },
       'a short proof': () => encodeFrame({ v: 1, type: 'auth', nonce: nonce(), proof: 'abcd' }, 1 << 20),
       'an upper-case proof': (sn) => {
         const cn = newNonce();
-        return encodeFrame({ v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'client', sn, cn).toString('hex').toUpperCase() }, 1 << 20);
+        return encodeFrame(
+          { v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'client', sn, cn).toString('hex').toUpperCase() },
+          1 << 20,
+        );
       },
       'an extra key': (sn) => {
         const cn = newNonce();
-        return encodeFrame({ v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'client', sn, cn).toString('hex'), admin: true }, 1 << 20);
+        return encodeFrame(
+          { v: 1, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'client', sn, cn).toString('hex'), admin: true },
+          1 << 20,
+        );
       },
       'another version': (sn) => {
         const cn = newNonce();
-        return encodeFrame({ v: 2, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'client', sn, cn).toString('hex') }, 1 << 20);
+        return encodeFrame(
+          { v: 2, type: 'auth', nonce: cn.toString('hex'), proof: computeProof(TEST_KEY, 'client', sn, cn).toString('hex') },
+          1 << 20,
+        );
       },
       'a request before authenticating': () => encodeFrame({ v: 1, id: 1, method: 'state.snapshot' }, 1 << 20),
       'bad JSON': () => Buffer.concat([Buffer.from([0, 0, 0, 5]), Buffer.from('{"v":')]),
@@ -86,8 +107,15 @@ describe('admin authentication', () => {
     // Something listening where the supervisor was, that does not know the key.
     const impostor = createServer((socket) => {
       socket.on('error', () => undefined);
-      socket.write(encodeFrame({ v: 1, type: 'challenge', nonce: newNonce().toString('hex'), versions: [1], hmac: 'sha256', maxFrameBytes: 1 << 20 }, 1 << 20));
-      socket.once('data', () => socket.write(encodeFrame({ v: 1, type: 'welcome', proof: randomBytes(32).toString('hex'), pid: 1, methods: [] }, 1 << 20)));
+      socket.write(
+        encodeFrame(
+          { v: 1, type: 'challenge', nonce: newNonce().toString('hex'), versions: [1], hmac: 'sha256', maxFrameBytes: 1 << 20 },
+          1 << 20,
+        ),
+      );
+      socket.once('data', () =>
+        socket.write(encodeFrame({ v: 1, type: 'welcome', proof: randomBytes(32).toString('hex'), pid: 1, methods: [] }, 1 << 20)),
+      );
     });
     const path = join(tempDir(), 'impostor.sock');
     await new Promise<void>((done) => impostor.listen(path, done));
@@ -104,12 +132,19 @@ describe('admin authentication', () => {
   it('reports a server that speaks another protocol version', async () => {
     const future = createServer((socket) => {
       socket.on('error', () => undefined);
-      socket.write(encodeFrame({ v: 2, type: 'challenge', nonce: newNonce().toString('hex'), versions: [2], hmac: 'sha256', maxFrameBytes: 1 << 20 }, 1 << 20));
+      socket.write(
+        encodeFrame(
+          { v: 2, type: 'challenge', nonce: newNonce().toString('hex'), versions: [2], hmac: 'sha256', maxFrameBytes: 1 << 20 },
+          1 << 20,
+        ),
+      );
     });
     const path = join(tempDir(), 'future.sock');
     await new Promise<void>((done) => future.listen(path, done));
     try {
-      await expect(connectAdmin({ address: path, authkey: TEST_KEY, env: {}, dir: tempDir(), timeoutMs: 2_000 })).rejects.toMatchObject({ code: 'ERR_ADMIN_PROTOCOL' });
+      await expect(connectAdmin({ address: path, authkey: TEST_KEY, env: {}, dir: tempDir(), timeoutMs: 2_000 })).rejects.toMatchObject({
+        code: 'ERR_ADMIN_PROTOCOL',
+      });
     } finally {
       future.close();
     }
@@ -130,6 +165,11 @@ describe('admin authentication', () => {
     );
     expect(new Set(failures)).toEqual(new Set(['ERR_AUTH']));
     good.send({ v: 1, id: 1, method: 'state.get', params: { name: 'n' } });
-    expect(await waitFor(() => good.frames.find((f) => f.id === 1))).toEqual({ v: 1, id: 1, ok: true, result: { name: 'n', kind: 'value', value: 1 } });
+    expect(await waitFor(() => good.frames.find((f) => f.id === 1))).toEqual({
+      v: 1,
+      id: 1,
+      ok: true,
+      result: { name: 'n', kind: 'value', value: 1 },
+    });
   });
 });

@@ -11,7 +11,13 @@ import { memoryApi, silentLogger, tempDir, waitFor } from './fixtures.js';
 async function admin(args: string[], env: NodeJS.ProcessEnv) {
   let stdout = '';
   let stderr = '';
-  const sink = (append: (text: string) => void) => new Writable({ write(chunk, _encoding, done) { append(String(chunk)); done(); } });
+  const sink = (append: (text: string) => void) =>
+    new Writable({
+      write(chunk, _encoding, done) {
+        append(String(chunk));
+        done();
+      },
+    });
   const code = await main(['admin', ...args], {
     env,
     stdout: sink((text) => (stdout += text)),
@@ -22,7 +28,12 @@ async function admin(args: string[], env: NodeJS.ProcessEnv) {
 }
 
 /** A supervisor stand-in whose connection and key files are where `npm run admin` looks: WHARF_HOME. */
-async function supervisor(objects: Record<string, { kind: string; value: unknown }> = { hits: { kind: 'counter', value: 42 }, jobs: { kind: 'list', value: ['a', 'b'] } }) {
+async function supervisor(
+  objects: Record<string, { kind: string; value: unknown }> = {
+    hits: { kind: 'counter', value: 42 },
+    jobs: { kind: 'list', value: ['a', 'b'] },
+  },
+) {
   const memory = memoryApi(objects);
   const home = tempDir();
   const server = await startAdminServer({ api: memory.api, dir: home, logger: silentLogger, env: {} });
@@ -44,7 +55,12 @@ describe('npm run admin', () => {
     expect(table).toMatchObject({ code: 0, stderr: '' });
     expect(table.stdout).toBe('NAME  KIND     SIZE\nhits  counter  1\njobs  list     2\n');
     const json = await admin(['state', '--json'], env);
-    expect(oneJsonObject(json.stdout)).toEqual({ objects: [{ name: 'hits', kind: 'counter', size: 1 }, { name: 'jobs', kind: 'list', size: 2 }] });
+    expect(oneJsonObject(json.stdout)).toEqual({
+      objects: [
+        { name: 'hits', kind: 'counter', size: 1 },
+        { name: 'jobs', kind: 'list', size: 2 },
+      ],
+    });
     expect(await admin(['state', 'jobs'], env)).toMatchObject({ code: 0, stdout: 'jobs (list)\n[\n  "a",\n  "b"\n]\n' });
     expect(oneJsonObject((await admin(['state', 'hits', '--json'], env)).stdout)).toEqual({ name: 'hits', kind: 'counter', value: 42 });
   });
@@ -59,7 +75,10 @@ describe('npm run admin', () => {
     expect(await admin(['delete', 'greeting'], env)).toMatchObject({ code: 0, stdout: 'deleted greeting\n' });
     expect(objects.has('greeting')).toBe(false);
     const snapshot = oneJsonObject((await admin(['snapshot', '--json'], env)).stdout);
-    expect(snapshot).toEqual({ at: expect.any(String), objects: { hits: { kind: 'counter', value: 42 }, jobs: { kind: 'list', value: ['a', 'b'] }, n: { kind: 'counter', value: -5 } } });
+    expect(snapshot).toEqual({
+      at: expect.any(String),
+      objects: { hits: { kind: 'counter', value: 42 }, jobs: { kind: 'list', value: ['a', 'b'] }, n: { kind: 'counter', value: -5 } },
+    });
     expect((await admin(['snapshot'], env)).stdout).toBe('hits (counter) 42\njobs (list) ["a","b"]\nn (counter) -5\n');
   });
 
@@ -68,12 +87,21 @@ describe('npm run admin', () => {
     const { code, stdout } = await admin(['workers'], env);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^supervisor pid \d+, up 1 min 1 s, brokers 127\.0\.0\.1:9092\n/);
-    expect(stdout).toMatch(/SERVICE +HEALTH +CONSUMERS +PRODUCERS +RESTARTS +HANDLED\ntony +healthy +1 +1 +0 +10\njarvis +healthy +2 +1 +0 +20\n/);
-    expect(stdout).toMatch(/WORKER +SERVICE +ROLE +STATE +RESTARTS +HANDLED +HEAP +LAST HEARTBEAT\ntony\/consumer\/0 +tony +consumer +ready +0 +10 +12\.0 MiB +\d+\.\d s ago\n/);
-    expect(oneJsonObject((await admin(['workers', '--json'], env)).stdout)).toMatchObject({ pid: process.pid, services: [{ name: 'tony' }, { name: 'jarvis' }] });
+    expect(stdout).toMatch(
+      /SERVICE +HEALTH +CONSUMERS +PRODUCERS +RESTARTS +HANDLED\ntony +healthy +1 +1 +0 +10\njarvis +healthy +2 +1 +0 +20\n/,
+    );
+    expect(stdout).toMatch(
+      /WORKER +SERVICE +ROLE +STATE +RESTARTS +HANDLED +HEAP +LAST HEARTBEAT\ntony\/consumer\/0 +tony +consumer +ready +0 +10 +12\.0 MiB +\d+\.\d s ago\n/,
+    );
+    expect(oneJsonObject((await admin(['workers', '--json'], env)).stdout)).toMatchObject({
+      pid: process.pid,
+      services: [{ name: 'tony' }, { name: 'jarvis' }],
+    });
     expect(await admin(['scale', 'tony', '3'], env)).toMatchObject({ code: 0, stdout: 'tony: 3 consumer workers (healthy)\n' });
     expect(api.status().services[0]!.workers.consumer).toBe(3);
-    expect(oneJsonObject((await admin(['scale', 'jarvis', '1', '--json'], env)).stdout)).toMatchObject({ service: { name: 'jarvis', workers: { consumer: 1 } } });
+    expect(oneJsonObject((await admin(['scale', 'jarvis', '1', '--json'], env)).stdout)).toMatchObject({
+      service: { name: 'jarvis', workers: { consumer: 1 } },
+    });
   });
 
   it('streams changes until --count, one JSON object per line with --json', async () => {
@@ -85,7 +113,12 @@ describe('npm run admin', () => {
     api.state.set('hits', 44);
     const { code, stdout } = await running;
     expect(code).toBe(0);
-    expect(stdout.trimEnd().split('\n').map((line) => JSON.parse(line))).toEqual([
+    expect(
+      stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line)),
+    ).toEqual([
       { name: 'hits', kind: 'counter', op: 'set', value: 43, at: expect.any(Number) },
       { name: 'hits', kind: 'counter', op: 'set', value: 44, at: expect.any(Number) },
     ]);
@@ -97,7 +130,11 @@ describe('npm run admin', () => {
     const running = admin(['watch'], env);
     await waitFor(() => listenerCount() === 1, { message: 'the watch to be registered' });
     await server.close();
-    expect(await running).toEqual({ code: 1, stdout: '', stderr: 'wharf: the supervisor closed the watch: the supervisor is shutting down' });
+    expect(await running).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'wharf: the supervisor closed the watch: the supervisor is shutting down',
+    });
   });
 
   it.each([
@@ -126,13 +163,25 @@ describe('npm run admin', () => {
 
   it('says no supervisor is running, and how to start one, when there is none', async () => {
     const home = tempDir();
-    expect(await admin(['workers'], { WHARF_HOME: home })).toEqual({ code: 1, stdout: '', stderr: `wharf: no supervisor running in ${home}: start one with npm start` });
-    expect(await admin(['state', '--dir', home], {})).toMatchObject({ code: 1, stderr: `wharf: no supervisor running in ${home}: start one with npm start` });
+    expect(await admin(['workers'], { WHARF_HOME: home })).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `wharf: no supervisor running in ${home}: start one with npm start`,
+    });
+    expect(await admin(['state', '--dir', home], {})).toMatchObject({
+      code: 1,
+      stderr: `wharf: no supervisor running in ${home}: start one with npm start`,
+    });
   });
 
   it('rejects a wrong key with one line', async () => {
     const home = tempDir();
-    const server = await startAdminServer({ api: memoryApi().api, dir: home, logger: silentLogger, env: { WHARF_AUTHKEY: 'the-right-key-0123456789' } });
+    const server = await startAdminServer({
+      api: memoryApi().api,
+      dir: home,
+      logger: silentLogger,
+      env: { WHARF_AUTHKEY: 'the-right-key-0123456789' },
+    });
     onTestFinished(() => server.close());
     expect(await admin(['state'], { WHARF_HOME: home, WHARF_AUTHKEY: 'wrong-key-0123456789' })).toEqual({
       code: 1,
@@ -155,8 +204,23 @@ describe('npm run admin', () => {
   it('connects by --address with the key from --key-file', async () => {
     const { server } = await supervisor();
     const elsewhere = tempDir();
-    expect(await admin(['ping', '--address', server.address, '--dir', elsewhere], {})).toMatchObject({ code: 1, stderr: expect.stringMatching(/no authkey: set WHARF_AUTHKEY/) });
-    const { code, stdout } = await admin(['ping', '--json', '--address', server.address, '--key-file', `${server.connectionFile.replace(/admin\.json$/, 'admin.key')}`, '--dir', elsewhere], {});
+    expect(await admin(['ping', '--address', server.address, '--dir', elsewhere], {})).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/no authkey: set WHARF_AUTHKEY/),
+    });
+    const { code, stdout } = await admin(
+      [
+        'ping',
+        '--json',
+        '--address',
+        server.address,
+        '--key-file',
+        `${server.connectionFile.replace(/admin\.json$/, 'admin.key')}`,
+        '--dir',
+        elsewhere,
+      ],
+      {},
+    );
     expect(code).toBe(0);
     expect(oneJsonObject(stdout)).toMatchObject({ pid: process.pid, address: server.address });
   });
@@ -171,7 +235,10 @@ describe('npm run admin', () => {
   it('runs as a separate process: watch prints changes until Ctrl-C and exits 0', async () => {
     expect(existsSync(compiled('src/cli/admin.js')), 'run `npm run build` first: this test runs the compiled command').toBe(true);
     const { env, api, listenerCount } = await supervisor();
-    const child = spawn(process.execPath, [compiled('src/cli.js'), 'admin', 'watch'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [compiled('src/cli.js'), 'admin', 'watch'], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -195,7 +262,10 @@ describe('npm run admin', () => {
 /** The compiled `wharf admin …` as a process whose stdout is a pipe to this test; killed when the test ends. */
 function adminProcess(args: string[], env: NodeJS.ProcessEnv) {
   expect(existsSync(compiled('src/cli.js')), 'run `npm run build` first: this test runs the compiled command').toBe(true);
-  const child = spawn(process.execPath, [compiled('src/cli.js'), 'admin', ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [compiled('src/cli.js'), 'admin', ...args], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   onTestFinished(() => void child.kill('SIGKILL'));
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
@@ -204,14 +274,21 @@ function adminProcess(args: string[], env: NodeJS.ProcessEnv) {
   const ended = (timeoutMs = 30_000) =>
     Promise.race([
       closed.then((code) => ({ code, stderr })),
-      new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`admin ${args.join(' ')} did not end within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs)),
+      new Promise<never>((_, fail) =>
+        setTimeout(() => fail(new Error(`admin ${args.join(' ')} did not end within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs),
+      ),
     ]);
   return { child, ended, exited: () => child.exitCode !== null };
 }
 
 /** A map like the demo's conversation after a long run, about 4 MB as JSON: far more than a pipe holds. */
 function bigConversation(): Record<string, unknown> {
-  return Object.fromEntries(Array.from({ length: 25_000 }, (_, i) => [String(i + 1), { n: i + 1, question: `Question ${i + 1}: what is ${i} + ${i}?`, answer: `${2 * i}, says Jarvis, at your service ${'.'.repeat(80)}` }]));
+  return Object.fromEntries(
+    Array.from({ length: 25_000 }, (_, i) => [
+      String(i + 1),
+      { n: i + 1, question: `Question ${i + 1}: what is ${i} + ${i}?`, answer: `${2 * i}, says Jarvis, at your service ${'.'.repeat(80)}` },
+    ]),
+  );
 }
 
 describe('npm run admin through a pipe', () => {

@@ -29,16 +29,39 @@ export function memoryApi(initial: Record<string, { kind: string; value: unknown
     startedAt: new Date(0).toISOString(),
     uptimeMs: 61_000,
     brokers: ['127.0.0.1:9092'],
-    services: Object.entries(consumers).map(([name, n]) => ({ name, health: 'healthy', reason: null, workers: { consumer: n, producer: 1 }, handled: 10 * n, restarts: 0 })),
+    services: Object.entries(consumers).map(([name, n]) => ({
+      name,
+      health: 'healthy',
+      reason: null,
+      workers: { consumer: n, producer: 1 },
+      handled: 10 * n,
+      restarts: 0,
+    })),
     workers: Object.entries(consumers).flatMap(([service, n]) =>
       Array.from({ length: n }, (_, i) => ({
-        workerId: `${service}/consumer/${i}`, service, role: 'consumer' as const, state: 'ready' as const, threadId: i + 1, restarts: i, handled: 10,
-        errors: 0, startedAt: new Date(0).toISOString(), lastHeartbeatAt: new Date().toISOString(), heapUsedBytes: 12 * 1024 * 1024, lastError: null,
-      }))),
+        workerId: `${service}/consumer/${i}`,
+        service,
+        role: 'consumer' as const,
+        state: 'ready' as const,
+        threadId: i + 1,
+        restarts: i,
+        handled: 10,
+        errors: 0,
+        startedAt: new Date(0).toISOString(),
+        lastHeartbeatAt: new Date().toISOString(),
+        heapUsedBytes: 12 * 1024 * 1024,
+        lastError: null,
+      })),
+    ),
   });
   const api: AdminApi = {
     state: {
-      describe: () => [...objects].map(([name, o]) => ({ name, kind: o.kind, size: Array.isArray(o.value) ? o.value.length : o.value && typeof o.value === 'object' ? Object.keys(o.value).length : 1 })),
+      describe: () =>
+        [...objects].map(([name, o]) => ({
+          name,
+          kind: o.kind,
+          size: Array.isArray(o.value) ? o.value.length : o.value && typeof o.value === 'object' ? Object.keys(o.value).length : 1,
+        })),
       get: (name) => objects.get(name),
       set: (name, value, kind) => {
         const entry = { kind: kind ?? objects.get(name)?.kind ?? 'value', value };
@@ -61,7 +84,8 @@ export function memoryApi(initial: Record<string, { kind: string; value: unknown
     },
     status,
     scale: async (service, n) => {
-      if (!(service in consumers)) throw new WharfError('ERR_UNKNOWN_SERVICE', `no service named "${service}": services are ${Object.keys(consumers).join(', ')}`);
+      if (!(service in consumers))
+        throw new WharfError('ERR_UNKNOWN_SERVICE', `no service named "${service}": services are ${Object.keys(consumers).join(', ')}`);
       const invalid = workerCountError(service, 'consumer', n);
       if (invalid) throw invalid;
       consumers[service] = n;
@@ -143,12 +167,18 @@ export async function rawConnection(address: string): Promise<RawConnection> {
     closed,
     isClosed: () => ended,
     send: (frame) => void socket.write(encodeFrame(frame, CLIENT_MAX_FRAME_BYTES)),
-    frame: (n, timeoutMs = 10_000) => waitFor(() => frames[n - 1], { timeoutMs, message: `frame ${n} (have ${frames.length}: ${JSON.stringify(frames).slice(0, 300)})` }),
+    frame: (n, timeoutMs = 10_000) =>
+      waitFor(() => frames[n - 1], { timeoutMs, message: `frame ${n} (have ${frames.length}: ${JSON.stringify(frames).slice(0, 300)})` }),
     async authenticate(key = TEST_KEY) {
       const challenge = await raw.frame(1);
       const serverNonce = Buffer.from(challenge.nonce as string, 'hex');
       const clientNonce = newNonce();
-      raw.send({ v: 1, type: 'auth', nonce: clientNonce.toString('hex'), proof: computeProof(key, 'client', serverNonce, clientNonce).toString('hex') });
+      raw.send({
+        v: 1,
+        type: 'auth',
+        nonce: clientNonce.toString('hex'),
+        proof: computeProof(key, 'client', serverNonce, clientNonce).toString('hex'),
+      });
       const welcome = await raw.frame(2);
       if (welcome.type !== 'welcome') throw new Error(`not welcomed: ${JSON.stringify(welcome)}`);
     },

@@ -38,23 +38,96 @@ function hostileBody(id: number): { body: Buffer | string; ok: boolean } {
     () => ({ body: bytes(1 + int(200)), ok: false }),
     () => ({ body: req({ v: 1, id, method: 'state.get', params: { name: 'counter' } }).slice(0, 1 + int(50)), ok: false }),
     () => ({ body: req({ v: pick([0, 2, -1, '1', null, 1.5, true, [], {}]), id, method: 'ping' }), ok: false }),
-    () => ({ body: req({ v: 1, id: pick([-1, 1.5, '7', null, [], 1e309, 2 ** 60]), method: 'ping' }).replace('null', pick(['null', '1e309'])), ok: false }),
-    () => ({ body: req({ v: 1, id, method: pick(['', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'state', 'state.', 'STATE.GET', 'state.get ', 'x'.repeat(65), 'prototype']) }), ok: false }),
-    () => ({ body: req({ v: 1, id, method: 'state.get', params: pick([{ name: 5 }, { name: '' }, { name: 'x'.repeat(257) }, { name: 'counter', more: 1 }, [], 'counter', 42]) }), ok: false }),
+    () => ({
+      // eslint-disable-next-line no-loss-of-precision -- an id that overflows to Infinity is the point
+      body: req({ v: 1, id: pick([-1, 1.5, '7', null, [], 1e309, 2 ** 60]), method: 'ping' }).replace('null', pick(['null', '1e309'])),
+      ok: false,
+    }),
+    () => ({
+      body: req({
+        v: 1,
+        id,
+        method: pick([
+          '',
+          '__proto__',
+          'constructor',
+          'toString',
+          'hasOwnProperty',
+          'valueOf',
+          'state',
+          'state.',
+          'STATE.GET',
+          'state.get ',
+          'x'.repeat(65),
+          'prototype',
+        ]),
+      }),
+      ok: false,
+    }),
+    () => ({
+      body: req({
+        v: 1,
+        id,
+        method: 'state.get',
+        params: pick([{ name: 5 }, { name: '' }, { name: 'x'.repeat(257) }, { name: 'counter', more: 1 }, [], 'counter', 42]),
+      }),
+      ok: false,
+    }),
     () => ({ body: req({ v: 1, id, method: 'state.get', params: { name: `missing-${int(1e6)}\ud800` } }), ok: false }),
-    () => ({ body: req({ v: 1, id, method: 'state.set', params: pick([{ name: 'fuzz-target' }, { name: 'fuzz-target', value: 1, kind: 'Not A Kind' }, { name: 7, value: 1 }]) }), ok: false }),
-    () => ({ body: req({ v: 1, id, method: 'scale', params: pick([{ service: 'tony', consumers: -1 }, { service: 'tony', consumers: 1.5 }, { service: 'tony', consumers: '2' }, { service: `ghost-${int(100)}`, consumers: 1 }]) }), ok: false }),
-    () => ({ body: req({ v: 1, id, method: pick(['state.watch', 'state.unwatch']), params: pick([{ name: 5 }, { watch: -1 }, { watch: 'x' }, { other: 1 }]) }), ok: false }),
+    () => ({
+      body: req({
+        v: 1,
+        id,
+        method: 'state.set',
+        params: pick([{ name: 'fuzz-target' }, { name: 'fuzz-target', value: 1, kind: 'Not A Kind' }, { name: 7, value: 1 }]),
+      }),
+      ok: false,
+    }),
+    () => ({
+      body: req({
+        v: 1,
+        id,
+        method: 'scale',
+        params: pick([
+          { service: 'tony', consumers: -1 },
+          { service: 'tony', consumers: 1.5 },
+          { service: 'tony', consumers: '2' },
+          { service: `ghost-${int(100)}`, consumers: 1 },
+        ]),
+      }),
+      ok: false,
+    }),
+    () => ({
+      body: req({
+        v: 1,
+        id,
+        method: pick(['state.watch', 'state.unwatch']),
+        params: pick([{ name: 5 }, { watch: -1 }, { watch: 'x' }, { other: 1 }]),
+      }),
+      ok: false,
+    }),
     () => ({ body: req({ v: 1, id, method: 'ping', extra: 'key' }), ok: false }),
     // Prototype pollution, every way a JSON text can spell it.
     () => ({ body: `{"__proto__":{"polluted":true},"v":1,"id":${id},"method":"ping"}`, ok: false }),
-    () => ({ body: `{"v":1,"id":${id},"method":"state.set","params":{"name":"fuzz-target","value":{"__proto__":{"polluted":true}}}}`, ok: false }),
-    () => ({ body: `{"v":1,"id":${id},"method":"state.set","params":{"name":"fuzz-target","value":[{"a":{"\\u005f\\u005fproto\\u005f\\u005f":{"polluted":1}}}]}}`, ok: false }),
+    () => ({
+      body: `{"v":1,"id":${id},"method":"state.set","params":{"name":"fuzz-target","value":{"__proto__":{"polluted":true}}}}`,
+      ok: false,
+    }),
+    () => ({
+      body: `{"v":1,"id":${id},"method":"state.set","params":{"name":"fuzz-target","value":[{"a":{"\\u005f\\u005fproto\\u005f\\u005f":{"polluted":1}}}]}}`,
+      ok: false,
+    }),
     () => ({ body: `{"v":1,"id":${id},"method":"state.get","params":{"__proto__":{"name":"counter"}}}`, ok: false }),
     // Harmless as data: stored as given, and must not reach any prototype.
-    () => ({ body: `{"v":1,"id":${id},"method":"state.set","params":{"name":"fuzz-target","value":{"constructor":{"prototype":{"polluted":true}}}}}`, ok: true }),
+    () => ({
+      body: `{"v":1,"id":${id},"method":"state.set","params":{"name":"fuzz-target","value":{"constructor":{"prototype":{"polluted":true}}}}}`,
+      ok: true,
+    }),
     () => ({ body: '['.repeat(65) + ']'.repeat(65), ok: false }),
-    () => ({ body: `{"v":1,"id":${id},"method":"state.set","params":{"name":"fuzz-target","value":${'['.repeat(70)}${']'.repeat(70)}}}`, ok: false }),
+    () => ({
+      body: `{"v":1,"id":${id},"method":"state.set","params":{"name":"fuzz-target","value":${'['.repeat(70)}${']'.repeat(70)}}}`,
+      ok: false,
+    }),
     () => ({ body: pick(['null', 'true', '0', '""', '[]', '{}', ' ', '\u0000', '\ufeff{}']), ok: false }),
   ];
   return pick(cases)();
@@ -74,7 +147,7 @@ function framingBreaker(): Buffer {
 
 /** Writes `data` in random slices, so frames straddle and share chunks. */
 async function writeSliced(raw: RawConnection, data: Buffer): Promise<void> {
-  for (let at = 0; at < data.length; ) {
+  for (let at = 0; at < data.length;) {
     const size = 1 + int(pick([3, 100, 5_000, 70_000]));
     const ok = raw.socket.write(data.subarray(at, at + size));
     at += size;
@@ -92,9 +165,11 @@ function expectedAnswer(garbage: Buffer): string {
 
 async function inParallel(count: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < count) await task(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
 }
 
 describe('admin server under hostile input', () => {
@@ -140,7 +215,11 @@ describe('admin server under hostile input', () => {
       await raw.closed;
       const [reply, error] = raw.frames.slice(2);
       expect(reply, at('the ping before the breaker')).toMatchObject({ id: 1, ok: true });
-      expect(error, at('why the connection closed')).toMatchObject({ id: null, ok: false, error: { code: expect.stringMatching(/^ERR_(FRAME_TOO_LARGE|BAD_FRAME)$/) } });
+      expect(error, at('why the connection closed')).toMatchObject({
+        id: null,
+        ok: false,
+        error: { code: expect.stringMatching(/^ERR_(FRAME_TOO_LARGE|BAD_FRAME)$/) },
+      });
       expect(raw.frames).toHaveLength(4);
     });
 
@@ -152,7 +231,10 @@ describe('admin server under hostile input', () => {
       await writeSliced(raw, garbage);
       sent += 1;
       await raw.closed;
-      expect(raw.frames.slice(1).map((f) => (f.error as { code: string }).code), at('the answer to garbage')).toEqual([expectedAnswer(garbage)]);
+      expect(
+        raw.frames.slice(1).map((f) => (f.error as { code: string }).code),
+        at('the answer to garbage'),
+      ).toEqual([expectedAnswer(garbage)]);
     });
 
     polling = false;
@@ -162,7 +244,10 @@ describe('admin server under hostile input', () => {
     expect(({} as Record<string, unknown>).polluted, at('Object.prototype')).toBeUndefined();
     expect(Object.getPrototypeOf(memory.objects.get('fuzz-target')?.value ?? {}), at('stored data')).toBe(Object.prototype);
     memory.objects.delete('fuzz-target');
-    expect(Object.fromEntries(memory.objects), at('the state')).toEqual({ counter: { kind: 'counter', value: 7 }, profile: { kind: 'map', value: { a: 1 } } });
+    expect(Object.fromEntries(memory.objects), at('the state')).toEqual({
+      counter: { kind: 'counter', value: 7 },
+      profile: { kind: 'map', value: { a: 1 } },
+    });
     expect(memory.listenerCount(), at('watches left behind')).toBe(0);
     expect(await good.ping()).toMatchObject({ pong: true });
     const late = await connectAdmin({ dir: server.dir, authkey: TEST_KEY, env: {} });

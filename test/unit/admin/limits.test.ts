@@ -14,7 +14,9 @@ describe('admin server limits', () => {
       message: expect.stringMatching(/already serves 2 admin connections/),
     });
     await first.close();
-    const third = await waitFor(() => connectAdmin({ dir: server.dir, authkey: TEST_KEY, env: {} }).catch(() => undefined), { message: 'a free connection slot' });
+    const third = await waitFor(() => connectAdmin({ dir: server.dir, authkey: TEST_KEY, env: {} }).catch(() => undefined), {
+      message: 'a free connection slot',
+    });
     expect(await third.ping()).toMatchObject({ pong: true });
     await third.close();
   });
@@ -85,10 +87,13 @@ describe('admin server limits', () => {
     stalled.socket.pause();
     const writer = await clientForTest({ dir: server.dir });
     const big = 'x'.repeat(64 * 1024);
-    await waitFor(async () => {
-      await writer.state.set('big', big);
-      return stalled.isClosed() || memory.listenerCount() === 0;
-    }, { message: 'the stalled watcher to be dropped', timeoutMs: 20_000 });
+    await waitFor(
+      async () => {
+        await writer.state.set('big', big);
+        return stalled.isClosed() || memory.listenerCount() === 0;
+      },
+      { message: 'the stalled watcher to be dropped', timeoutMs: 20_000 },
+    );
     expect(memory.listenerCount()).toBe(0);
     expect(await writer.ping()).toMatchObject({ pong: true });
   });

@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../../src/paths.js';
 import { computeProof, proofMatches } from '../../../src/admin/auth.js';
-import { checkRequest, createFrameDecoder, DEFAULT_ADMIN_LIMITS, encodeFrame, parseFrame, resolveLimits, type AdminLimits } from '../../../src/admin/protocol.js';
+import {
+  checkRequest,
+  createFrameDecoder,
+  DEFAULT_ADMIN_LIMITS,
+  encodeFrame,
+  parseFrame,
+  resolveLimits,
+  type AdminLimits,
+} from '../../../src/admin/protocol.js';
 
 const frame = (value: unknown) => encodeFrame(value as object, 1 << 20);
 const body = (text: string) => Buffer.from(text, 'utf8');
@@ -25,7 +33,9 @@ describe('frame codec', () => {
     header.writeUInt32BE(0xffff_ffff);
     expect(decoder.push(header.subarray(0, 2))).toEqual({ frames: [] });
     expect(decoder.push(header.subarray(2)).error).toMatchObject({ code: 'ERR_FRAME_TOO_LARGE' });
-    expect(decoder.push(frame({ after: true })).error, 'nothing is read after framing broke').toMatchObject({ code: 'ERR_FRAME_TOO_LARGE' });
+    expect(decoder.push(frame({ after: true })).error, 'nothing is read after framing broke').toMatchObject({
+      code: 'ERR_FRAME_TOO_LARGE',
+    });
     header.writeUInt32BE(1025);
     expect(createFrameDecoder(1024).push(header).error?.message).toBe('frame of 1025 bytes is over the 1024-byte limit');
     header.writeUInt32BE(0);
@@ -33,7 +43,9 @@ describe('frame codec', () => {
   });
 
   it('still returns the frames that came before a framing error in the same chunk', () => {
-    const { frames, error } = createFrameDecoder(1024).push(Buffer.concat([frame({ a: 1 }), frame({ b: 2 }), Buffer.from([0, 0, 0x10, 0])]));
+    const { frames, error } = createFrameDecoder(1024).push(
+      Buffer.concat([frame({ a: 1 }), frame({ b: 2 }), Buffer.from([0, 0, 0x10, 0])]),
+    );
     expect(frames.map(parseFrame)).toEqual([{ a: 1 }, { b: 2 }]);
     expect(error).toMatchObject({ code: 'ERR_FRAME_TOO_LARGE' });
   });
@@ -92,7 +104,12 @@ describe('request schema', () => {
 
   it('accepts a request with and without params', () => {
     expect(checkRequest({ v: 1, id: 0, method: 'ping' })).toEqual({ v: 1, id: 0, method: 'ping' });
-    expect(checkRequest({ v: 1, id: 3, method: 'state.get', params: { name: 'a' } })).toEqual({ v: 1, id: 3, method: 'state.get', params: { name: 'a' } });
+    expect(checkRequest({ v: 1, id: 3, method: 'state.get', params: { name: 'a' } })).toEqual({
+      v: 1,
+      id: 3,
+      method: 'state.get',
+      params: { name: 'a' },
+    });
   });
 });
 

@@ -40,7 +40,11 @@ describe('admin server', () => {
     await writer.state.set('jobs', [1, 2]);
     await writer.state.delete('jobs');
     await waitFor(() => seen.length === 3 && all.length === 4, { message: 'three changes of jobs, four in all', timeoutMs: 5_000 });
-    expect(seen.map((c) => [c.op, c.value])).toEqual([['set', [1]], ['set', [1, 2]], ['delete', undefined]]);
+    expect(seen.map((c) => [c.op, c.value])).toEqual([
+      ['set', [1]],
+      ['set', [1, 2]],
+      ['delete', undefined],
+    ]);
     await watch.unsubscribe();
     await writer.state.set('jobs', [3]);
     await waitFor(() => all.length === 5, { message: 'the catch-all watch sees the fifth change', timeoutMs: 5_000 });
@@ -56,11 +60,20 @@ describe('admin server', () => {
     const status = await client.scale('tony', 3);
     expect(status.services.find((s) => s.name === 'tony')?.workers.consumer).toBe(3);
     expect((await client.status()).workers.filter((w) => w.service === 'tony')).toHaveLength(3);
-    await expect(client.scale('nobody', 1)).rejects.toMatchObject({ code: 'ERR_UNKNOWN_SERVICE', message: expect.stringMatching(/no service named "nobody"/) });
-    await expect(client.scale('tony', 65)).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS', message: 'scale: "consumers" must be a whole number from 1 to 64' });
+    await expect(client.scale('nobody', 1)).rejects.toMatchObject({
+      code: 'ERR_UNKNOWN_SERVICE',
+      message: expect.stringMatching(/no service named "nobody"/),
+    });
+    await expect(client.scale('tony', 65)).rejects.toMatchObject({
+      code: 'ERR_BAD_PARAMS',
+      message: 'scale: "consumers" must be a whole number from 1 to 64',
+    });
     await expect(client.call('scale', { service: 'tony', consumers: 0 })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS' });
     await expect(client.call('state.get', { name: 'x', extra: 1 })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS' });
-    await expect(client.call('state.set', { name: 'x' })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS', message: expect.stringMatching(/"value" is required/) });
+    await expect(client.call('state.set', { name: 'x' })).rejects.toMatchObject({
+      code: 'ERR_BAD_PARAMS',
+      message: expect.stringMatching(/"value" is required/),
+    });
     await expect(client.call('toString')).rejects.toMatchObject({ code: 'ERR_UNKNOWN_METHOD' });
     await expect(client.call('__proto__')).rejects.toMatchObject({ code: 'ERR_UNKNOWN_METHOD' });
     expect(await client.ping()).toMatchObject({ pong: true, pid: process.pid });
@@ -84,7 +97,9 @@ describe('admin server', () => {
     const client = await clientForTest({ dir: server.dir });
     expect(client.server.methods).toContain('dlq.list');
     expect(await client.call('dlq.list', { topic: 't' })).toEqual({ echoed: { topic: 't' } });
-    await expect(startAdminServer({ api: { ...api, extra: { status: async () => 1 } }, dir: tempDir(), logger: silentLogger, authkey: TEST_KEY })).rejects.toThrow(/api\.extra\.status cannot be an admin method/);
+    await expect(
+      startAdminServer({ api: { ...api, extra: { status: async () => 1 } }, dir: tempDir(), logger: silentLogger, authkey: TEST_KEY }),
+    ).rejects.toThrow(/api\.extra\.status cannot be an admin method/);
   });
 
   it('answers a result over the reply limit with ERR_RESULT_TOO_LARGE and keeps the connection', async () => {
@@ -115,7 +130,14 @@ describe('admin server', () => {
     const server = await startAdminServer({ api: memoryApi().api, dir, logger: silentLogger, env: {} });
     try {
       const info = JSON.parse(readFileSync(join(dir, 'admin.json'), 'utf8'));
-      expect(info).toEqual({ version: 1, pid: process.pid, transport: 'unix', address: join(dir, 'admin.sock'), keyFile: join(dir, 'admin.key'), startedAt: expect.any(String) });
+      expect(info).toEqual({
+        version: 1,
+        pid: process.pid,
+        transport: 'unix',
+        address: join(dir, 'admin.sock'),
+        keyFile: join(dir, 'admin.key'),
+        startedAt: expect.any(String),
+      });
       expect(statSync(info.address).mode & 0o777).toBe(0o600);
       expect(statSync(info.keyFile).mode & 0o777).toBe(0o600);
       expect(readFileSync(info.keyFile, 'utf8').trim()).toMatch(/^[0-9a-f]{64}$/);
@@ -162,23 +184,40 @@ describe('admin server', () => {
 
   it('refuses a second server in the same folder, and a key too short to be safe', async () => {
     const server = await serverForTest(memoryApi().api);
-    await expect(startAdminServer({ api: memoryApi().api, dir: server.dir, logger: silentLogger, authkey: TEST_KEY })).rejects.toMatchObject({
+    await expect(
+      startAdminServer({ api: memoryApi().api, dir: server.dir, logger: silentLogger, authkey: TEST_KEY }),
+    ).rejects.toMatchObject({
       code: 'ERR_ADMIN_IN_USE',
       message: expect.stringContaining(`a supervisor (pid ${process.pid}) already serves the admin socket`),
     });
-    await expect(startAdminServer({ api: memoryApi().api, dir: tempDir(), logger: silentLogger, env: { WHARF_AUTHKEY: 'short' } })).rejects.toThrow(/WHARF_AUTHKEY must be at least 16 characters/);
+    await expect(
+      startAdminServer({ api: memoryApi().api, dir: tempDir(), logger: silentLogger, env: { WHARF_AUTHKEY: 'short' } }),
+    ).rejects.toThrow(/WHARF_AUTHKEY must be at least 16 characters/);
   });
 
   it('says no supervisor is running when there is no connection file, or its pid has exited', async () => {
     const dir = tempDir();
-    await expect(connectAdmin({ dir, env: {} })).rejects.toMatchObject({ code: 'ERR_NO_SUPERVISOR', message: `no supervisor running in ${dir}: start one with npm start` });
+    await expect(connectAdmin({ dir, env: {} })).rejects.toMatchObject({
+      code: 'ERR_NO_SUPERVISOR',
+      message: `no supervisor running in ${dir}: start one with npm start`,
+    });
     const exited = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
     const pid = Number(exited.stdout);
-    writeFileSync(join(dir, 'admin.json'), JSON.stringify({ version: 1, pid, transport: 'unix', address: join(dir, 'admin.sock'), keyFile: 'env', startedAt: '' }));
-    await expect(connectAdmin({ dir, env: {} })).rejects.toThrow(new RegExp(`^no supervisor running in ${dir} \\(admin\\.json names pid ${pid}, which has exited\\): start one with npm start$`));
+    writeFileSync(
+      join(dir, 'admin.json'),
+      JSON.stringify({ version: 1, pid, transport: 'unix', address: join(dir, 'admin.sock'), keyFile: 'env', startedAt: '' }),
+    );
+    await expect(connectAdmin({ dir, env: {} })).rejects.toThrow(
+      new RegExp(`^no supervisor running in ${dir} \\(admin\\.json names pid ${pid}, which has exited\\): start one with npm start$`),
+    );
     // A live pid whose socket is gone (a supervisor killed without cleanup, pid reused).
-    writeFileSync(join(dir, 'admin.json'), JSON.stringify({ version: 1, pid: process.pid, transport: 'unix', address: join(dir, 'admin.sock'), keyFile: 'env', startedAt: '' }));
-    await expect(connectAdmin({ dir, env: {}, authkey: TEST_KEY })).rejects.toThrow(/^no supervisor running in .*nothing answers at .*admin\.sock.*start one with npm start$/);
+    writeFileSync(
+      join(dir, 'admin.json'),
+      JSON.stringify({ version: 1, pid: process.pid, transport: 'unix', address: join(dir, 'admin.sock'), keyFile: 'env', startedAt: '' }),
+    );
+    await expect(connectAdmin({ dir, env: {}, authkey: TEST_KEY })).rejects.toThrow(
+      /^no supervisor running in .*nothing answers at .*admin\.sock.*start one with npm start$/,
+    );
     writeFileSync(join(dir, 'admin.json'), '{"version": 9}');
     await expect(connectAdmin({ dir, env: {} })).rejects.toThrow(/is not a wharf connection file/);
   });

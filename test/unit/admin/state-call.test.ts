@@ -60,9 +60,20 @@ describe('state.call', () => {
     expect(await call(c, 'map', 'm', 'get', ['nope'])).toBeNull();
     expect(await call(c, 'map', 'm', 'has', ['b'])).toBe(true);
     expect(await call(c, 'map', 'm', 'keys')).toEqual(['a', 'b']);
-    expect(await call(c, 'map', 'm', 'entries')).toEqual([['a', { n: 1 }], ['b', 3]]);
+    expect(await call(c, 'map', 'm', 'entries')).toEqual([
+      ['a', { n: 1 }],
+      ['b', 3],
+    ]);
     expect(await call(c, 'map', 'm', 'size')).toBe(2);
-    expect(await call(c, 'map', 'm', 'batch', [[{ op: 'has', key: 'a' }, { op: 'get', key: 'a' }, { op: 'delete', key: 'a' }]])).toEqual([true, { n: 1 }, true]);
+    expect(
+      await call(c, 'map', 'm', 'batch', [
+        [
+          { op: 'has', key: 'a' },
+          { op: 'get', key: 'a' },
+          { op: 'delete', key: 'a' },
+        ],
+      ]),
+    ).toEqual([true, { n: 1 }, true]);
     expect(await call(c, 'map', 'm', 'delete', ['b'])).toBe(true);
     expect(await call(c, 'map', 'm', 'clear')).toBeNull();
     expect(await store.local.map('m').size()).toBe(0);
@@ -97,7 +108,11 @@ describe('state.call', () => {
     // lock
     const grant = (await call(c, 'lock', 'deploy', 'acquire', [5_000, 0])) as { token: number; expiresAt: number };
     expect(grant).toMatchObject({ token: expect.any(Number), expiresAt: expect.any(Number) });
-    expect(await call(c, 'lock', 'deploy', 'info')).toMatchObject({ held: true, holder: expect.stringMatching(/^@admin\/\d+$/), waiting: 0 });
+    expect(await call(c, 'lock', 'deploy', 'info')).toMatchObject({
+      held: true,
+      holder: expect.stringMatching(/^@admin\/\d+$/),
+      waiting: 0,
+    });
     expect(await call(c, 'lock', 'deploy', 'extend', [grant.token, 10_000])).toBeGreaterThan(grant.expiresAt);
     expect(await call(c, 'lock', 'deploy', 'release', [grant.token])).toBe(true);
     expect(await call(c, 'lock', 'deploy', 'release', [grant.token])).toBe(false);
@@ -107,21 +122,42 @@ describe('state.call', () => {
     expect(await call(c, 'semaphore', 'slots', 'available', [], { permits: 2 })).toBe(1);
     expect(await call(c, 'semaphore', 'slots', 'release', [permit.token], { permits: 2 })).toBe(true);
     // Every kind was exercised, with every operation it allows.
-    expect(store.describe().map((d) => d.kind).sort()).toEqual([...STATE_KINDS].sort());
+    expect(
+      store
+        .describe()
+        .map((d) => d.kind)
+        .sort(),
+    ).toEqual([...STATE_KINDS].sort());
   });
 
   it('refuses an operation outside the kind’s public table with ERR_BAD_PARAMS naming the ones it has, and keeps serving', async () => {
     const { store, connect } = await serve();
     const c = await connect();
     await call(c, 'counter', 'hits', 'add', [1]);
-    for (const [kind, op] of [['counter', 'slot'], ['queue', 'capacity'], ['lock', 'available'], ['map', 'constructor'], ['map', '__proto__'], ['map', 'toString'], ['value', 'update'], ['map', 'hasOwnProperty'], ['list', '']] as const) {
+    for (const [kind, op] of [
+      ['counter', 'slot'],
+      ['queue', 'capacity'],
+      ['lock', 'available'],
+      ['map', 'constructor'],
+      ['map', '__proto__'],
+      ['map', 'toString'],
+      ['value', 'update'],
+      ['map', 'hasOwnProperty'],
+      ['list', ''],
+    ] as const) {
       await expect(call(c, kind, 'hits', op), `${kind}.${op}`).rejects.toMatchObject({
         code: 'ERR_BAD_PARAMS',
         message: `state.call: a ${kind} has the operations ${STATE_CALL_OPS[kind].join(', ')}; got ${JSON.stringify(op)}`,
       });
     }
-    await expect(c.call('state.call', { kind: 'map', name: 'm', op: 42 })).rejects.toMatchObject({ code: 'ERR_BAD_PARAMS', message: expect.stringMatching(/got number$/) });
-    expect(store.describe().map((d) => d.name), 'a refused call creates nothing').toEqual(['hits']);
+    await expect(c.call('state.call', { kind: 'map', name: 'm', op: 42 })).rejects.toMatchObject({
+      code: 'ERR_BAD_PARAMS',
+      message: expect.stringMatching(/got number$/),
+    });
+    expect(
+      store.describe().map((d) => d.name),
+      'a refused call creates nothing',
+    ).toEqual(['hits']);
     expect(await call(c, 'counter', 'hits', 'get')).toBe(1);
   });
 
@@ -131,7 +167,9 @@ describe('state.call', () => {
     for (const kind of ['object', 'Map', 'constructor', '__proto__', 'hasOwnProperty', 'toString', 7, null, ['map']]) {
       await expect(c.call('state.call', { kind, name: 'x', op: 'get' }), String(kind)).rejects.toMatchObject({
         code: 'ERR_BAD_PARAMS',
-        message: expect.stringMatching(/^state\.call: "kind" must be one of map, list, value, counter, lock, semaphore, event, queue, namespace; got /),
+        message: expect.stringMatching(
+          /^state\.call: "kind" must be one of map, list, value, counter, lock, semaphore, event, queue, namespace; got /,
+        ),
       });
     }
     expect(store.describe()).toEqual([]);
@@ -148,8 +186,16 @@ describe('state.call', () => {
       [{ kind: 'map', name: 'x'.repeat(257), op: 'get' }, 'ERR_BAD_PARAMS', /"name" must be a string/],
       [[1, 2], 'ERR_BAD_PARAMS', /takes params/],
       [{ kind: 'map', name: 'm', op: 'get', init: { permits: 2 } }, 'ERR_BAD_PARAMS', /"init" of a map must be absent/],
-      [{ kind: 'semaphore', name: 's', op: 'available', init: { permits: 0 } }, 'ERR_BAD_PARAMS', /"init" of a semaphore must be \{"permits": <a positive integer>\}/],
-      [{ kind: 'queue', name: 'q', op: 'size', init: { capacity: 2, permits: 1 } }, 'ERR_BAD_PARAMS', /"init" of a queue must be \{"capacity"/],
+      [
+        { kind: 'semaphore', name: 's', op: 'available', init: { permits: 0 } },
+        'ERR_BAD_PARAMS',
+        /"init" of a semaphore must be \{"permits": <a positive integer>\}/,
+      ],
+      [
+        { kind: 'queue', name: 'q', op: 'size', init: { capacity: 2, permits: 1 } },
+        'ERR_BAD_PARAMS',
+        /"init" of a queue must be \{"capacity"/,
+      ],
       [{ kind: 'semaphore', name: 's', op: 'available' }, 'ERR_STATE_ARGUMENT', /semaphore "s" permits must be an integer >= 1/],
       [{ kind: 'map', name: 'm', op: 'get', args: [7] }, 'ERR_STATE_ARGUMENT', /map "m" \.get key must be a string; got 7/],
       [{ kind: 'counter', name: 'c', op: 'add', args: [1.5] }, 'ERR_STATE_ARGUMENT', /must be a safe integer/],
@@ -160,10 +206,16 @@ describe('state.call', () => {
       [{ kind: 'map', name: 'm', op: 'set', args: ['k'] }, 'ERR_STATE_VALUE', /undefined/],
     ];
     for (const [params, code, message] of cases) {
-      await expect(c.call('state.call', params), JSON.stringify(params).slice(0, 120)).rejects.toMatchObject({ code, message: expect.stringMatching(message) });
+      await expect(c.call('state.call', params), JSON.stringify(params).slice(0, 120)).rejects.toMatchObject({
+        code,
+        message: expect.stringMatching(message),
+      });
     }
     await call(c, 'counter', 'taken', 'add');
-    await expect(call(c, 'map', 'taken', 'get', ['k'])).rejects.toMatchObject({ code: 'ERR_STATE_KIND', message: expect.stringMatching(/is a counter, not a map/) });
+    await expect(call(c, 'map', 'taken', 'get', ['k'])).rejects.toMatchObject({
+      code: 'ERR_STATE_KIND',
+      message: expect.stringMatching(/is a counter, not a map/),
+    });
     await call(c, 'semaphore', 'two', 'available', [], { permits: 2 });
     await expect(call(c, 'semaphore', 'two', 'available', [], { permits: 3 })).rejects.toMatchObject({ code: 'ERR_STATE_CONFIG' });
     expect(await c.ping()).toMatchObject({ pong: true });
@@ -199,18 +251,30 @@ describe('state.call', () => {
     const { store, server } = await serve();
     const victim = await rawConnection(server.address);
     await victim.authenticate();
-    victim.send({ v: 1, id: 1, method: 'state.call', params: { kind: 'semaphore', name: 'slots', op: 'acquire', args: [null, 0], init: { permits: 1 } } });
+    victim.send({
+      v: 1,
+      id: 1,
+      method: 'state.call',
+      params: { kind: 'semaphore', name: 'slots', op: 'acquire', args: [null, 0], init: { permits: 1 } },
+    });
     expect(await victim.frame(3)).toMatchObject({ id: 1, ok: true, result: { token: expect.any(Number), expiresAt: null } });
     expect(await store.local.semaphore('slots', 1).available()).toBe(0);
     victim.socket.destroy();
-    await waitFor(async () => (await store.local.semaphore('slots', 1).available()) === 1, { message: 'the permit back', timeoutMs: 5_000 });
+    await waitFor(async () => (await store.local.semaphore('slots', 1).available()) === 1, {
+      message: 'the permit back',
+      timeoutMs: 5_000,
+    });
   });
 
   it('answers ERR_BUSY past maxInFlightPerConnection waiting calls, and serves again once they finish', async () => {
     const { connect } = await serve({ limits: { maxInFlightPerConnection: 2 } });
     const c = await connect();
     const waits = [call(c, 'event', 'go', 'wait', [30_000]), call(c, 'event', 'go', 'wait', [30_000])];
-    await expect(call(c, 'event', 'go', 'wait', [30_000])).rejects.toMatchObject({ code: 'ERR_BUSY', retriable: true, message: '2 requests of this connection are still running: wait for their replies' });
+    await expect(call(c, 'event', 'go', 'wait', [30_000])).rejects.toMatchObject({
+      code: 'ERR_BUSY',
+      retriable: true,
+      message: '2 requests of this connection are still running: wait for their replies',
+    });
     await expect(call(c, 'counter', 'n', 'get')).rejects.toMatchObject({ code: 'ERR_BUSY' });
     expect(await c.ping(), 'other methods are not held up').toMatchObject({ pong: true });
     const setter = await connect();
@@ -244,14 +308,37 @@ describe('state.call', () => {
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-    const values: unknown[] = [undefined, null, 0, -1, 1.5, 2 ** 53, 1e300, '', 'k', '__proto__', 'constructor', true, [], [1, [2]], {}, { op: 'get', key: 'k' }, { constructor: 1 }, 'x'.repeat(300)];
+    const values: unknown[] = [
+      undefined,
+      null,
+      0,
+      -1,
+      1.5,
+      2 ** 53,
+      1e300,
+      '',
+      'k',
+      '__proto__',
+      'constructor',
+      true,
+      [],
+      [1, [2]],
+      {},
+      { op: 'get', key: 'k' },
+      { constructor: 1 },
+      'x'.repeat(300),
+    ];
     const { connect } = await serve({ limits: { maxInFlightPerConnection: 1_000 } });
     const c = await connect();
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < 400; i++) {
       const kind = random() < 0.9 ? pick(STATE_KINDS) : pick(['nope', 'Object', 1]);
       const ops = STATE_CALL_OPS[kind as keyof typeof STATE_CALL_OPS] ?? ['get'];
-      const params: Record<string, unknown> = { kind, name: pick(['a', 'b', 'c']), op: random() < 0.9 ? pick(ops) : pick(['slot', 'eval', 'then', 'capacity']) };
+      const params: Record<string, unknown> = {
+        kind,
+        name: pick(['a', 'b', 'c']),
+        op: random() < 0.9 ? pick(ops) : pick(['slot', 'eval', 'then', 'capacity']),
+      };
       params.args = Array.from({ length: Math.floor(random() * 4) }, () => (random() < 0.3 ? 5 : pick(values)));
       // Waits get a short timeout (or a wrong one), so each ends within the test.
       const timeout = pick([0, 5, 20, -1, 'soon']);
@@ -259,13 +346,21 @@ describe('state.call', () => {
       if (params.op === 'wait' || (kind === 'queue' && params.op === 'get')) params.args = [timeout];
       if (kind === 'queue' && params.op === 'put') params.args = [pick(values), timeout];
       if (random() < 0.2) params.init = pick([{ permits: 2 }, { capacity: 3 }, { permits: 'x' }, {}, 'init']);
-      calls.push(c.call('state.call', params).then(() => 'ok', (error: { code: string }) => error.code));
+      calls.push(
+        c.call('state.call', params).then(
+          () => 'ok',
+          (error: { code: string }) => error.code,
+        ),
+      );
     }
     const outcomes = await Promise.race([
       Promise.all(calls),
       new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`seed ${seed}: not every call was answered within 20 s`)), 20_000)),
     ]);
-    expect(outcomes.filter((o) => o === 'ERR_INTERNAL' || o === 'ERR_STATE_INTERNAL' || o === 'ERR_ADMIN_CLOSED'), `seed ${seed}`).toEqual([]);
+    expect(
+      outcomes.filter((o) => o === 'ERR_INTERNAL' || o === 'ERR_STATE_INTERNAL' || o === 'ERR_ADMIN_CLOSED'),
+      `seed ${seed}`,
+    ).toEqual([]);
     expect(new Set(outcomes).size, `seed ${seed}: both answers and refusals`).toBeGreaterThan(2);
     expect(await c.ping(), `seed ${seed}`).toMatchObject({ pong: true });
   });
@@ -273,7 +368,9 @@ describe('state.call', () => {
   it('needs call and release together', async () => {
     const store = storeForTest();
     const { release: _release, ...state } = adminStateApi(store);
-    await expect(startAdminServer({ api: { ...memoryApi().api, state }, dir: tempDir(), logger: silentLogger, authkey: TEST_KEY, env: {} })).rejects.toMatchObject({
+    await expect(
+      startAdminServer({ api: { ...memoryApi().api, state }, dir: tempDir(), logger: silentLogger, authkey: TEST_KEY, env: {} }),
+    ).rejects.toMatchObject({
       code: 'ERR_CONFIG',
       message: expect.stringMatching(/api\.state\.call and api\.state\.release go together/),
     });

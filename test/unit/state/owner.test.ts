@@ -48,7 +48,10 @@ describe('operator API', () => {
     ]);
     expect(store.get('c')).toEqual({ kind: 'counter', value: 5 });
     expect(store.get('q')).toEqual({ kind: 'queue', value: { capacity: 4, items: ['job'] } });
-    expect(store.get('s')).toMatchObject({ kind: 'semaphore', value: { permits: 3, available: 2, holders: [{ holderId: '@supervisor', expiresAt: null }] } });
+    expect(store.get('s')).toMatchObject({
+      kind: 'semaphore',
+      value: { permits: 3, available: 2, holders: [{ holderId: '@supervisor', expiresAt: null }] },
+    });
     expect(store.get('missing')).toBeUndefined();
 
     store.set('m', { b: 2 });
@@ -57,7 +60,9 @@ describe('operator API', () => {
     expect(await local.counter('fresh').add()).toBe(4);
     store.set('plain', { any: ['json'] });
     expect(store.get('plain')).toEqual({ kind: 'value', value: { any: ['json'] } });
-    expect(() => store.set('lk', {})).toThrow('lock "lk": holders come and go with their workers, so it cannot be written; delete it to reset it.');
+    expect(() => store.set('lk', {})).toThrow(
+      'lock "lk": holders come and go with their workers, so it cannot be written; delete it to reset it.',
+    );
     expect(() => store.set('new-lock', {}, 'lock')).toThrow(/cannot be written/);
     expect(store.get('new-lock')).toBeUndefined();
     expect(() => store.set('l', 'not a list')).toThrow('list "l" can only be set to an array.');
@@ -69,7 +74,10 @@ describe('operator API', () => {
     store = createStateStore();
     const waiting = store.local.event('e').wait();
     store.delete('e');
-    await expect(waiting).rejects.toMatchObject({ code: 'ERR_STATE_DELETED', message: 'event "e" was deleted; waits on it are cancelled.' });
+    await expect(waiting).rejects.toMatchObject({
+      code: 'ERR_STATE_DELETED',
+      message: 'event "e" was deleted; waits on it are cancelled.',
+    });
   });
 
   it('restores a snapshot into a new store, and a bad snapshot changes nothing', async () => {
@@ -94,7 +102,9 @@ describe('operator API', () => {
     expect(await store.local.event('e').isSet()).toBe(true);
 
     const before = store.snapshot();
-    expect(() => store.restore({ m: { kind: 'map', value: {} }, bad: { kind: 'list', value: 'nope' } })).toThrow(/can only be set to an array/);
+    expect(() => store.restore({ m: { kind: 'map', value: {} }, bad: { kind: 'list', value: 'nope' } })).toThrow(
+      /can only be set to an array/,
+    );
     expect(() => store.restore({ x: { kind: 'table' as never, value: 1 } })).toThrow('Snapshot entry "x" has no valid kind; got "table".');
     expect(store.snapshot()).toEqual(before);
   });
@@ -196,7 +206,10 @@ describe('the wire', () => {
     const stale = createStateClient(port2);
     clients.push(stale);
     port1.postMessage({ t: 'welcome', version: 999, holderId: 'w', counters: new SharedArrayBuffer(8) });
-    await expect(stale.map('m').get('k')).rejects.toMatchObject({ code: 'ERR_STATE_CLOSED', message: expect.stringMatching(/protocol 999 .* rebuild with npm run build/) });
+    await expect(stale.map('m').get('k')).rejects.toMatchObject({
+      code: 'ERR_STATE_CLOSED',
+      message: expect.stringMatching(/protocol 999 .* rebuild with npm run build/),
+    });
   });
 
   it('fails pending calls when the store closes, and refuses calls after', async () => {

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
-  createChangelogFold, createNameMatcher, entryKey, entryRecord, MARKER_KEY, objectKey, objectRecord, tombstone, type ChangelogRecord,
+  createChangelogFold,
+  createNameMatcher,
+  entryKey,
+  entryRecord,
+  MARKER_KEY,
+  objectKey,
+  objectRecord,
+  tombstone,
+  type ChangelogRecord,
 } from '../../../src/state/changelog-records.js';
 import { persistSettings } from '../../../src/persist/open.js';
 import { TOPIC_NAME_RULE } from '../../../src/kafka/topic-name.js';
@@ -35,7 +43,9 @@ describe('changelog record layout', () => {
     const matches = createNameMatcher(['conversation', 'tony.*']);
     expect(['conversation', 'tony.asked', 'tony.', 'conversations', 'tony'].map(matches)).toEqual([true, true, true, false, false]);
     expect(createNameMatcher(['*'])('anything')).toBe(true);
-    expect(() => createNameMatcher(['ok', 'a*b'])).toThrow('state.persist[1] must be an object name, or a prefix ending in "*" (like "tony.*"); got "a*b".');
+    expect(() => createNameMatcher(['ok', 'a*b'])).toThrow(
+      'state.persist[1] must be an object name, or a prefix ending in "*" (like "tony.*"); got "a*b".',
+    );
     expect(() => createNameMatcher([''], 'WHARF_STATE_PERSIST')).toThrow(/^WHARF_STATE_PERSIST\[0\] must be/);
   });
 });
@@ -102,14 +112,25 @@ describe('restoring from records', () => {
 
   it('ignores entries of an earlier object of the same name with another kind', () => {
     // A map's entry that was never tombstoned (a kill between records would not do this, but a hand-edited log might).
-    const records = [objectRecord('x', 'map'), entryRecord('x', 'map', 'k', 1), objectRecord('x', 'list'), entryRecord('x', 'list', 0, 'a')];
+    const records = [
+      objectRecord('x', 'map'),
+      entryRecord('x', 'map', 'k', 1),
+      objectRecord('x', 'list'),
+      entryRecord('x', 'list', 0, 'a'),
+    ];
     expect(fold(records).snapshot()).toEqual({ x: { kind: 'list', value: ['a'] } });
   });
 
   it('fails with the record named when the log is not a wharf changelog', () => {
-    expect(() => fold([{ key: 'plain', value: '1' }])).toThrow(/Changelog record t@0 has a key that is not a wharf state key: "plain"\. Fix or delete that record/);
-    expect(() => fold([{ key: objectKey('x'), value: '{"kind":"lock"}' }])).toThrow(/record t@0 has a value that is not \{kind, value\} JSON of a persisted kind/);
-    expect(() => fold([objectRecord('l', 'list'), entryRecord('l', 'list', 1, 'b')]).snapshot()).toThrow('Changelog list "l" has item 1 but no item 0.');
+    expect(() => fold([{ key: 'plain', value: '1' }])).toThrow(
+      /Changelog record t@0 has a key that is not a wharf state key: "plain"\. Fix or delete that record/,
+    );
+    expect(() => fold([{ key: objectKey('x'), value: '{"kind":"lock"}' }])).toThrow(
+      /record t@0 has a value that is not \{kind, value\} JSON of a persisted kind/,
+    );
+    expect(() => fold([objectRecord('l', 'list'), entryRecord('l', 'list', 1, 'b')]).snapshot()).toThrow(
+      'Changelog list "l" has item 1 but no item 0.',
+    );
   });
 });
 
@@ -118,19 +139,29 @@ describe('persistence settings (config < environment)', () => {
   const file = { source: '/srv/app/wharf.config.json' };
 
   it('persists the demo’s conversation and counters by default, and nothing for other configs', () => {
-    expect(persistSettings(demo, {})).toEqual({ persist: ['conversation', 'tony.asked', 'sent', 'replied', 'duplicates'], topic: 'wharf.state.default', lingerMs: 0 });
+    expect(persistSettings(demo, {})).toEqual({
+      persist: ['conversation', 'tony.asked', 'sent', 'replied', 'duplicates'],
+      topic: 'wharf.state.default',
+      lingerMs: 0,
+    });
     expect(persistSettings(file, {}).persist).toEqual([]);
   });
 
   it('takes the config’s state section, and the environment over it', () => {
     const config = { ...file, state: { persist: ['orders', 'stats.*'], topic: 'wharf.state.orders', lingerMs: 2 } };
     expect(persistSettings(config, {})).toEqual({ persist: ['orders', 'stats.*'], topic: 'wharf.state.orders', lingerMs: 2 });
-    expect(persistSettings(config, { WHARF_STATE_PERSIST: ' conversation , tony.* ', WHARF_STATE_TOPIC: 'wharf.state.test' })).toMatchObject({ persist: ['conversation', 'tony.*'], topic: 'wharf.state.test' });
+    expect(
+      persistSettings(config, { WHARF_STATE_PERSIST: ' conversation , tony.* ', WHARF_STATE_TOPIC: 'wharf.state.test' }),
+    ).toMatchObject({ persist: ['conversation', 'tony.*'], topic: 'wharf.state.test' });
     expect(persistSettings(demo, { WHARF_STATE_PERSIST: '' }).persist, 'an empty variable turns persistence off').toEqual([]);
   });
 
   it('names what is wrong', () => {
-    expect(() => persistSettings(file, { WHARF_STATE_PERSIST: 'a,b*c' })).toThrow('WHARF_STATE_PERSIST[1] must be an object name, or a prefix ending in "*" (like "tony.*"); got "b*c".');
-    expect(() => persistSettings({ ...file, state: { topic: 'no spaces' } }, {})).toThrow(`The state changelog topic must be a Kafka topic name (${TOPIC_NAME_RULE}); got "no spaces".`);
+    expect(() => persistSettings(file, { WHARF_STATE_PERSIST: 'a,b*c' })).toThrow(
+      'WHARF_STATE_PERSIST[1] must be an object name, or a prefix ending in "*" (like "tony.*"); got "b*c".',
+    );
+    expect(() => persistSettings({ ...file, state: { topic: 'no spaces' } }, {})).toThrow(
+      `The state changelog topic must be a Kafka topic name (${TOPIC_NAME_RULE}); got "no spaces".`,
+    );
   });
 });

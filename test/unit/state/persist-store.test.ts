@@ -51,7 +51,10 @@ function worker(s: StateStore, id = 'w'): StateClient {
 /** Settled-or-not of a promise, observable without waiting for it. */
 function track<T>(promise: Promise<T>) {
   const state = { settled: false, value: undefined as T | undefined, error: undefined as unknown };
-  promise.then((value) => ((state.settled = true), (state.value = value)), (error) => ((state.settled = true), (state.error = error)));
+  promise.then(
+    (value) => ((state.settled = true), (state.value = value)),
+    (error) => ((state.settled = true), (state.error = error)),
+  );
   return state;
 }
 
@@ -151,7 +154,12 @@ describe('write-through replies', () => {
     const set = w.map('m').set('a', 1);
     await waitFor(() => sink.writes.length === 1, { message: 'the write' });
     sink.writes[0]!.fail(new Error('TOPIC_AUTHORIZATION_FAILED'));
-    await expect(set).rejects.toMatchObject({ code: 'ERR_STATE_PERSIST', message: expect.stringMatching(/could not be written to its changelog \(Error: TOPIC_AUTHORIZATION_FAILED\)\. .*restart the supervisor/) });
+    await expect(set).rejects.toMatchObject({
+      code: 'ERR_STATE_PERSIST',
+      message: expect.stringMatching(
+        /could not be written to its changelog \(Error: TOPIC_AUTHORIZATION_FAILED\)\. .*restart the supervisor/,
+      ),
+    });
     await expect(w.map('m').set('b', 2)).rejects.toMatchObject({ code: 'ERR_STATE_PERSIST' });
     expect(() => store!.set('m', {}, 'map')).toThrow(/could not be written to its changelog/);
     await expect(store!.flush()).rejects.toMatchObject({ code: 'ERR_STATE_PERSIST' });
@@ -164,10 +172,13 @@ describe('what the changelog holds', () => {
   /** Acknowledges writes as they come until `work` is done and nothing is outstanding. */
   async function drive<T>(s: StateStore, sink: ReturnType<typeof controlledSink>, work: Promise<T>): Promise<T> {
     const done = track(work.then(async (value) => (await s.flush(), value)));
-    await waitFor(() => {
-      for (const write of sink.writes.splice(0)) write.ack();
-      return done.settled;
-    }, { intervalMs: 1, message: 'the work and its writes' });
+    await waitFor(
+      () => {
+        for (const write of sink.writes.splice(0)) write.ack();
+        return done.settled;
+      },
+      { intervalMs: 1, message: 'the work and its writes' },
+    );
     if (done.error) throw done.error;
     return done.value as T;
   }
@@ -177,23 +188,38 @@ describe('what the changelog holds', () => {
     const sink = controlledSink();
     const first = open(names, sink);
     const w = worker(first);
-    await drive(first, sink, Promise.all([
-      w.map('m').batch([{ op: 'set', key: 'a', value: 1 }, { op: 'set', key: 'b', value: 2 }, { op: 'delete', key: 'a' }]),
-      w.list('l').append('x', 'y', 'z'),
-      w.counter('c').add(41).then(() => w.counter('c').add(1)),
-      w.value('v').set({ nested: [true, null] }),
-      w.namespace('ns').assign({ a: 1, b: 2 }),
-      w.queue('q', { capacity: 5 }).put('job'),
-      w.event('e').set(),
-      w.map('shape').set('k', 1),
-      w.map('unpersisted').set('k', 1),
-    ]));
+    await drive(
+      first,
+      sink,
+      Promise.all([
+        w.map('m').batch([
+          { op: 'set', key: 'a', value: 1 },
+          { op: 'set', key: 'b', value: 2 },
+          { op: 'delete', key: 'a' },
+        ]),
+        w.list('l').append('x', 'y', 'z'),
+        w
+          .counter('c')
+          .add(41)
+          .then(() => w.counter('c').add(1)),
+        w.value('v').set({ nested: [true, null] }),
+        w.namespace('ns').assign({ a: 1, b: 2 }),
+        w.queue('q', { capacity: 5 }).put('job'),
+        w.event('e').set(),
+        w.map('shape').set('k', 1),
+        w.map('unpersisted').set('k', 1),
+      ]),
+    );
     first.delete('shape');
-    await drive(first, sink, (async () => {
-      await w.list('shape').append('now a list');
-      await w.list('l').clear();
-      await w.list('l').append('again');
-    })());
+    await drive(
+      first,
+      sink,
+      (async () => {
+        await w.list('shape').append('now a list');
+        await w.list('l').clear();
+        await w.list('l').append('again');
+      })(),
+    );
     const expected = Object.fromEntries(Object.entries(first.snapshot()).filter(([name]) => name !== 'unpersisted'));
     expect(expected.shape).toEqual({ kind: 'list', value: ['now a list'] });
     expect(restoredFrom(sink.log, names)).toEqual(expected);
@@ -208,6 +234,10 @@ describe('what the changelog holds', () => {
     expect(sink.log.length, 'a restore writes nothing back').toBe(before);
     const w2 = worker(second, 'w2');
     await drive(second, sink, Promise.all([w2.map('m').clear(), w2.map('m').set('only', 1), w2.namespace('ns').delete('a')]));
-    expect(restoredFrom(sink.log, names)).toEqual({ ...expected, m: { kind: 'map', value: { only: 1 } }, ns: { kind: 'namespace', value: { b: 2 } } });
+    expect(restoredFrom(sink.log, names)).toEqual({
+      ...expected,
+      m: { kind: 'map', value: { only: 1 } },
+      ns: { kind: 'namespace', value: { b: 2 } },
+    });
   });
 });

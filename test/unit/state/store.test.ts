@@ -161,11 +161,15 @@ describe('map, list, value, namespace', () => {
     await map.set('n', 0);
     let round = 0;
     const error = await rejection(
-      map.update('n', (current) => {
-        // Someone else always writes between our read and our compare-and-set.
-        void map.set('n', ++round * 100);
-        return (current ?? 0) + 1;
-      }, { maxAttempts: 3 }),
+      map.update(
+        'n',
+        (current) => {
+          // Someone else always writes between our read and our compare-and-set.
+          void map.set('n', ++round * 100);
+          return (current ?? 0) + 1;
+        },
+        { maxAttempts: 3 },
+      ),
     );
     expect(error.code).toBe('ERR_STATE_CONTENTION');
     expect(error.message).toMatch(/lost the compare-and-set race 3 times/);

@@ -31,7 +31,8 @@ function spawn<T = Record<string, unknown>>(store: StateStore, scenario: string,
   const result = new Promise<T>((resolve, reject) => {
     worker.on('message', (message: { done?: T; error?: { message: string; code?: string } }) => {
       if (message.done !== undefined) resolve(message.done);
-      else if (message.error) reject(Object.assign(new Error(`worker ${holderId}: ${message.error.message}`), { code: message.error.code }));
+      else if (message.error)
+        reject(Object.assign(new Error(`worker ${holderId}: ${message.error.message}`), { code: message.error.code }));
       else events.push(message);
     });
     worker.on('error', reject);
@@ -44,7 +45,12 @@ function spawn<T = Record<string, unknown>>(store: StateStore, scenario: string,
   return { worker, holderId, events, result };
 }
 
-function spawnMany<T = Record<string, unknown>>(store: StateStore, count: number, scenario: string, params: Record<string, unknown>): Outcome<T>[] {
+function spawnMany<T = Record<string, unknown>>(
+  store: StateStore,
+  count: number,
+  scenario: string,
+  params: Record<string, unknown>,
+): Outcome<T>[] {
   return Array.from({ length: count }, (_, index) => spawn<T>(store, scenario, params, index));
 }
 
@@ -113,7 +119,12 @@ describe('shared state from 8 worker threads', () => {
     await waitFor(() => holder.events.some((e) => 'acquired' in e), { message: 'holder acquired the lock' });
 
     // While held, a bounded acquire from another worker times out with ERR_TIMEOUT.
-    const early = await spawn<{ acquired: boolean; waitedMs: number; error?: { code: string; message: string } }>(store, 'acquireLock', { lock, timeoutMs: 150 }, 1).result;
+    const early = await spawn<{ acquired: boolean; waitedMs: number; error?: { code: string; message: string } }>(
+      store,
+      'acquireLock',
+      { lock, timeoutMs: 150 },
+      1,
+    ).result;
     expect(early.acquired).toBe(false);
     expect(early.error?.code).toBe('ERR_TIMEOUT');
     expect(early.error?.message).toMatch(/not acquired within 150 ms: it is held by "holdLock-0-/);
@@ -152,7 +163,9 @@ describe('shared state from 8 worker threads', () => {
   it('times queue gets out as asked, and moves 4 × 500 items through a small queue exactly once', async () => {
     store = createStateStore();
     const empty = uniqueName('queue');
-    const timeouts = await Promise.all(spawnMany<{ error?: { code: string }; waitedMs: number }>(store, 8, 'queueGet', { name: empty, timeoutMs: 250 }).map((w) => w.result));
+    const timeouts = await Promise.all(
+      spawnMany<{ error?: { code: string }; waitedMs: number }>(store, 8, 'queueGet', { name: empty, timeoutMs: 250 }).map((w) => w.result),
+    );
     for (const outcome of timeouts) {
       expect(outcome.error?.code).toBe('ERR_TIMEOUT');
       expect(outcome.waitedMs).toBeGreaterThanOrEqual(240);
@@ -160,7 +173,9 @@ describe('shared state from 8 worker threads', () => {
     }
 
     const name = uniqueName('queue');
-    const consumers = Array.from({ length: 4 }, (_, i) => spawn<{ got: { w: number; i: number }[] }>(store, 'queueConsume', { name, capacity: 8 }, i));
+    const consumers = Array.from({ length: 4 }, (_, i) =>
+      spawn<{ got: { w: number; i: number }[] }>(store, 'queueConsume', { name, capacity: 8 }, i),
+    );
     const producers = Array.from({ length: 4 }, (_, i) => spawn(store, 'queueProduce', { name, capacity: 8, count: 500 }, 10 + i));
     await Promise.all(producers.map((p) => p.result));
     for (let i = 0; i < 4; i++) await store.local.queue(name).put(null);
@@ -174,7 +189,9 @@ describe('shared state from 8 worker threads', () => {
     store = createStateStore();
     const name = uniqueName('map');
     const results = await Promise.all(
-      spawnMany<{ retries: number; wins: number[] }>(store, 8, 'mapContention', { name, increments: 200, claimKeys: 50 }).map((w) => w.result),
+      spawnMany<{ retries: number; wins: number[] }>(store, 8, 'mapContention', { name, increments: 200, claimKeys: 50 }).map(
+        (w) => w.result,
+      ),
     );
     const map = store.local.map<number>(name);
     expect(await map.get('total')).toBe(8 * 200);
@@ -196,7 +213,12 @@ describe('shared state from 8 worker threads', () => {
     for (const watcher of watchers) {
       const { changes } = await watcher.result;
       expect(changes).toHaveLength(8);
-      expect(changes.filter((c) => c.op === 'set').map((c) => [c.key, c.value]).sort()).toEqual([10, 11, 12, 13].map((i) => [`from-${i}`, i]));
+      expect(
+        changes
+          .filter((c) => c.op === 'set')
+          .map((c) => [c.key, c.value])
+          .sort(),
+      ).toEqual([10, 11, 12, 13].map((i) => [`from-${i}`, i]));
       expect(changes.filter((c) => c.op === 'delete')).toHaveLength(4);
       expect(changes.every((c) => c.name === name && c.kind === 'map' && typeof c.at === 'number')).toBe(true);
     }
@@ -213,7 +235,10 @@ describe('shared state from 8 worker threads', () => {
     expect((await Promise.all(waiters.map((w) => w.result))).map((r) => r.set)).toEqual(Array(8).fill(true));
 
     const other = uniqueName('event');
-    const late = await spawn<{ set: boolean; error: { code: string }; waitedMs: number }>(store, 'eventWait', { name: other, timeoutMs: 100 }).result;
+    const late = await spawn<{ set: boolean; error: { code: string }; waitedMs: number }>(store, 'eventWait', {
+      name: other,
+      timeoutMs: 100,
+    }).result;
     expect(late.set).toBe(false);
     expect(late.error.code).toBe('ERR_TIMEOUT');
     expect(late.waitedMs).toBeGreaterThanOrEqual(90);

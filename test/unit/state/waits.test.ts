@@ -36,10 +36,15 @@ describe('locks', () => {
     const [a, b, c] = [client('a'), client('b'), client('c')];
     const first = await a.lock('l').acquire();
     const order: string[] = [];
-    const waits = [b, c, a].map((who, i) => who.lock('l').acquire({ timeoutMs: 5_000 }).then(async (handle) => {
-      order.push(['b', 'c', 'a'][i]!);
-      await handle.release();
-    }));
+    const waits = [b, c, a].map((who, i) =>
+      who
+        .lock('l')
+        .acquire({ timeoutMs: 5_000 })
+        .then(async (handle) => {
+          order.push(['b', 'c', 'a'][i]!);
+          await handle.release();
+        }),
+    );
     await waitFor(async () => (await store.local.lock('l').info()).waiting === 3, { message: 'three waiters' });
     expect(await first.release()).toBe(true);
     await Promise.all(waits);
@@ -54,7 +59,9 @@ describe('locks', () => {
     const error = await rejection(other.lock('l').acquire({ timeoutMs: 0 }));
     expect(error).toBeInstanceOf(TimeoutError);
     expect(error.code).toBe('ERR_TIMEOUT');
-    expect(error.message).toMatch(/^lock "l" not acquired within 0 ms: it is held by "holder" \(lease ends in \d+\.\d s\)\. Raise timeoutMs, or hold it for less time\.$/);
+    expect(error.message).toMatch(
+      /^lock "l" not acquired within 0 ms: it is held by "holder" \(lease ends in \d+\.\d s\)\. Raise timeoutMs, or hold it for less time\.$/,
+    );
     const started = Date.now();
     expect((await rejection(other.lock('l').acquire({ timeoutMs: 80 }))).code).toBe('ERR_TIMEOUT');
     expect(Date.now() - started).toBeGreaterThanOrEqual(75);
@@ -95,7 +102,11 @@ describe('locks', () => {
   it('withLock releases even when the work throws', async () => {
     store = createStateStore();
     const lock = store.local.lock('l');
-    await expect(lock.withLock(() => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      lock.withLock(() => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     expect((await lock.info()).held).toBe(false);
     expect(await lock.withLock(async () => 'done')).toBe('done');
   });
@@ -108,14 +119,18 @@ describe('semaphores', () => {
     const one = await sem.acquire();
     await sem.acquire();
     expect(await sem.available()).toBe(0);
-    expect((await rejection(sem.acquire({ timeoutMs: 0 }))).message).toBe('semaphore "s" not acquired within 0 ms: all 2 permits are held. Raise timeoutMs, or hold it for less time.');
+    expect((await rejection(sem.acquire({ timeoutMs: 0 }))).message).toBe(
+      'semaphore "s" not acquired within 0 ms: all 2 permits are held. Raise timeoutMs, or hold it for less time.',
+    );
     const third = sem.acquire({ timeoutMs: 5_000 });
     await one.release();
     await third;
     const error = await rejection(store.local.semaphore('s', 3).available());
     expect(error.code).toBe('ERR_STATE_CONFIG');
     expect(error.message).toBe('semaphore "s" exists with 2 permits; asked for 3. Use the same count everywhere, or another name.');
-    expect((await rejection(store.local.semaphore('t', 0).available())).message).toBe('semaphore "t" permits must be an integer >= 1; got 0.');
+    expect((await rejection(store.local.semaphore('t', 0).available())).message).toBe(
+      'semaphore "t" permits must be an integer >= 1; got 0.',
+    );
   });
 });
 
