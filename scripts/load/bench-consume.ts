@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin, Consumer, Kafka, Transaction } from 'kafkajs';
 import { parseConfig } from '../../src/config/load.js';
-import { DEFAULTS } from '../../src/config/schema.js';
+import { DELIVERY_DEFAULTS } from '../../src/delivery.js';
 import { loadServices } from '../../src/config/services.js';
 import { TimeoutError } from '../../src/errors.js';
 import { consumerConfig, producerConfig } from '../../src/kafka/client.js';
@@ -121,8 +121,13 @@ async function measureDrain(c: DrainCase, start: SinkFactory): Promise<DrainMeas
   }
 }
 
-/** The topic through wharf: a supervisor running the sink service with `workers` consumer workers. */
-export function consumeWithWharf(c: DrainCase & { workers: number }): Promise<DrainMeasure> {
+/**
+ * The topic through wharf: a supervisor running the sink service with `workers` consumer workers
+ * (with `concurrency`, one worker whose handlers run in the key-ordered pool).
+ */
+export function consumeWithWharf(
+  c: DrainCase & { workers: number; concurrency?: { mode: 'key'; threads: number } },
+): Promise<DrainMeasure> {
   return measureDrain(c, async (topic, groupId) => {
     const config = parseConfig(
       {
@@ -130,7 +135,7 @@ export function consumeWithWharf(c: DrainCase & { workers: number }): Promise<Dr
           {
             module: compiled(SINK_MODULE),
             workers: { consumer: c.workers },
-            consumes: { topics: [topic], groupId },
+            consumes: { topics: [topic], groupId, ...(c.concurrency ? { concurrency: c.concurrency } : {}) },
             options: { hashIterations: c.hashIterations },
           },
         ],
@@ -153,10 +158,15 @@ export function consumeWithWharf(c: DrainCase & { workers: number }): Promise<Dr
   });
 }
 
-export type BareMode = 'eachMessage' | 'eachBatch';
+/**
+ * - `eachMessage`, `eachBatch`: kafkajs alone, the message untouched (the floor of its cost);
+ * - `handWritten`: the service a user would write by hand on kafkajs — decode each JSON value,
+ *   run the handler, let kafkajs commit (its autoCommit) — what wharf's sink service does.
+ */
+export type BareMode = 'eachMessage' | 'eachBatch' | 'handWritten';
 
 /**
- * The baseline: the kafkajs consumer a user would write by hand, with the same fetch settings and
+ * The baselines: the kafkajs consumer a user would write by hand, with the same fetch settings and
  * partition concurrency as wharf's consumer runner, in this (main) thread.
  */
 export function consumeWithKafkajs(c: DrainCase & { mode: BareMode }): Promise<DrainMeasure> {
@@ -167,21 +177,30 @@ export function consumeWithKafkajs(c: DrainCase & { mode: BareMode }): Promise<D
       if (c.hashIterations) burnCpu(c.hashIterations);
       handled++;
     };
+    const handler = async (value: unknown) => {
+      if (value === undefined) throw new Error('no value');
+      handle();
+    };
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run(
       c.mode === 'eachMessage'
-        ? { partitionsConsumedConcurrently: DEFAULTS.delivery.partitionsConsumedConcurrently, eachMessage: async () => handle() }
-        : {
-            partitionsConsumedConcurrently: DEFAULTS.delivery.partitionsConsumedConcurrently,
-            eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
-              for (const message of batch.messages) {
-                handle();
-                resolveOffset(message.offset);
-              }
-              await heartbeat();
+        ? { partitionsConsumedConcurrently: DELIVERY_DEFAULTS.partitionsConsumedConcurrently, eachMessage: async () => handle() }
+        : c.mode === 'handWritten'
+          ? {
+              partitionsConsumedConcurrently: DELIVERY_DEFAULTS.partitionsConsumedConcurrently,
+              eachMessage: async ({ message }) => handler(JSON.parse(message.value!.toString('utf8'))),
+            }
+          : {
+              partitionsConsumedConcurrently: DELIVERY_DEFAULTS.partitionsConsumedConcurrently,
+              eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+                for (const message of batch.messages) {
+                  handle();
+                  resolveOffset(message.offset);
+                }
+                await heartbeat();
+              },
             },
-          },
     );
     return { members: 1, handled: () => handled, stop: () => consumer.disconnect() };
   });

@@ -12,6 +12,11 @@ const spread = (s: Sampled, digits = 0) => `${n(s.median, digits)} (${n(s.min, d
 const verdict = (value: number | null, target: number) =>
   value === null ? 'not measured' : value >= target ? `met (≥ ${target}×)` : `missed (target ≥ ${target}×)`;
 
+const ratioList = (ratios: Record<string, number | null>) =>
+  Object.entries(ratios)
+    .map(([k, v]) => `${k} ${x(v)}`)
+    .join(', ');
+
 function row(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 }
@@ -60,19 +65,27 @@ export function formatBench(report: BenchReport, file: string | null): string {
       `(1) consume ${n(c.messages)} small messages from a ${c.partitions}-partition topic, no-op handler (msg/s once the group is stable)`,
     );
     out.push(...drainTable(c.variants).map((l) => `  ${l}`));
-    out.push(`  wharf ÷ kafkajs eachMessage: ${x(c.wharfVsEachMessage)} — ${verdict(c.wharfVsEachMessage, c.target)}`);
-    out.push(`  wharf ÷ kafkajs eachBatch:   ${x(c.wharfVsEachBatch)}`, '');
+    out.push(`  wharf ÷ hand-written kafkajs (JSON): ${x(c.wharfVsHandWritten)} — ${verdict(c.wharfVsHandWritten, c.target)}`);
+    out.push(`  wharf ÷ kafkajs eachMessage:         ${x(c.wharfVsEachMessage)} — ${verdict(c.wharfVsEachMessage, c.targetVsEachMessage)}`);
+    out.push(`  wharf ÷ kafkajs eachBatch:           ${x(c.wharfVsEachBatch)}`, '');
   }
   if (report.scaling) {
     const s = report.scaling;
     out.push(`(2) CPU-bound handler (${s.msPerMessage} ms of SHA-256 per message), ${n(s.messages)} messages, ${s.partitions} partitions`);
     out.push(...drainTable(s.variants).map((l) => `  ${l}`));
+    out.push(`  vs the bare kafkajs consumer: ${ratioList(s.vsKafkajs)}`);
+    out.push(`  vs the machine's ceiling (plain threads, no Kafka): ${ratioList(s.vsCeiling)}`);
+    out.push(`  2 workers ÷ 2-thread ceiling: ${verdict(s.vsCeiling['wharf, 2 workers'] ?? null, s.target)}`, '');
+  }
+  if (report.pool) {
+    const p = report.pool;
     out.push(
-      `  scaling vs the bare kafkajs consumer: ${Object.entries(s.vsKafkajs)
-        .map(([k, v]) => `${k.replace('wharf, ', '')} ${x(v)}`)
-        .join(', ')}`,
+      `(2b) key-ordered pool, 1 consumer worker (${p.msPerMessage} ms of SHA-256 per message), ${n(p.messages)} messages, ${p.partitions} partitions`,
     );
-    out.push(`  2 workers ÷ kafkajs: ${verdict(s.vsKafkajs['wharf, 2 workers'] ?? null, s.target)}`, '');
+    out.push(...drainTable(p.variants).map((l) => `  ${l}`));
+    out.push(`  vs the bare kafkajs consumer: ${ratioList(p.vsKafkajs)}`);
+    out.push(`  vs the machine's ceiling: ${ratioList(p.vsCeiling)}`);
+    out.push(`  pool, 2 threads ÷ 2-thread ceiling: ${verdict(p.vsCeiling['pool, 2 threads'] ?? null, p.target)}`, '');
   }
   if (report.state) {
     out.push('(3) shared state (scripts/bench/state.ts): operations/s, all workers together');
@@ -99,6 +112,17 @@ export function formatBench(report: BenchReport, file: string | null): string {
     out.push('(4) request/reply round trip through Jarvis vs a bare kafkajs responder (both one thread, same partitions)');
     out.push(...roundTripLines('awaited one at a time', report.roundtrip.awaited));
     out.push(...roundTripLines(`${report.roundtrip.pipelined.inFlight} in flight`, report.roundtrip.pipelined), '');
+    const c = report.roundtrip.capacity;
+    if (c) {
+      out.push(`  capacity: the highest rate of ${n(c.size)}-byte requests whose p99 stays under ${c.p99LimitMs} ms (${c.stepS} s a step)`);
+      for (const k of ['wharf', 'kafkajs'] as const) {
+        const ladders = c[k].ladders.map((l) => n(l.highestRate)).join(', ');
+        out.push(
+          `  ${(k === 'wharf' ? 'wharf (Jarvis, 1 worker)' : 'bare kafkajs thread').padEnd(26)} ${n(c[k].highestRate).padStart(7)}/s  (ladders: ${ladders})`,
+        );
+      }
+      out.push(`  wharf ÷ kafkajs capacity: ${x(c.wharfVsKafkajs)} — ${verdict(c.wharfVsKafkajs, c.target)}`, '');
+    }
   }
   if (report.python) {
     out.push('(5) the Python client (clients/python) vs multiprocessing.Manager: operations/s, all processes together');

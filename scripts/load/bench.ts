@@ -2,6 +2,8 @@ import { cpus, loadavg } from 'node:os';
 import type { Kafka } from 'kafkajs';
 import { createKafka } from '../../src/kafka/client.js';
 import type { Logger } from '../../src/log.js';
+import { climbLadder, summarizeCapacity, type CapacitySide } from './bench-capacity.js';
+import { measureCeiling } from './bench-ceiling.js';
 import { consumeWithKafkajs, consumeWithWharf, type DrainMeasure } from './bench-consume.js';
 import { runPythonClientBench, type PythonClientBenchReport } from './bench-python.js';
 import { runStateBench, type StateBenchReport } from './bench-state.js';
@@ -14,7 +16,7 @@ import { resolveTarget } from './target.js';
  * `npm run bench`: wharf against baselines measured in the same run on the same broker, each a
  * ratio of medians over interleaved repetitions (bench-stats.ts says why).
  */
-export const SECTIONS = ['consume', 'scaling', 'state', 'roundtrip', 'python'] as const;
+export const SECTIONS = ['consume', 'scaling', 'pool', 'state', 'roundtrip', 'python'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -45,9 +47,13 @@ export interface BenchReport {
     messages: number;
     partitions: number;
     variants: Record<string, DrainSummary>;
+    /** wharf's no-op service ÷ the hand-written kafkajs service (JSON decode, handler, autoCommit). */
+    wharfVsHandWritten: number | null;
     wharfVsEachMessage: number | null;
     wharfVsEachBatch: number | null;
+    /** Targets: ≥ 0.9× the hand-written service, ≥ 0.7× the bare eachMessage consumer. */
     target: number;
+    targetVsEachMessage: number;
   };
   scaling?: {
     messages: number;
@@ -56,10 +62,23 @@ export interface BenchReport {
     iterations: number;
     variants: Record<string, DrainSummary>;
     vsKafkajs: Record<string, number | null>;
+    /** Each wharf variant ÷ the plain-thread ceiling of as many threads as it can use (at most the cores). */
+    vsCeiling: Record<string, number | null>;
+    target: number;
+  };
+  /** The key-ordered pool (1 consumer worker, `concurrency: { mode: 'key', threads }`) on a 2-partition topic. */
+  pool?: {
+    messages: number;
+    partitions: number;
+    msPerMessage: number;
+    iterations: number;
+    variants: Record<string, DrainSummary>;
+    vsKafkajs: Record<string, number | null>;
+    vsCeiling: Record<string, number | null>;
     target: number;
   };
   state?: StateBenchReport | { error: string };
-  roundtrip?: { workers: number; awaited: RoundTrip; pipelined: RoundTrip & { inFlight: number } };
+  roundtrip?: { workers: number; awaited: RoundTrip; pipelined: RoundTrip & { inFlight: number }; capacity?: Capacity };
   /** The Python client (clients/python) vs multiprocessing.Manager; `clientVsManager` holds the ratios. */
   python?: PythonClientBenchReport | { error: string };
 }
@@ -72,18 +91,62 @@ export interface RoundTrip {
   wharfVsKafkajs: number | null;
 }
 
+export interface Capacity {
+  size: number;
+  p99LimitMs: number;
+  stepS: number;
+  rates: number[];
+  wharf: CapacitySide;
+  kafkajs: CapacitySide;
+  /** wharf's highest rate with p99 under the limit ÷ the bare responder's. */
+  wharfVsKafkajs: number | null;
+  target: number;
+}
+
 const SIZES = {
-  full: { consume: 100_000, scaling: 12_000, awaited: 300, pipelined: 5_000 },
-  quick: { consume: 20_000, scaling: 3_000, awaited: 100, pipelined: 1_500 },
+  full: {
+    consume: 100_000,
+    scaling: 12_000,
+    pool: 5_000,
+    awaited: 300,
+    pipelined: 5_000,
+    capacity: { rates: [500, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 8_000], stepMs: 6_000 },
+  },
+  quick: {
+    consume: 20_000,
+    scaling: 3_000,
+    pool: 1_500,
+    awaited: 100,
+    pipelined: 1_500,
+    capacity: { rates: [500, 1_000, 2_000, 3_000, 4_000, 6_000], stepMs: 3_000 },
+  },
 };
 const PARTITIONS = 12;
 const IN_FLIGHT = 100;
+
+const CEILING = { 1: 'ceiling, 1 thread', 2: 'ceiling, 2 threads' } as const;
+/** The ceiling a variant using `threads` threads is held to: this machine has no more than its cores. */
+const ceilingFor = (threads: number) => (Math.min(threads, cpus().length) >= 2 ? CEILING[2] : CEILING[1]);
 
 const summarize = (runs: DrainMeasure[]): DrainSummary => ({
   msgsPerSec: sampled(runs.map((r) => r.msgsPerSec)),
   drainS: sampled(runs.map((r) => r.drainS)),
   startupS: sampled(runs.map((r) => r.startupS)),
 });
+
+/** Each variant named in `threadsOf` against the bare consumer and against the ceiling of its threads. */
+function versus(
+  variants: Record<string, DrainSummary>,
+  bareName: string,
+  threadsOf: Record<string, number>,
+): { vsKafkajs: Record<string, number | null>; vsCeiling: Record<string, number | null> } {
+  const rate = (name: string) => variants[name]?.msgsPerSec.median ?? NaN;
+  const names = Object.keys(threadsOf);
+  return {
+    vsKafkajs: Object.fromEntries(names.map((k) => [k, ratio(rate(k), rate(bareName))])),
+    vsCeiling: Object.fromEntries(names.map((k) => [k, ratio(rate(k), rate(ceilingFor(threadsOf[k]!)))])),
+  };
+}
 
 export async function runBench(settings: BenchSettings): Promise<BenchReport> {
   const { brokers, quick, reps, sections, logger, serviceLogger, say } = settings;
@@ -111,6 +174,7 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       const runs = await interleave(
         {
           'wharf, 1 worker': () => consumeWithWharf({ ...base, workers: 1 }),
+          'kafkajs hand-written': () => consumeWithKafkajs({ ...base, mode: 'handWritten' }),
           'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
           'kafkajs eachBatch': () => consumeWithKafkajs({ ...base, mode: 'eachBatch' }),
         },
@@ -123,9 +187,11 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
         messages: sizes.consume,
         partitions: PARTITIONS,
         variants,
+        wharfVsHandWritten: ratio(rate('wharf, 1 worker'), rate('kafkajs hand-written')),
         wharfVsEachMessage: ratio(rate('wharf, 1 worker'), rate('kafkajs eachMessage')),
         wharfVsEachBatch: ratio(rate('wharf, 1 worker'), rate('kafkajs eachBatch')),
         target: 0.9,
+        targetVsEachMessage: 0.7,
       };
     }
 
@@ -143,31 +209,63 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
         hashIterations: work.iterations,
         logger: serviceLogger,
       };
+      const ceiling = (threads: number) => () => measureCeiling({ threads, messages: sizes.scaling, iterations: work.iterations });
       const runs = await interleave(
         {
           'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
           'wharf, 1 worker': () => consumeWithWharf({ ...base, workers: 1 }),
           'wharf, 2 workers': () => consumeWithWharf({ ...base, workers: 2 }),
           'wharf, 4 workers': () => consumeWithWharf({ ...base, workers: 4 }),
+          [CEILING[1]]: ceiling(1),
+          [CEILING[2]]: ceiling(2),
         },
         reps,
         logRun('scaling'),
       );
       const variants = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarize(v)]));
-      const bare = variants['kafkajs eachMessage']!.msgsPerSec.median;
-      const vsKafkajs = Object.fromEntries(
-        Object.entries(variants)
-          .filter(([k]) => k.startsWith('wharf'))
-          .map(([k, v]) => [k, ratio(v.msgsPerSec.median, bare)]),
-      );
+      const threadsOf = { 'wharf, 1 worker': 1, 'wharf, 2 workers': 2, 'wharf, 4 workers': 4 } as Record<string, number>;
       report.scaling = {
         messages: sizes.scaling,
         partitions: PARTITIONS,
         msPerMessage: work.msPerCall,
         iterations: work.iterations,
         variants,
-        vsKafkajs,
-        target: 1.6,
+        ...versus(variants, 'kafkajs eachMessage', threadsOf),
+        target: 0.9,
+      };
+    }
+
+    if (sections.includes('pool')) {
+      const work = calibrateCpuWork(1);
+      const partitions = 2;
+      say(
+        `pool: ${work.iterations} SHA-256 rounds ≈ ${work.msPerCall} ms per message; ${sizes.pool.toLocaleString('en-US')} messages on ${partitions} partitions per measure…`,
+      );
+      const base = { brokers, kafka, admin, partitions, expected: sizes.pool, hashIterations: work.iterations, logger: serviceLogger };
+      const pool = (threads: number) => () => consumeWithWharf({ ...base, workers: 1, concurrency: { mode: 'key', threads } });
+      const ceiling = (threads: number) => () => measureCeiling({ threads, messages: sizes.pool, iterations: work.iterations });
+      const runs = await interleave(
+        {
+          'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
+          'wharf, 2 workers': () => consumeWithWharf({ ...base, workers: 2 }),
+          'pool, 1 thread': pool(1),
+          'pool, 2 threads': pool(2),
+          [CEILING[1]]: ceiling(1),
+          [CEILING[2]]: ceiling(2),
+        },
+        reps,
+        logRun('pool'),
+      );
+      const variants = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarize(v)]));
+      const threadsOf = { 'wharf, 2 workers': 2, 'pool, 1 thread': 1, 'pool, 2 threads': 2 } as Record<string, number>;
+      report.pool = {
+        messages: sizes.pool,
+        partitions,
+        msPerMessage: work.msPerCall,
+        iterations: work.iterations,
+        variants,
+        ...versus(variants, 'kafkajs eachMessage', threadsOf),
+        target: 0.9,
       };
     }
 
@@ -217,6 +315,27 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       const awaited = await measure(sizes.awaited, 1);
       const pipelined = { ...(await measure(sizes.pipelined, IN_FLIGHT)), inFlight: IN_FLIGHT };
       report.roundtrip = { workers: 1, awaited, pipelined };
+
+      const { rates, stepMs } = sizes.capacity;
+      const ladder = { brokers, target, rates, stepMs, warmupMs: 1_000, size: 1_024, p99LimitMs: 50, logger, serviceLogger, say };
+      say(`capacity: 1 KB requests at ${rates.join(', ')}/s, ${stepMs / 1_000} s a step, until p99 ≥ 50 ms…`);
+      const ladders = await interleave(
+        { wharf: () => climbLadder(ladder, 'wharf'), kafkajs: () => climbLadder(ladder, 'kafkajs') },
+        // One ladder each with --quick: a ladder is many load runs.
+        quick ? 1 : reps,
+      );
+      const wharf = summarizeCapacity(ladders.wharf!);
+      const kafkajs = summarizeCapacity(ladders.kafkajs!);
+      report.roundtrip.capacity = {
+        size: 1_024,
+        p99LimitMs: 50,
+        stepS: stepMs / 1_000,
+        rates: [...rates],
+        wharf,
+        kafkajs,
+        wharfVsKafkajs: ratio(wharf.highestRate, kafkajs.highestRate),
+        target: 1.2,
+      };
     }
 
     if (sections.includes('python')) {

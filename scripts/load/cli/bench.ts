@@ -11,13 +11,18 @@ const HELP = `Usage: npm run bench -- [flags]      (or: node dist/scripts/bench/
 
 Measures wharf against baselines in the same run on the same broker, as ratios of medians over
 interleaved repetitions:
-  consume    a no-op wharf service vs a bare kafkajs consumer (eachMessage, eachBatch) on one pre-filled topic
-  scaling    1, 2 and 4 wharf workers vs the bare consumer with a CPU-bound handler (~1 ms of hashing per message)
+  consume    a no-op wharf service vs a hand-written kafkajs service (JSON decode, handler, commit) and
+             the bare kafkajs consumer (eachMessage, eachBatch) on one pre-filled topic
+  scaling    1, 2 and 4 wharf workers with a CPU-bound handler (~1 ms of hashing per message) vs the bare
+             consumer and the machine's ceiling: the same handler on 1 and 2 plain threads, no Kafka
+  pool       the key-ordered pool (1 worker, 1 and 2 threads) on 2 partitions vs 2 workers, the bare
+             consumer and the machine's ceiling
   state      shared state vs comlink and Python's multiprocessing.Manager (scripts/bench/state.ts)
-  roundtrip  request/reply through Jarvis vs a bare kafkajs responder, awaited and 100 in flight
+  roundtrip  request/reply through Jarvis vs a bare kafkajs responder, awaited and 100 in flight; then
+             capacity: 1 KB requests at rising rates, the highest whose p99 stays under 50 ms
   python     the Python client (clients/python) vs Python's multiprocessing.Manager, awaited and pipelined
 Writes the figures to bench/results/<timestamp>.json so runs can be compared.
-A full run takes about 10 minutes on 2 cores; --quick about 3.
+A full run takes about 25 minutes on 2 cores; --quick about 8 (--only picks sections).
 
 Flags:
   --quick          fewer messages per measure

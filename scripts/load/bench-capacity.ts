@@ -1,0 +1,77 @@
+import type { Logger } from '../../src/log.js';
+import { median } from './bench-stats.js';
+import { runLoad } from './run.js';
+import type { LoadTarget } from './target.js';
+
+/**
+ * Capacity as a user sees it: requests of `size` bytes sent at a fixed rate through Jarvis (or
+ * the bare kafkajs responder), the rate stepped up until the p99 of the end-to-end latency
+ * reaches `p99LimitMs` (or a request is lost). A responder's capacity is the highest step that
+ * stayed under; ladders are repeated, the responders taking turns, and the median reported.
+ */
+export interface CapacityStep {
+  rate: number;
+  answeredPerSec: number;
+  p99: number | null;
+  lost: number;
+  ok: boolean;
+}
+
+export interface CapacitySide {
+  /** Highest rate with p99 under the limit, median over the ladders (0: not even the first step). */
+  highestRate: number;
+  ladders: { highestRate: number; steps: CapacityStep[] }[];
+}
+
+export interface CapacitySettings {
+  brokers: string[];
+  target: LoadTarget;
+  rates: readonly number[];
+  stepMs: number;
+  warmupMs: number;
+  size: number;
+  p99LimitMs: number;
+  logger: Logger;
+  serviceLogger: Logger;
+  say(line: string): void;
+}
+
+export async function climbLadder(
+  s: CapacitySettings,
+  responder: 'wharf' | 'kafkajs',
+): Promise<{ highestRate: number; steps: CapacityStep[] }> {
+  const steps: CapacityStep[] = [];
+  let highestRate = 0;
+  for (const rate of s.rates) {
+    const r = await runLoad({
+      brokers: s.brokers,
+      target: s.target,
+      workers: 1,
+      partitions: 6,
+      limit: { durationMs: s.stepMs },
+      rate,
+      maxInFlight: null,
+      size: s.size,
+      keys: 100,
+      logger: s.logger,
+      serviceLogger: s.serviceLogger,
+      responder,
+      warmupMs: s.warmupMs,
+      settleTimeoutMs: 10_000,
+    });
+    const p99 = r.latencyMs.p99;
+    const ok = r.lost === 0 && p99 !== null && p99 < s.p99LimitMs;
+    steps.push({ rate, answeredPerSec: r.throughput.answeredPerSec, p99, lost: r.lost, ok });
+    s.say(
+      `capacity ${responder} ${rate}/s: answered ${r.throughput.answeredPerSec}/s, p99 ${p99} ms, lost ${r.lost} — ${ok ? 'under' : 'over'} ${s.p99LimitMs} ms`,
+    );
+    if (!ok) break;
+    highestRate = rate;
+  }
+  return { highestRate, steps };
+}
+
+export const summarizeCapacity = (ladders: CapacitySide['ladders']): CapacitySide => ({
+  highestRate: median(ladders.map((l) => l.highestRate)),
+  ladders,
+});
