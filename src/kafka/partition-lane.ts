@@ -19,9 +19,22 @@ export interface DeliveryStats {
   rejected: number;
 }
 
+/**
+ * What a handler left under way when it returned (`pipelineSends`): `settled` resolves once every
+ * send and reply it started was acknowledged, and rejects with the first that failed.
+ */
+export interface UnderwaySends {
+  readonly settled: Promise<void>;
+}
+
 export interface LaneContext {
   decode: InboundDecoder;
-  handle(message: InboundMessage): Promise<void>;
+  /**
+   * Runs the handler. Resolves with its sends still under way to let the lane start the next
+   * message meanwhile (the message is finished once they settle), or with nothing once the
+   * message is handled.
+   */
+  handle(message: InboundMessage): Promise<UnderwaySends | void>;
   park(source: DeadLetterSource, reason: DeadLetterReason): Promise<void>;
   retry: RetryPolicy;
   slots: Slots;
@@ -55,11 +68,29 @@ export interface PartitionLane {
   stop(): number;
   /** stop(), and the partition is no longer this member's. */
   revoke(): number;
-  /** Resolves when nothing runs any more. */
+  /** Resolves when nothing runs any more and every message's sends settled. */
   idle(): Promise<void>;
 }
 
 type Outcome = 'finished' | 'abandoned';
+
+/** How far a message got when its handler returned: an outcome, or sends still under way (pipelined). */
+type Step = { outcome: Outcome } | { settling: Promise<void>; inbound: InboundMessage; attempt: number };
+
+const FINISHED: Step = { outcome: 'finished' };
+const ABANDONED: Step = { outcome: 'abandoned' };
+
+/** A message past its handler, in offset order, until it is finished (handed to `ctx.finished`). */
+interface Handled {
+  message: KafkaMessage;
+  /** `settling` while its sends are under way; `failed` (with `error`) if one of them failed. */
+  state: Outcome | 'settling' | 'failed';
+  inbound?: InboundMessage;
+  attempt: number;
+  error?: unknown;
+  /** While `settling`: resolves once the state changed. */
+  settled?: Promise<void>;
+}
 
 /**
  * LaneContext.breathe for one thread's lanes: once they have run `everyMs` without the event
@@ -83,14 +114,26 @@ export function createBreather(everyMs = 10): () => Promise<void> | undefined {
  * One partition's messages, handled one after another in offset order: the unit of ordering.
  * Lanes run side by side, bounded by `slots`; a message waiting out a retry delay gives its slot
  * back, so a failing partition never holds up the others.
+ *
+ * Pipelined sends: when `handle` returns with sends still under way, the next message starts at
+ * once, and messages are finished strictly in offset order as their sends settle, so a commit
+ * never covers a message whose sends are not all acknowledged. A send that fails stops the lane
+ * from starting anything new until every message under way settled; then each failed message is
+ * tried again in offset order, one at a time, awaiting its sends (retried, then parked), and the
+ * lane goes on. The messages after it that already ran stay handled: at least once, as ever.
  */
 export function createPartitionLane(topic: string, partition: number, ctx: LaneContext): PartitionLane {
   const queue: KafkaMessage[] = [];
+  /** Messages past their handler and not yet finished, in offset order. */
+  const handled: Handled[] = [];
   const abort = new AbortController();
   let running: Promise<void> | undefined;
   let accepting = true;
   let owned = true;
-  let busy = false;
+  /** A message was abandoned: no later one may be committed by this member. */
+  let broken = false;
+  let failures = 0;
+  let idlers: (() => void)[] = [];
   const where = (message: KafkaMessage) => ({ topic, partition, offset: message.offset });
 
   /** Parks until it succeeds: a message is never committed before it is handled or parked. */
@@ -111,8 +154,53 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     }
   }
 
+  /**
+   * After a failed attempt: parks the message when it is out of attempts (or the error says it
+   * cannot succeed), else waits out the retry delay without its slot and says to go `again`.
+   */
+  async function failed(message: KafkaMessage, error: unknown, attempt: number, slot: { held: boolean }): Promise<Outcome | 'again'> {
+    ctx.stats.errors++;
+    if (!owned) return 'abandoned';
+    if (attempt >= ctx.retry.attempts || !isRetriable(error)) return park(message, { error: error as Error, attempts: attempt });
+    ctx.stats.retries++;
+    const delayMs = retryDelay(ctx.retry, attempt);
+    ctx.logger.debug({ ...where(message), attempt, delayMs, err: error }, 'handler failed; retrying');
+    if (slot.held) ctx.slots.release();
+    slot.held = false;
+    if (!(await sleep(delayMs, abort.signal)) || !(await ctx.slots.acquire(abort.signal))) return 'abandoned';
+    slot.held = true;
+    return 'again';
+  }
+
+  /** Attempts from `first` on; with `pipeline`, returns as soon as a handler returned with sends under way. */
+  async function attempts(
+    message: KafkaMessage,
+    inbound: InboundMessage,
+    first: number,
+    slot: { held: boolean },
+    pipeline: boolean,
+  ): Promise<Step> {
+    for (let attempt = first; ; attempt++) {
+      let error: unknown;
+      try {
+        inbound.headers[HEADERS.attempt] = String(attempt);
+        const underway = await ctx.handle(inbound);
+        if (underway) {
+          if (pipeline) return { settling: underway.settled, inbound, attempt };
+          await underway.settled;
+        }
+        ctx.stats.handled++;
+        return FINISHED;
+      } catch (e) {
+        error = e;
+      }
+      const next = await failed(message, error, attempt, slot);
+      if (next !== 'again') return next === 'finished' ? FINISHED : ABANDONED;
+    }
+  }
+
   /** Handles one message; `slot.held` says whether it still holds its slot when it returns. */
-  async function process(message: KafkaMessage, slot: { held: boolean }): Promise<Outcome> {
+  async function process(message: KafkaMessage, slot: { held: boolean }): Promise<Step> {
     let inbound: InboundMessage;
     try {
       const decoded = ctx.decode(topic, partition, message);
@@ -120,53 +208,111 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     } catch (error) {
       // Bytes that cannot become a value will not become one on a second try.
       ctx.stats.rejected++;
-      return park(message, { error: error as Error, attempts: 0 });
+      return (await park(message, { error: error as Error, attempts: 0 })) === 'finished' ? FINISHED : ABANDONED;
     }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        inbound.headers[HEADERS.attempt] = String(attempt);
-        await ctx.handle(inbound);
+    return attempts(message, inbound, 1, slot, true);
+  }
+
+  /** Hands finished messages to `ctx.finished` in offset order, as far as the first one still under way. */
+  function release(): void {
+    while (handled.length > 0) {
+      const head = handled[0]!;
+      if (head.state !== 'finished' && head.state !== 'abandoned') break;
+      handled.shift();
+      if (head.state === 'abandoned') broken = true;
+      ctx.finished(lane, head.message, head.state === 'finished' && !broken);
+    }
+    settleIdle();
+  }
+
+  /** Records how far a message got; one with sends under way is finished when they settle. */
+  function record(message: KafkaMessage, step: Step): void {
+    if ('outcome' in step) {
+      if (handled.length === 0) {
+        // Nothing before it under way: finished now (every message when nothing is pipelined).
+        if (step.outcome === 'abandoned') broken = true;
+        ctx.finished(lane, message, step.outcome === 'finished' && !broken);
+        return;
+      }
+      handled.push({ message, state: step.outcome, attempt: 0 });
+      return release();
+    }
+    const entry: Handled = { message, state: 'settling', inbound: step.inbound, attempt: step.attempt };
+    handled.push(entry);
+    entry.settled = step.settling.then(
+      () => {
+        entry.state = 'finished';
         ctx.stats.handled++;
-        return 'finished';
-      } catch (error) {
-        ctx.stats.errors++;
-        if (!owned) return 'abandoned';
-        if (attempt >= ctx.retry.attempts || !isRetriable(error)) return park(message, { error: error as Error, attempts: attempt });
-        ctx.stats.retries++;
-        const delayMs = retryDelay(ctx.retry, attempt);
-        ctx.logger.debug({ ...where(message), attempt, delayMs, err: error }, 'handler failed; retrying');
-        ctx.slots.release();
-        slot.held = false;
-        if (!(await sleep(delayMs, abort.signal)) || !(await ctx.slots.acquire(abort.signal))) return 'abandoned';
-        slot.held = true;
+        release();
+      },
+      (error: unknown) => {
+        entry.state = 'failed';
+        entry.error = error;
+        failures++;
+        kick();
+      },
+    );
+  }
+
+  /**
+   * A pipelined message's send failed: nothing new starts until every message under way settled;
+   * then each failed one is tried again in offset order, one at a time, awaiting its sends.
+   */
+  async function recover(): Promise<void> {
+    // Nothing starts meanwhile, and the retries below await their sends: one wait covers them all.
+    await Promise.all(handled.map((h) => h.settled));
+    for (const entry of handled.filter((h) => h.state === 'failed')) {
+      failures--;
+      const slot = { held: false };
+      let outcome: Outcome = 'abandoned';
+      try {
+        const next = accepting ? await failed(entry.message, entry.error, entry.attempt, slot) : 'abandoned';
+        if (next === 'again') {
+          const step = await attempts(entry.message, entry.inbound!, entry.attempt + 1, slot, false);
+          outcome = 'outcome' in step ? step.outcome : 'abandoned';
+        } else outcome = next;
+      } finally {
+        if (slot.held) ctx.slots.release();
+        entry.state = outcome;
       }
     }
+    release();
+  }
+
+  function settleIdle(): void {
+    if (running || handled.length > 0 || idlers.length === 0) return;
+    const waiting = idlers;
+    idlers = [];
+    for (const resolve of waiting) resolve();
   }
 
   async function drain(): Promise<void> {
-    while (accepting && queue.length > 0) {
+    for (;;) {
+      if (failures > 0) {
+        await recover();
+        continue;
+      }
+      if (!accepting || queue.length === 0) break;
       const rebalancing = ctx.gate();
       if (rebalancing) await rebalancing;
       const breath = ctx.breathe();
       if (breath) await breath;
       if (!accepting || !(ctx.slots.tryAcquire() || (await ctx.slots.acquire(abort.signal)))) break;
-      if (!accepting) {
+      if (!accepting || failures > 0) {
         ctx.slots.release();
-        break;
+        if (!accepting) break;
+        continue;
       }
-      const message = queue[0]!;
+      const message = queue.shift()!;
       const slot = { held: true };
-      busy = true;
-      let outcome: Outcome = 'abandoned';
+      let step = ABANDONED;
       try {
-        outcome = await process(message, slot);
+        step = await process(message, slot);
       } finally {
-        busy = false;
         if (slot.held) ctx.slots.release();
-        queue.shift();
-        ctx.finished(lane, message, outcome === 'finished');
+        record(message, step);
       }
-      if (outcome === 'abandoned') break;
+      if (step === ABANDONED) break;
     }
   }
 
@@ -175,7 +321,8 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
       .catch((error: unknown) => ctx.logger.error({ topic, partition, err: error }, 'partition lane failed'))
       .finally(() => {
         running = undefined;
-        if (accepting && queue.length > 0) kick();
+        if ((accepting && queue.length > 0) || failures > 0) kick();
+        else settleIdle();
       });
   }
 
@@ -194,16 +341,16 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     stop() {
       accepting = false;
       abort.abort();
-      const keep = busy ? 1 : 0;
-      const dropped = queue.length - keep;
-      queue.splice(keep);
+      // The message running left the queue when it started; it and those under way still finish.
+      const dropped = queue.length;
+      queue.length = 0;
       return dropped;
     },
     revoke() {
       owned = false;
       return lane.stop();
     },
-    idle: () => running ?? Promise.resolve(),
+    idle: () => (!running && handled.length === 0 ? Promise.resolve() : new Promise((resolve) => idlers.push(resolve))),
   };
   return lane;
 }

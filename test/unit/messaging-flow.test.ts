@@ -4,7 +4,7 @@ import { createLogger } from '../../src/log.js';
 import { WharfError } from '../../src/errors.js';
 import { createFlowControl, type TopicPartition } from '../../src/kafka/flow-control.js';
 import { createOffsetCommitter, nextOffset, type PartitionOffset } from '../../src/kafka/offset-committer.js';
-import { createBreather, createPartitionLane, type LaneContext } from '../../src/kafka/partition-lane.js';
+import { createBreather, createPartitionLane, type LaneContext, type UnderwaySends } from '../../src/kafka/partition-lane.js';
 import { createSlots, isRetriable, retryDelay, sleep } from '../../src/kafka/retry.js';
 import type { InboundMessage } from '../../src/service.js';
 import { waitFor } from '../wait.js';
@@ -208,7 +208,7 @@ describe('a partition lane', () => {
     }) as unknown as KafkaMessage;
 
   function lane(
-    handle: (m: InboundMessage) => Promise<void>,
+    handle: (m: InboundMessage) => Promise<UnderwaySends | void>,
     { attempts = 3, concurrency = 1, breathe = (): Promise<void> | undefined => undefined } = {},
   ) {
     const finished: { offset: string; committable: boolean }[] = [];
@@ -303,6 +303,98 @@ describe('a partition lane', () => {
     expect(l.revoke()).toBe(2);
     await l.idle();
     expect(finished).toEqual([{ offset: '0', committable: false }]);
+    expect(parked).toEqual([]);
+  });
+
+  /** Sends a test acknowledges or fails by hand, per offset and attempt. */
+  function sendsByHand() {
+    const acks = new Map<string, { resolve(): void; reject(error: unknown): void }>();
+    const started: string[] = [];
+    const handle = async (m: InboundMessage): Promise<UnderwaySends> => {
+      const id = `${m.offset}#${m.headers.attempt}`;
+      started.push(id);
+      return { settled: new Promise<void>((resolve, reject) => acks.set(id, { resolve, reject })) };
+    };
+    return {
+      acks,
+      started,
+      handle,
+      ack: (id: string) => acks.get(id)!.resolve(),
+      fail: (id: string, e: unknown) => acks.get(id)!.reject(e),
+    };
+  }
+
+  it('pipelined: starts the next message while sends are under way, and finishes only the acknowledged prefix, in order', async () => {
+    const hand = sendsByHand();
+    const { lane: l, finished, stats } = lane(hand.handle, { concurrency: 1 });
+    l.push([0, 1, 2, 3].map((o) => message(o)));
+    // Every handler ran with nothing acknowledged yet: the lane did not wait for sends.
+    await waitFor(() => hand.started.length === 4, { message: 'four handlers started' });
+    expect(hand.started).toEqual(['0#1', '1#1', '2#1', '3#1']);
+    hand.ack('1#1');
+    hand.ack('3#1');
+    await sleep(20);
+    expect(finished).toEqual([]);
+    let idle = false;
+    void l.idle().then(() => (idle = true));
+    hand.ack('0#1');
+    await waitFor(() => finished.length === 2, { message: '0 and 1 finished' });
+    await sleep(20);
+    expect(finished.map((f) => f.offset)).toEqual(['0', '1']);
+    expect(idle).toBe(false);
+    hand.ack('2#1');
+    await waitFor(() => idle, { message: 'idle once every send settled' });
+    expect(finished).toEqual(['0', '1', '2', '3'].map((offset) => ({ offset, committable: true })));
+    expect(stats.handled).toBe(4);
+  });
+
+  it('pipelined: a failed send stops new messages until those under way settle, then retries the failed one alone, in order', async () => {
+    const hand = sendsByHand();
+    const { lane: l, finished, parked, stats } = lane(hand.handle, { attempts: 2 });
+    l.push([0, 1, 2].map((o) => message(o)));
+    await waitFor(() => hand.started.length === 3, { message: 'three handlers started' });
+    hand.fail('1#1', new Error('not enough replicas'));
+    await sleep(10);
+    l.push([message(3)]);
+    await sleep(20);
+    // 0 and 2 still under way: neither the retry of 1 nor message 3 starts.
+    expect(hand.started).toEqual(['0#1', '1#1', '2#1']);
+    hand.ack('0#1');
+    hand.ack('2#1');
+    await waitFor(() => hand.started.length === 4, { message: 'the retry of 1' });
+    expect(hand.started[3]).toBe('1#2');
+    expect(finished.map((f) => f.offset)).toEqual(['0']);
+    await sleep(20);
+    // The retry is not pipelined: 3 waits for its sends.
+    expect(hand.started).toHaveLength(4);
+    hand.fail('1#2', new Error('still not enough replicas'));
+    await waitFor(() => hand.started.length === 5, { message: 'message 3 after 1 was parked' });
+    expect(hand.started[4]).toBe('3#1');
+    expect(parked).toEqual([{ offset: '1', code: 'still not enough replicas', attempts: 2 }]);
+    expect(finished.map((f) => f.offset)).toEqual(['0', '1', '2']);
+    hand.ack('3#1');
+    await l.idle();
+    expect(finished).toEqual(['0', '1', '2', '3'].map((offset) => ({ offset, committable: true })));
+    expect(stats).toMatchObject({ handled: 3, errors: 2, retries: 1, deadLettered: 1 });
+  });
+
+  it('pipelined: when stopped, a send failing afterwards is abandoned and nothing after it is committable', async () => {
+    const hand = sendsByHand();
+    const { lane: l, finished, parked } = lane(hand.handle);
+    l.push([0, 1, 2, 3].map((o) => message(o)));
+    await waitFor(() => hand.started.length === 4, { message: 'four handlers started' });
+    expect(l.stop()).toBe(0);
+    hand.ack('0#1');
+    hand.fail('1#1', new Error('down'));
+    hand.ack('2#1');
+    hand.ack('3#1');
+    await l.idle();
+    expect(finished).toEqual([
+      { offset: '0', committable: true },
+      { offset: '1', committable: false },
+      { offset: '2', committable: false },
+      { offset: '3', committable: false },
+    ]);
     expect(parked).toEqual([]);
   });
 });
