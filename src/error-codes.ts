@@ -143,6 +143,10 @@ export const ERROR_CODES = {
   ERR_NO_AUTHKEY: ['admin (client)', 'No admin key: the key file is missing, or the supervisor uses WHARF_AUTHKEY and it is not set here.'],
   ERR_ADMIN_CLOSED: ['admin (client)', 'The admin connection closed before the answer came.'],
   ERR_ADMIN_PROTOCOL: ['admin (client)', 'The server sent something that is not the wharf admin protocol.'],
+  ERR_HTTP_LISTEN: [
+    'HTTP',
+    "The HTTP listener (`/metrics`) cannot listen on the address asked for (taken, or not an address of this machine). Pick another with `--http HOST:PORT` or the config's `http` (port 0: any free one), or turn it off with `--http off`.",
+  ],
   ERR_ADMIN_IN_USE: [
     'admin',
     'Another supervisor already serves this folder (its admin socket answers). Stop it, or use another WHARF_HOME.',

@@ -90,6 +90,8 @@ export async function startWharfForTest(
       logger,
       env: {},
       admin: home ? { dir: home } : false,
+      // A free port each: tests run side by side, and 9464 may be a developer's own supervisor.
+      http: { host: '127.0.0.1', port: 0 },
       print: (line) => logger.debug(line),
     });
   } catch (error) {

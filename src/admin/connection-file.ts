@@ -25,6 +25,8 @@ export interface ConnectionInfo {
   /** Absolute path of the key file, or "env" when the key comes from WHARF_AUTHKEY. */
   keyFile: string;
   startedAt: string;
+  /** The supervisor's HTTP listener (`/metrics`), HOST:PORT, when it has one. */
+  http?: string;
 }
 
 export function connectionFilePath(dir: string): string {
@@ -75,7 +77,8 @@ function isConnectionInfo(value: unknown): value is ConnectionInfo {
     value.address.length > 0 &&
     typeof value.keyFile === 'string' &&
     value.keyFile.length > 0 &&
-    typeof value.startedAt === 'string'
+    typeof value.startedAt === 'string' &&
+    (value.http === undefined || typeof value.http === 'string')
   );
 }
 

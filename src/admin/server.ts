@@ -33,6 +33,8 @@ export interface AdminServerOptions {
   logger: Logger;
   limits?: Partial<AdminLimits>;
   env?: NodeJS.ProcessEnv;
+  /** The supervisor's HTTP listener (HOST:PORT), recorded in the connection file for tools that look for it. */
+  http?: string;
 }
 
 export interface AdminServer {
@@ -51,6 +53,7 @@ export async function startAdminServer({
   logger: parent,
   limits,
   env = process.env,
+  http,
 }: AdminServerOptions): Promise<AdminServer> {
   const logger = parent.child({ component: 'admin' });
   const resolvedLimits = resolveLimits(limits);
@@ -139,7 +142,7 @@ export async function startAdminServer({
       address = `127.0.0.1:${(server.address() as { port: number }).port}`;
     }
     if (keyFile !== 'env') writeKeyFile(keyFile, key);
-    info = { version: 1, pid: process.pid, transport, address, keyFile, startedAt: new Date().toISOString() };
+    info = { version: 1, pid: process.pid, transport, address, keyFile, startedAt: new Date().toISOString(), ...(http ? { http } : {}) };
     writeConnectionFile(dir, info);
   } catch (error) {
     server.close();

@@ -4,6 +4,8 @@ import { adminStateApi } from '../admin/state.js';
 import type { WharfConfig } from '../config/schema.js';
 import { loadServices, type LoadedService } from '../config/services.js';
 import { describeError, WharfError } from '../errors.js';
+import type { HttpAddress } from '../http/address.js';
+import { startHttpListener, type HttpListener } from '../http/server.js';
 import { resolveBroker, type BrokerSource, type ResolvedBroker, type ResolveOptions } from '../kafka/broker.js';
 import { createLogger, type Logger } from '../log.js';
 import { stateHome } from '../paths.js';
@@ -34,6 +36,8 @@ export interface WharfOptions {
   resolveBroker?: (options: ResolveOptions) => Promise<ResolvedBroker>;
   /** The admin socket; its connection file goes in `dir` (default: stateHome(env), `.wharf/` here). `false`: no admin socket. */
   admin?: false | Partial<Pick<AdminServerOptions, 'dir' | 'transport' | 'port' | 'authkey' | 'limits'>>;
+  /** The HTTP listener (`/metrics`); default the config's `http` (127.0.0.1:9464 unless set). `false`: none. */
+  http?: false | HttpAddress;
   /** Where observers' lines for people go; default stdout. */
   print?: (line: string) => void;
   /** Pretty logs in workers (a terminal). */
@@ -58,6 +62,8 @@ export interface Wharf {
   readonly brokerSource: BrokerSource | 'given';
   /** Null with `admin: false`. */
   readonly admin: AdminServer | null;
+  /** The HTTP listener (`/metrics`; `route()` adds more); null when off. */
+  readonly http: HttpListener | null;
   readonly restored: StatePersistence['restored'];
   /**
    * Drains every worker within `supervisor.drainTimeoutMs`, then releases the rest in reverse:
@@ -119,6 +125,17 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     const sup = createSupervisor({ config, services, brokers, logger, pretty: options.pretty ?? false, store });
     supervisor = sup;
 
+    // Before the admin socket, whose connection file names it.
+    let http: HttpListener | null = null;
+    const wantedHttp = options.http === undefined ? config.http : options.http && { ...options.http, explicit: true };
+    if (wantedHttp) {
+      const listener = await startHttpListener({ ...wantedHttp, logger, fallbackToFreePort: !wantedHttp.explicit });
+      http = listener;
+      releasers.add('the HTTP listener', () => listener.close());
+      logger.info({ http: listener.url }, `HTTP listening: ${listener.url}/metrics`);
+    }
+    checkAborted();
+
     // Before any worker: a second supervisor in this folder fails here, and operators can watch start-up.
     let admin: AdminServer | null = null;
     if (options.admin !== false) {
@@ -140,6 +157,7 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
         dir: options.admin?.dir ?? stateHome(env),
         env,
         logger,
+        ...(http ? { http: http.address } : {}),
       });
       admin = server;
       releasers.add('the admin socket', () => server.close());
@@ -181,6 +199,7 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
       brokers,
       brokerSource,
       admin,
+      http,
       restored: persistence.restored,
       stop,
       async terminate() {

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.js';
 import { WORKER_LIMITS } from '../config/schema.js';
 import { loadServices } from '../config/services.js';
 import { UsageError, WharfError } from '../errors.js';
+import { HTTP_ADDRESS_RULE, parseHttpAddress } from '../http/address.js';
 import { createLogger } from '../log.js';
 import { persistSettings } from '../persist/open.js';
 import { intFlag, parseFlags, type Command, type CommandContext } from './args.js';
@@ -19,6 +20,9 @@ Flags:
   --config FILE    the services to run
   --workers N      consumer workers for every service that consumes (1…64)
   --rate R         producer messages per second for every service that produces (demo default 2)
+  --http HOST:PORT the HTTP listener for /metrics (default 127.0.0.1:9464, or the config's "http";
+                   port 0 picks a free one; "off": none). Printed at start and written to
+                   .wharf/admin.json
   -h, --help       this help
 `;
 
@@ -26,6 +30,7 @@ const FLAGS = {
   config: { type: 'string' },
   workers: { type: 'string' },
   rate: { type: 'string' },
+  http: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -35,6 +40,12 @@ function rateFlag(value: string | undefined): number | undefined {
   if (!Number.isFinite(rate) || rate <= 0 || rate > 1_000_000)
     throw new UsageError(`--rate must be a number of messages per second above 0 (at most 1000000); got "${value}".`);
   return rate;
+}
+
+function httpFlag(value: string | undefined): string | undefined {
+  if (value !== undefined && parseHttpAddress(value) === undefined)
+    throw new UsageError(`--http must be ${HTTP_ADDRESS_RULE}; got "${value}".`);
+  return value;
 }
 
 async function run({ argv, env, stdout }: CommandContext): Promise<number> {
@@ -47,6 +58,7 @@ async function run({ argv, env, stdout }: CommandContext): Promise<number> {
     config: values.config,
     workers: values.workers === undefined ? undefined : intFlag(values.workers, 'workers', { ...WORKER_LIMITS.consumer, fallback: 1 }),
     rate: rateFlag(values.rate),
+    http: httpFlag(values.http),
   };
   // Everything that can be wrong with the config fails here, before a broker or a worker starts.
   const config = await loadConfig(flags);

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { configSchema, DEFAULTS, type ConfigInput, type WharfConfig } from './schema.js';
 import { demoConfig } from './demo.js';
+import { DEFAULT_HTTP_ADDRESS, HTTP_ADDRESS_RULE, parseHttpAddress } from '../http/address.js';
 
 /** Flags of `wharf start` that override the file. */
 export interface ConfigFlags {
@@ -13,6 +14,8 @@ export interface ConfigFlags {
   workers?: number;
   /** Producer ticks per second for every service that produces. */
   rate?: number;
+  /** The HTTP listener: HOST:PORT or "off" (checked as the config's `http`). */
+  http?: string;
 }
 
 export const CONFIG_FILES = ['wharf.config.json', 'wharf.config.js', 'wharf.config.mjs'] as const;
@@ -99,7 +102,16 @@ export function parseConfig(raw: unknown, source: string, baseDir: string, flags
     kafka: { ...DEFAULTS.kafka, ...input.kafka },
     overrides: { workers: flags.workers, rate: flags.rate },
     state: input.state ?? {},
+    http: httpSettings(flags.http, input.http),
   };
+}
+
+/** `--http` over the file's `http` over 127.0.0.1:9464. */
+function httpSettings(flag: string | undefined, file: string | undefined): WharfConfig['http'] {
+  const text = flag ?? file;
+  const address = parseHttpAddress(text ?? DEFAULT_HTTP_ADDRESS);
+  if (address === undefined) throw new ConfigError(`--http must be ${HTTP_ADDRESS_RULE}; got "${text}".`, { context: { field: 'http' } });
+  return address && { ...address, explicit: text !== undefined };
 }
 
 /**

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { WharfError } from '../errors.js';
 import { DELIVERY_DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../delivery.js';
 import { topicNameSchema } from '../kafka/topic-name.js';
+import { HTTP_ADDRESS_RULE, parseHttpAddress, type HttpAddress } from '../http/address.js';
 
 export { mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings };
 
@@ -172,6 +173,11 @@ export const configSchema = z.strictObject({
       lingerMs: ms(0).optional(),
     })
     .optional(),
+  /** The supervisor's HTTP listener (`/metrics`): HOST:PORT (port 0: a free one) or "off"; default 127.0.0.1:9464. */
+  http: z
+    .string()
+    .refine((text) => parseHttpAddress(text) !== undefined, { message: `must be ${HTTP_ADDRESS_RULE}` })
+    .optional(),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
@@ -204,6 +210,8 @@ export interface WharfConfig {
   /** Flags that apply to every service: consumer workers of those that consume, rate of those that produce. */
   overrides: { workers?: number; rate?: number };
   state: { persist?: string[]; topic?: string; lingerMs?: number };
+  /** Where the HTTP listener listens, null when off; `explicit` false for the default, which moves to a free port when taken. */
+  http: (HttpAddress & { explicit: boolean }) | null;
 }
 
 export const DEFAULTS = {
@@ -219,7 +227,10 @@ export const DEFAULTS = {
   delivery: DELIVERY_DEFAULTS,
   /** ctx.request's deadline when the call and the definition name none. */
   requestTimeoutMs: 30_000,
-} satisfies Omit<WharfConfig, 'source' | 'services' | 'overrides' | 'state'> & { delivery: DeliverySettings; requestTimeoutMs: number };
+} satisfies Omit<WharfConfig, 'source' | 'services' | 'overrides' | 'state' | 'http'> & {
+  delivery: DeliverySettings;
+  requestTimeoutMs: number;
+};
 
 /**
  * The config file's JSON Schema, from the zod schema (what an editor completes and checks

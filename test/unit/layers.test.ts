@@ -12,7 +12,7 @@ const ROWS: readonly (readonly string[])[] = [
   ['error-codes'],
   ['errors'],
   ['log', 'paths', 'status', 'delivery'],
-  ['state', 'kafka'],
+  ['state', 'kafka', 'http'],
   ['persist', 'service', 'protocol'],
   ['config', 'pool'],
   ['admin', 'supervisor', 'worker'],
