@@ -78,6 +78,10 @@ export const ERROR_CODES = {
     "A worker's lifecycle was asked to move where its table does not allow: a bug in wharf; please report it.",
   ],
   ERR_NOT_A_WORKER: ['workers', 'A worker entry was run directly; it runs only as a thread the supervisor starts (`npm start`).'],
+  ERR_TRACING_MODULE: [
+    'workers',
+    "The config's `tracing.module` failed to load or to set up in a worker thread (the message has its error); the worker exits and is restarted. See docs/observability.md, Traces.",
+  ],
   ERR_POOL_START: ['pool', 'Not every pool thread was ready in time (retriable); the worker is restarted.'],
   ERR_POOL_THREAD_START: ['pool', 'A pool thread could not load the service module; the message has its error.'],
   ERR_POOL_THREAD_EXITED: ['pool', 'The pool thread running a handler ended; the message is retried on another thread.'],

@@ -22,6 +22,8 @@ export interface WorkerData {
   role: Role;
   /** Absolute path of the compiled service module (its default export is a defineService result). */
   modulePath: string;
+  /** The config's `tracing.module` (absolute), imported first to register an OpenTelemetry SDK in the thread. */
+  tracingModule?: string;
   brokers: string[];
   /**
    * The consumer role's subscription (config overrides applied) and how it consumes (retries,

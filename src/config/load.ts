@@ -103,7 +103,19 @@ export function parseConfig(raw: unknown, source: string, baseDir: string, flags
     overrides: { workers: flags.workers, rate: flags.rate },
     state: input.state ?? {},
     http: httpSettings(flags.http, input.http),
+    tracing: input.tracing && { module: tracingModule(input.tracing.module, baseDir) },
   };
+}
+
+/** The config's `tracing.module` as an absolute path, checked here rather than in every worker thread. */
+function tracingModule(path: string, baseDir: string): string {
+  const absolute = isAbsolute(path) ? path : resolve(baseDir, path);
+  const fail = (why: string) => {
+    throw new ConfigError(`Invalid config: tracing.module ${why}.`, { context: { field: 'tracing.module' } });
+  };
+  if (!['.js', '.mjs', '.cjs'].includes(extname(absolute))) fail(`must be a compiled .js or .mjs file, got ${absolute}`);
+  if (!existsSync(absolute)) fail(`${absolute} does not exist (paths are relative to the config file)`);
+  return absolute;
 }
 
 /** `--http` over the file's `http` over 127.0.0.1:9464. */

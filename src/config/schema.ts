@@ -173,6 +173,12 @@ export const configSchema = z.strictObject({
       lingerMs: ms(0).optional(),
     })
     .optional(),
+  /**
+   * OpenTelemetry traces: `module` (a compiled .js/.mjs path, relative to the config file) is
+   * imported by every worker thread before its service, to register an SDK and exporter there
+   * (docs/observability.md, Traces). Without it wharf makes no spans.
+   */
+  tracing: z.strictObject({ module: z.string().min(1) }).optional(),
   /** The supervisor's HTTP listener (`/metrics`): HOST:PORT (port 0: a free one) or "off"; default 127.0.0.1:9464. */
   http: z
     .string()
@@ -212,6 +218,8 @@ export interface WharfConfig {
   state: { persist?: string[]; topic?: string; lingerMs?: number };
   /** Where the HTTP listener listens, null when off; `explicit` false for the default, which moves to a free port when taken. */
   http: (HttpAddress & { explicit: boolean }) | null;
+  /** The config's `tracing`, its module an absolute path (parseConfig checks that it exists). */
+  tracing?: { module: string };
 }
 
 export const DEFAULTS = {

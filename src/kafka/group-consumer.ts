@@ -4,6 +4,8 @@ import { consumerConfig } from './client.js';
 import type { TopicPartition } from './flow-control.js';
 import { createOffsetCommitter, type OffsetCommitter } from './offset-committer.js';
 import { sleep } from './retry.js';
+import { startCommitSpan } from './spans.js';
+import { activeTracer, endWith } from '../tracing.js';
 
 export interface GroupConsumerOptions {
   kafka: Kafka;
@@ -51,7 +53,11 @@ export function createGroupConsumer(options: GroupConsumerOptions): GroupConsume
   const { logger } = options;
   const consumer: Consumer = options.kafka.consumer(consumerConfig(options.groupId, { sessionTimeout: options.sessionTimeoutMs }));
   const committer = createOffsetCommitter({
-    commit: (offsets) => consumer.commitOffsets(offsets),
+    commit(offsets) {
+      const tracer = activeTracer();
+      if (!tracer) return consumer.commitOffsets(offsets);
+      return endWith(startCommitSpan(tracer, options.groupId, offsets), consumer.commitOffsets(offsets));
+    },
     intervalMs: options.commit.intervalMs,
     threshold: options.commit.threshold,
     isAssigned: options.isAssigned,

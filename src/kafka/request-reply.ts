@@ -8,6 +8,8 @@ import { CODECS, HEADERS, headersToStrings, jsonCodec } from './codec.js';
 import { validateMessage } from './message-schema.js';
 import { sleep } from './retry.js';
 import type { Sender } from './sender.js';
+import { activeTracer, endWith, failSpan } from '../tracing.js';
+import { startProcessSpan, startRequestSpan, traceparentOf } from './spans.js';
 import { createTopics } from './topics.js';
 
 export interface RequesterOptions {
@@ -118,12 +120,22 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
     clearTimeout(entry.timer);
     remember(correlationId, false);
     counts.replies++;
+    const tracer = activeTracer();
+    const span =
+      tracer &&
+      startProcessSpan(
+        tracer,
+        { topic: replyTopic, partition, offset: message.offset, key: message.key?.toString('utf8') ?? null, headers },
+        groupId,
+      );
     try {
       const contentType = headers[HEADERS.contentType];
       const codec = Object.values(CODECS).find((c) => c.contentType === contentType) ?? jsonCodec;
       const value = codec.decode(message.value ?? Buffer.alloc(0));
       entry.resolve(entry.schema ? await validateMessage(entry.schema, value, 'reply') : value);
+      span?.end();
     } catch (error) {
+      if (span) failSpan(span, error);
       entry.reject(error);
     }
   }
@@ -176,6 +188,8 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
       const { timeoutMs = defaultTimeoutMs, key = null, headers = {}, codec, schema } = options;
       const correlationId = `${instance}.${randomUUID()}`;
       counts.requests++;
+      const tracer = activeTracer();
+      const span = tracer && startRequestSpan(tracer, topic, headers[HEADERS.traceparent], correlationId);
       const reply = new Promise<R>((resolve, reject) => {
         const timer = setTimeout(() => {
           pending.delete(correlationId);
@@ -215,13 +229,18 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
           await sender.send(topic, value, {
             key,
             codec,
-            headers: { ...headers, [HEADERS.replyTo]: replyTopic, [HEADERS.correlationId]: correlationId },
+            headers: {
+              ...headers,
+              [HEADERS.replyTo]: replyTopic,
+              [HEADERS.correlationId]: correlationId,
+              ...(span ? { [HEADERS.traceparent]: traceparentOf(span) } : {}),
+            },
           });
         }
       } catch (error) {
         fail(error);
       }
-      return reply;
+      return span ? endWith(span, reply) : reply;
     },
     async close() {
       closed = true;

@@ -6,6 +6,8 @@ import { HEADERS, resolveCodec, type Codec } from './codec.js';
 import { producerConfig } from './client.js';
 import { retryDelay, sleep } from './retry.js';
 import { newTraceparent } from './trace.js';
+import { activeTracer, endWith } from '../tracing.js';
+import { startSendSpan, traceparentOf } from './spans.js';
 import { isTopicName, TOPIC_NAME_RULE } from './topic-name.js';
 
 export interface RawMessage {
@@ -190,7 +192,7 @@ export function createSender(
       } catch (error) {
         return Promise.reject(error);
       }
-      return enqueue(topic, {
+      const message = {
         key,
         value: bytes,
         partition,
@@ -200,7 +202,13 @@ export function createSender(
           ...(headers[HEADERS.traceparent] ? {} : { [HEADERS.traceparent]: newTraceparent() }),
           ...headers,
         },
-      });
+      };
+      const tracer = activeTracer();
+      if (!tracer) return enqueue(topic, message);
+      // Traced: the caller's traceparent names the parent, the header sent names the send span.
+      const span = startSendSpan(tracer, topic, headers[HEADERS.traceparent], message);
+      message.headers[HEADERS.traceparent] = traceparentOf(span);
+      return endWith(span, enqueue(topic, message));
     },
     sendRaw: (topic, { key, value, headers, partition }) => enqueue(topic, { key, value, headers, partition }),
     async disconnect() {

@@ -25,6 +25,10 @@ export interface PoolThreadData {
   workerId: string;
   service: string;
   modulePath: string;
+  /** The config's `tracing.module`, imported first (see src/worker/tracing-module.ts). */
+  tracingModule?: string;
+  /** The consumer group, for the process spans' `messaging.consumer.group.name`. */
+  groupId?: string;
   brokers: string[];
   clientId: string;
   options: Record<string, unknown>;

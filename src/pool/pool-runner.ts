@@ -222,6 +222,8 @@ export function createWorkerPoolRunner({
       workerId: data.workerId,
       service: data.service,
       modulePath: data.modulePath,
+      tracingModule: data.tracingModule,
+      groupId: data.consumes?.groupId,
       brokers: data.brokers,
       clientId: data.kafka.clientId,
       options: data.options,

@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { activeTracer, traceStateCall } from '../tracing.js';
 import { createSharedState, type StateTransport } from './handles.js';
 import { decodeError, isWelcome, STATE_PROTOCOL_VERSION, type ClientFrame, type ObjectInit, type OwnerMessage } from './messages.js';
 import type { SharedState, StateListener } from './types.js';
@@ -141,8 +142,11 @@ export function createStateClient(port: MessagePort, { logger }: StateClientOpti
   port.on('close', () => shutDown('the supervisor released this worker'));
   port.unref();
 
-  const call = (kind: Parameters<StateTransport['call']>[0], name: string, op: string, args: unknown[], init?: ObjectInit) =>
-    enqueue(['c', nextId++, kind, name, op, args, init]);
+  const call = (kind: Parameters<StateTransport['call']>[0], name: string, op: string, args: unknown[], init?: ObjectInit) => {
+    const tracer = activeTracer();
+    if (!tracer) return enqueue(['c', nextId++, kind, name, op, args, init]);
+    return traceStateCall(tracer, kind, name, op, () => enqueue(['c', nextId++, kind, name, op, args, init]));
+  };
 
   const transport: StateTransport = {
     call,

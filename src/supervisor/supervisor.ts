@@ -96,6 +96,7 @@ export function createSupervisor({
       role,
       data: {
         modulePath: loaded.entry.module,
+        tracingModule: config.tracing?.module,
         brokers,
         consumes: loaded.consumes,
         rate: loaded.rate,

@@ -1,13 +1,16 @@
+import { context, trace, type Tracer } from '@opentelemetry/api';
 import { WharfError } from '../errors.js';
 import { HEADERS } from '../kafka/codec.js';
 import type { Requester } from '../kafka/request-reply.js';
 import type { Sender } from '../kafka/sender.js';
+import { startProcessSpan, traceparentOf } from '../kafka/spans.js';
 import { childTraceparent } from '../kafka/trace.js';
 import type { Logger } from '../log.js';
 import type { WorkerData } from '../protocol.js';
 import type { InboundMessage, MessageContext, RoleContext } from '../service.js';
 import type { SharedState } from '../state/client.js';
 import type { Role } from '../status.js';
+import { activeTracer, failSpan } from '../tracing.js';
 
 export interface RoleContextParts {
   /** Who runs the role: a worker's WorkerData, or a pool thread's data with the same fields. */
@@ -45,12 +48,37 @@ export async function runHandler(
   handler: (message: InboundMessage, ctx: MessageContext) => Promise<void> | void,
   base: RoleContext,
   message: InboundMessage,
+  consumerGroup = '',
 ): Promise<void> {
+  const tracer = activeTracer();
+  if (tracer) return tracedRun(tracer, handler, base, message, consumerGroup);
   const sends: MessageSends = { underway: new Set(), failed: undefined };
   await handler(message, messageContext(base, message, sends));
   // Whatever is still underway was not awaited: it belongs to the message all the same.
   if (sends.underway.size > 0) await Promise.allSettled(sends.underway);
   if (sends.failed) throw sends.failed.error;
+}
+
+/** runHandler in a `process {topic}` span, the parent of what the handler sends and (with a context manager) of its state calls. */
+async function tracedRun(
+  tracer: Tracer,
+  handler: Parameters<typeof runHandler>[0],
+  base: RoleContext,
+  message: InboundMessage,
+  consumerGroup: string,
+) {
+  const span = startProcessSpan(tracer, message, consumerGroup);
+  const sends: MessageSends = { underway: new Set(), failed: undefined };
+  try {
+    const ctx = messageContext(base, message, sends, traceparentOf(span));
+    await context.with(trace.setSpan(context.active(), span), () => handler(message, ctx));
+    if (sends.underway.size > 0) await Promise.allSettled(sends.underway);
+    if (sends.failed) throw sends.failed.error;
+  } catch (error) {
+    failSpan(span, error);
+    throw error;
+  }
+  span.end();
 }
 
 /** What one message's handler sent: the sends not yet settled, and the first that failed. */
@@ -61,12 +89,13 @@ export interface MessageSends {
 
 /**
  * A handler's `ctx`: everything it sends — sends, requests, the reply — carries a child of the
- * inbound message's traceparent, so the work it causes joins the message's trace. Sends and the
- * reply are recorded in `sends` (see runHandler).
+ * inbound message's traceparent, so the work it causes joins the message's trace; when traced,
+ * `parent` (the process span's traceparent), of which the sender makes the send span's child.
+ * Sends and the reply are recorded in `sends` (see runHandler).
  */
-export function messageContext(base: RoleContext, message: InboundMessage, sends?: MessageSends): MessageContext {
+export function messageContext(base: RoleContext, message: InboundMessage, sends?: MessageSends, parent?: string): MessageContext {
   const inbound = message.headers[HEADERS.traceparent];
-  const traced = (headers: Record<string, string> = {}) => ({ [HEADERS.traceparent]: childTraceparent(inbound), ...headers });
+  const traced = (headers: Record<string, string> = {}) => ({ [HEADERS.traceparent]: parent ?? childTraceparent(inbound), ...headers });
   const track = (sending: Promise<void>): Promise<void> => {
     if (!sends) return sending;
     sends.underway.add(sending);

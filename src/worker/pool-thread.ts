@@ -10,7 +10,9 @@ import { createSender, type Sender } from '../kafka/sender.js';
 import { createLogger, type Logger } from '../log.js';
 import type { DefinedService, RequestOptions } from '../service.js';
 import { createStateClient } from '../state/client.js';
+import { resolveTracer } from '../tracing.js';
 import { roleContext, runHandler } from './context.js';
+import { loadTracingModule, shutdownTracing } from './tracing-module.js';
 import {
   HELLO,
   reviveError,
@@ -118,7 +120,14 @@ export async function startPoolThread(): Promise<RunTask> {
       poolThread: threadId,
     });
     const state = createStateClient(statePort, { logger });
+    const shutdownTraces = await loadTracingModule(data.tracingModule, {
+      service: data.service,
+      role: 'consumer',
+      workerId: data.workerId,
+      thread: 'pool',
+    });
     const definition = ((await import(pathToFileURL(data.modulePath).href)) as { default: DefinedService }).default;
+    resolveTracer();
     const codec = resolveCodec(definition.codec);
     const kafka = createKafka({ brokers: data.brokers, logger, clientId: `${data.clientId}-${data.workerId}-pool-${threadId}` });
     const sender = lazySender(createSender(kafka, { codec }));
@@ -127,6 +136,9 @@ export async function startPoolThread(): Promise<RunTask> {
     close = async () => {
       await sender.disconnect().catch((error: unknown) => logger.warn({ err: error }, 'pool thread producer did not disconnect cleanly'));
       state.close();
+      await shutdownTracing(shutdownTraces).catch((error: unknown) =>
+        logger.warn({ err: error }, 'the tracing module did not shut down cleanly'),
+      );
     };
     logger.debug({ holderId }, 'pool thread ready');
     post({ type: 'ready' });
@@ -149,7 +161,7 @@ export async function startPoolThread(): Promise<RunTask> {
       }
       const message = { ...inbound, headers: { ...inbound.headers, [HEADERS.attempt]: String(input.attempt) } };
       try {
-        await runHandler(definition.handler!, base, message);
+        await runHandler(definition.handler!, base, message, data.groupId);
         return { ok: true, busyMs: busyMs() };
       } catch (error) {
         return { ok: false, rejected: false, busyMs: busyMs(), error: serializeError(error) };

@@ -15,6 +15,8 @@ import type { DefinedService } from '../service.js';
 import { createStateClient } from '../state/client.js';
 import type { Role } from '../status.js';
 import { roleContext, runHandler } from './context.js';
+import { resolveTracer } from '../tracing.js';
+import { loadTracingModule, shutdownTracing } from './tracing-module.js';
 import { startProducerLoop } from './producer-loop.js';
 
 /** How long a failing worker may take to leave its consumer group before it exits anyway. */
@@ -39,7 +41,14 @@ export async function runWorker(role: Role): Promise<void> {
     workerId: data.workerId,
   });
   const state = createStateClient(data.statePort);
+  const shutdownTraces = await loadTracingModule(data.tracingModule, {
+    service: data.service,
+    role,
+    workerId: data.workerId,
+    thread: 'worker',
+  });
   const definition = ((await import(pathToFileURL(data.modulePath).href)) as { default: DefinedService }).default;
+  if (resolveTracer()) logger.debug('tracing: an OpenTelemetry tracer provider is registered');
   const codec = resolveCodec(definition.codec);
   const kafka = createKafka({ brokers: data.brokers, logger, clientId: `${data.kafka.clientId}-${data.workerId}` });
   const sender = createSender(kafka, { codec });
@@ -146,7 +155,7 @@ export async function runWorker(role: Role): Promise<void> {
         ...group,
         codec,
         schema: definition.schema,
-        handle: (message) => runHandler(definition.handler!, base, message),
+        handle: (message) => runHandler(definition.handler!, base, message, consumes.groupId),
       });
     runner = consumer;
     await consumer.start();
@@ -166,6 +175,7 @@ export async function runWorker(role: Role): Promise<void> {
       await requester.close();
       await publish();
       await sender.disconnect();
+      await shutdownTracing(shutdownTraces);
     } catch (error) {
       logger.warn({ err: error }, 'worker did not drain cleanly');
     } finally {

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 const ROWS: readonly (readonly string[])[] = [
   ['error-codes'],
   ['errors'],
-  ['log', 'paths', 'status', 'delivery'],
+  ['log', 'paths', 'status', 'delivery', 'tracing'],
   ['state', 'kafka', 'http'],
   ['persist', 'service', 'protocol'],
   ['config', 'pool'],
