@@ -3,6 +3,18 @@ export interface TopicPartition {
   partition: number;
 }
 
+const partitionKeys = new Map<string, string[]>();
+
+/**
+ * One string per topic-partition, made once: the consume path looks partitions up in maps several
+ * times per message, and a key built anew each time is an allocation and a hash every time.
+ */
+export function partitionKey(topic: string, partition: number): string {
+  let keys = partitionKeys.get(topic);
+  if (!keys) partitionKeys.set(topic, (keys = []));
+  return (keys[partition] ??= `${topic}\u0000${partition}`);
+}
+
 export interface FlowControlOptions {
   /** Messages fetched and not finished, per worker. */
   maxInFlight: number;
@@ -43,13 +55,18 @@ export function createFlowControl({ maxInFlight, maxInFlightPerPartition, setPau
   let workerFull = false;
   let stopped = false;
   const stats = { inFlight: 0, maxInFlightSeen: 0, pausedPartitions: 0, pauses: 0 };
-  const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+  const key = partitionKey;
+
+  /** Whether a lane should be paused now (its own backlog's state updated first). */
+  function wanted(lane: Lane): boolean {
+    if (lane.inFlight >= perPartition) lane.full = true;
+    else if (lane.inFlight <= perPartition / 2) lane.full = false;
+    return stopped || workerFull || lane.full;
+  }
 
   /** Brings one lane's pause state in line, collecting the change (every lane's state again when `force`). */
   function settle(lane: Lane, pause: TopicPartition[], resume: TopicPartition[], force: boolean): void {
-    if (lane.inFlight >= perPartition) lane.full = true;
-    else if (lane.inFlight <= perPartition / 2) lane.full = false;
-    const want = stopped || workerFull || lane.full;
+    const want = wanted(lane);
     if (want !== lane.paused) stats.pausedPartitions += want ? 1 : -1;
     else if (!force) return;
     lane.paused = want;
@@ -61,12 +78,14 @@ export function createFlowControl({ maxInFlight, maxInFlightPerPartition, setPau
     const wasFull = workerFull;
     if (total >= maxInFlight) workerFull = true;
     else if (total <= maxInFlight / 2) workerFull = false;
+    stats.inFlight = total;
+    if (total > stats.maxInFlightSeen) stats.maxInFlightSeen = total;
+    // The usual case, once per message: one partition's backlog moved and nothing flips.
+    if (!force && changed && workerFull === wasFull && wanted(changed) === changed.paused) return;
     const pause: TopicPartition[] = [];
     const resume: TopicPartition[] = [];
     if (force || workerFull !== wasFull || !changed) for (const lane of lanes.values()) settle(lane, pause, resume, force);
     else settle(changed, pause, resume, false);
-    stats.inFlight = total;
-    if (total > stats.maxInFlightSeen) stats.maxInFlightSeen = total;
     if (pause.length > 0) {
       stats.pauses++;
       setPaused(pause, true);

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import { partitionKey } from './flow-control.js';
 
 export interface PartitionOffset {
   topic: string;
@@ -31,6 +32,11 @@ export interface CommitterOptions {
 export interface OffsetCommitter {
   /** Records that everything in the partition before `offset` is done (handled or parked). */
   mark(topic: string, partition: number, offset: string): void;
+  /**
+   * Records that everything up to and including `offset` is done: mark(nextOffset(offset)), with
+   * the next offset worked out at commit time, once per partition, instead of once per message.
+   */
+  markThrough(topic: string, partition: number, offset: string): void;
   /** Drops what is waiting for a partition that is no longer ours. */
   forget(topic: string, partition: number): void;
   forgetAll(): void;
@@ -48,14 +54,21 @@ export interface OffsetCommitter {
  * again with the next, and only ever covers messages that were finished.
  */
 export function createOffsetCommitter({ commit, intervalMs, threshold, isAssigned, logger }: CommitterOptions): OffsetCommitter {
-  let pending = new Map<string, PartitionOffset>();
+  /** `offset` to commit, or `through` (the last done; the commit is the one after). */
+  type Pending = { topic: string; partition: number; offset: string | undefined; through: string | undefined };
+  let pending = new Map<string, Pending>();
   let marked = 0;
   let running: Promise<void> = Promise.resolve();
   // The commit waiting for the running one: every flush until it starts shares it.
   let queued: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   const stats = { commits: 0, commitFailures: 0, committedMessages: 0 };
-  const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+  const key = partitionKey;
+  const toCommit = (e: Pending): PartitionOffset => ({
+    topic: e.topic,
+    partition: e.partition,
+    offset: e.offset ?? nextOffset(e.through!),
+  });
 
   async function commitNow(): Promise<void> {
     if (pending.size === 0) return;
@@ -64,7 +77,7 @@ export function createOffsetCommitter({ commit, intervalMs, threshold, isAssigne
     pending = new Map();
     marked = 0;
     try {
-      await commit([...batch.values()]);
+      await commit(Array.from(batch.values(), toCommit));
       stats.commits++;
       stats.committedMessages += count;
     } catch (error) {
@@ -94,8 +107,19 @@ export function createOffsetCommitter({ commit, intervalMs, threshold, isAssigne
     mark(topic, partition, offset) {
       const k = key(topic, partition);
       const entry = pending.get(k);
-      if (entry) entry.offset = offset;
-      else pending.set(k, { topic, partition, offset });
+      if (entry) {
+        entry.offset = offset;
+        entry.through = undefined;
+      } else pending.set(k, { topic, partition, offset, through: undefined });
+      if (++marked >= threshold) void flush();
+    },
+    markThrough(topic, partition, offset) {
+      const k = key(topic, partition);
+      const entry = pending.get(k);
+      if (entry) {
+        entry.offset = undefined;
+        entry.through = offset;
+      } else pending.set(k, { topic, partition, offset: undefined, through: offset });
       if (++marked >= threshold) void flush();
     },
     forget(topic, partition) {

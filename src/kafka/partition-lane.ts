@@ -199,18 +199,31 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     }
   }
 
-  /** Handles one message; `slot.held` says whether it still holds its slot when it returns. */
-  async function process(message: KafkaMessage, slot: { held: boolean }): Promise<Step> {
-    let inbound: InboundMessage;
+  /**
+   * Handles one message; `slot.held` says whether it still holds its slot when it returns. Not
+   * async itself: the attempts' promise is the one the lane awaits, so a message costs one async
+   * frame fewer (this runs for every message).
+   */
+  function process(message: KafkaMessage, slot: { held: boolean }): Promise<Step> {
+    let decoded: InboundMessage | Promise<InboundMessage>;
     try {
-      const decoded = ctx.decode(topic, partition, message);
-      inbound = decoded instanceof Promise ? await decoded : decoded;
+      decoded = ctx.decode(topic, partition, message);
     } catch (error) {
-      // Bytes that cannot become a value will not become one on a second try.
-      ctx.stats.rejected++;
-      return (await park(message, { error: error as Error, attempts: 0 })) === 'finished' ? FINISHED : ABANDONED;
+      return rejected(message, error);
     }
-    return attempts(message, inbound, 1, slot, true);
+    if (decoded instanceof Promise) {
+      return decoded.then(
+        (inbound) => attempts(message, inbound, 1, slot, true),
+        (error: unknown) => rejected(message, error),
+      );
+    }
+    return attempts(message, decoded, 1, slot, true);
+  }
+
+  /** Bytes that cannot become a value will not become one on a second try: parked at once. */
+  async function rejected(message: KafkaMessage, error: unknown): Promise<Step> {
+    ctx.stats.rejected++;
+    return (await park(message, { error: error as Error, attempts: 0 })) === 'finished' ? FINISHED : ABANDONED;
   }
 
   /** Hands finished messages to `ctx.finished` in offset order, as far as the first one still under way. */

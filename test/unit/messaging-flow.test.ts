@@ -154,6 +154,25 @@ describe('the offset committer', () => {
     expect(commits).toEqual([[{ topic: 't', partition: 0, offset: '4' }]]);
   });
 
+  it('commits the offset after the last one marked through, and a later mark of either kind wins', async () => {
+    const { c, commits } = committer(100);
+    c.markThrough('t', 0, '41');
+    c.markThrough('t', 0, '42');
+    c.mark('t', 1, '7');
+    c.markThrough('t', 1, '9007199254740991');
+    c.markThrough('t', 2, '3');
+    c.mark('t', 2, '10');
+    await c.flush();
+    expect(commits).toEqual([
+      [
+        { topic: 't', partition: 0, offset: '43' },
+        { topic: 't', partition: 1, offset: '9007199254740992' },
+        { topic: 't', partition: 2, offset: '10' },
+      ],
+    ]);
+    expect(c.stats.committedMessages).toBe(6);
+  });
+
   it('forgets a revoked partition', async () => {
     const { c, commits } = committer(100);
     c.mark('t', 0, '4');
