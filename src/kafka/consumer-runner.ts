@@ -5,11 +5,11 @@ import type { InboundMessage } from './message.js';
 import { jsonCodec, type Codec } from './codec.js';
 import { deadLetter } from './dead-letter.js';
 import { createFetchBuffer } from './fetch-buffer.js';
-import { createFlowControl, type FlowControl } from './flow-control.js';
+import { createFlowControl, partitionKey, type FlowControl } from './flow-control.js';
 import { createGroupConsumer } from './group-consumer.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
-import { nextOffset, type OffsetCommitter } from './offset-committer.js';
+import type { OffsetCommitter } from './offset-committer.js';
 import { createBreather, createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
 import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
@@ -126,7 +126,7 @@ export function deliverySettings(delivery: DeliveryOptions = {}): DeliverySettin
   };
 }
 
-const laneKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+const laneKey = partitionKey;
 
 /**
  * At-least-once consumption that does not let one partition hold up the rest. kafkajs fetches
@@ -211,10 +211,11 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
     gate: () => rebalancing?.opened,
     breathe: createBreather(),
     finished(lane, message, committable) {
-      const key = laneKey(lane.topic, lane.partition);
-      const mine = lanes.get(key) === lane;
+      // A lane is in `lanes` exactly while it is owned (stopLane revokes it as it removes it), so
+      // `owned` says whether it is still this partition's lane, without a lookup per message.
+      const mine = lane.owned;
       flow.done(lane.topic, mine ? lane.partition : undefined, 1);
-      if (committable && mine && lane.owned) committer.mark(lane.topic, lane.partition, nextOffset(message.offset));
+      if (committable && mine) committer.markThrough(lane.topic, lane.partition, message.offset);
       // Room freed here may be the worker's, not only this partition's: every held lane may go on.
       if (mine && !draining) buffer.feed();
     },
