@@ -110,7 +110,7 @@ const SIZES = {
     pool: 5_000,
     awaited: 300,
     pipelined: 5_000,
-    capacity: { rates: [500, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 8_000], stepMs: 6_000 },
+    capacity: { rates: [250, 500, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 8_000], stepMs: 6_000 },
   },
   quick: {
     consume: 20_000,
@@ -118,7 +118,7 @@ const SIZES = {
     pool: 1_500,
     awaited: 100,
     pipelined: 1_500,
-    capacity: { rates: [500, 1_000, 2_000, 3_000, 4_000, 6_000], stepMs: 3_000 },
+    capacity: { rates: [250, 500, 1_000, 2_000, 3_000, 4_000, 6_000], stepMs: 3_000 },
   },
 };
 const PARTITIONS = 12;
