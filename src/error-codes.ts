@@ -120,6 +120,14 @@ export const ERROR_CODES = {
     'state',
     'The state changelog topic cannot be used (wrong partition count, not reachable); the message says how to fix it.',
   ],
+  ERR_STATE_NOT_OWNER: [
+    'state',
+    "This supervisor does not serve the deployment's shared state right now (another member owns it, or it is being restored); the caller asks the owner instead (docs/cluster.md).",
+  ],
+  ERR_STATE_UNAVAILABLE: [
+    'state',
+    'No member of the deployment served the shared state within the routing deadline: check that a supervisor of it is running and reaches Kafka (npm run admin -- cluster).',
+  ],
   ERR_STATE_RESTORE: [
     'state',
     'A changelog record could not be restored; the message names it. Fix or delete it (or the topic, losing its state), then start again.',

@@ -41,6 +41,8 @@ export interface AdminServer {
   address: string;
   transport: AdminTransport;
   connectionFile: string;
+  /** The key file clients on this machine read the key from; 'env' when the key is WHARF_AUTHKEY's. */
+  keyFile: string;
   close(): Promise<void>;
 }
 
@@ -165,7 +167,7 @@ export async function startAdminServer({
     })();
     return closing;
   }
-  return { address, transport, connectionFile: connectionFilePath(dir), close };
+  return { address, transport, connectionFile: connectionFilePath(dir), keyFile, close };
 }
 
 /** The built-in methods bound to the supervisor's API; state.watch/unwatch/call live in the session. */
@@ -178,9 +180,13 @@ function bindMethods(api: AdminApi): Map<string, MethodHandler> {
       'state.get',
       (params) => {
         const { name } = p['state.get'](params);
+        const found = (entry: { kind: string; value: unknown } | undefined) => {
+          if (!entry) throw new WharfError(ErrorCodes.unknownName, `no shared object named ${JSON.stringify(name)}`, { context: { name } });
+          return { name, kind: entry.kind, value: entry.value };
+        };
+        // A deployment's shared object may be read on its owner (src/cluster/): then a promise.
         const entry = api.state.get(name);
-        if (!entry) throw new WharfError(ErrorCodes.unknownName, `no shared object named ${JSON.stringify(name)}`, { context: { name } });
-        return { name, kind: entry.kind, value: entry.value };
+        return isPromiseLike(entry) ? Promise.resolve(entry).then(found) : found(entry);
       },
     ],
     [
@@ -216,4 +222,8 @@ function listen(server: Server, options: { path: string } | { host: string; port
       done();
     });
   });
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T> | undefined)?.then === 'function';
 }

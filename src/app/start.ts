@@ -1,6 +1,5 @@
 import { dlqAdminMethods } from '../admin/dead-letter.js';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from '../admin/server.js';
-import { adminStateApi } from '../admin/state.js';
 import type { WharfConfig } from '../config/schema.js';
 import { loadServices, type LoadedService } from '../config/services.js';
 import { describeError, WharfError } from '../errors.js';
@@ -9,7 +8,8 @@ import { startHttpListener, type HttpListener } from '../http/server.js';
 import { resolveBroker, type BrokerSource, type ResolvedBroker, type ResolveOptions } from '../kafka/broker.js';
 import { createLogger, type Logger } from '../log.js';
 import { stateHome } from '../paths.js';
-import { openStatePersistence, persistSettings, type StatePersistence } from '../persist/open.js';
+import { clusterStateApi, openSharedState } from '../cluster/open.js';
+import { persistSettings, type StatePersistence } from '../persist/open.js';
 import type { StateStore } from '../state/store.js';
 import { createSupervisor, type StopResult, type Supervisor } from '../supervisor/supervisor.js';
 import { startObservers } from './observers.js';
@@ -110,12 +110,21 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     }
     checkAborted();
 
-    // The store is rebuilt from its changelog before any worker exists.
-    const persistence = await openStatePersistence({ settings: persist, brokers, logger, clientId: config.kafka.clientId });
-    const { store } = persistence;
+    // Persisted objects belong to the deployment (every supervisor of one cluster name, src/cluster/):
+    // joined once the admin socket can be advertised, and served before any worker exists.
+    const shared = openSharedState({
+      settings: persist,
+      clusterName: env.WHARF_CLUSTER_NAME?.trim() || undefined,
+      brokers,
+      logger,
+      clientId: config.kafka.clientId,
+      sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+      env,
+    });
+    const { store } = shared;
     releasers.add('the state store', () => store.close());
-    releasers.add('persistence', () =>
-      persistence.close(config.supervisor.drainTimeoutMs).catch((error: unknown) => {
+    releasers.add('the deployment', () =>
+      shared.close(config.supervisor.drainTimeoutMs).catch((error: unknown) => {
         persisted = false;
         logger.error({ err: describeError(error) }, 'persisted shared state: the last changes may not be in the changelog');
       }),
@@ -141,17 +150,21 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     if (options.admin !== false) {
       const server = await startAdminServer({
         api: {
-          state: adminStateApi(store),
+          state: clusterStateApi(shared),
           status: () => sup.status(),
           scale: (service, consumers) => sup.scale(service, consumers),
           // Dead letters: `npm run admin -- dlq list|show|replay` (src/admin/dead-letter.ts).
-          extra: dlqAdminMethods({
-            brokers,
-            clientId: config.kafka.clientId,
-            topics: services.flatMap((s) => s.consumes?.topics ?? []),
-            state: store.local,
-            logger,
-          }),
+          extra: {
+            ...dlqAdminMethods({
+              brokers,
+              clientId: config.kafka.clientId,
+              topics: services.flatMap((s) => s.consumes?.topics ?? []),
+              state: store.local,
+              logger,
+            }),
+            // `cluster.call` (a member's routed call) and `cluster.status` (npm run admin -- cluster).
+            ...shared.deployment?.adminMethods(),
+          },
         },
         ...options.admin,
         dir: options.admin?.dir ?? stateHome(env),
@@ -163,6 +176,16 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
       releasers.add('the admin socket', () => server.close());
       logger.info({ address: server.address }, 'admin socket open: `npm run admin -- workers` from this folder');
     }
+    checkAborted();
+
+    // The deployment's shared state: restored here when this supervisor owns it, else found on the
+    // member that does. Other members reach this one at its admin socket (or WHARF_CLUSTER_ADVERTISE).
+    const advertise = env.WHARF_CLUSTER_ADVERTISE?.trim();
+    await shared.join(
+      advertise
+        ? { address: advertise }
+        : { address: admin?.address ?? '', ...(admin && admin.keyFile !== 'env' ? { keyFile: admin.keyFile } : {}) },
+    );
     checkAborted();
 
     // Observers before the workers, so they see the first exchanges too.
@@ -200,7 +223,9 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
       brokerSource,
       admin,
       http,
-      restored: persistence.restored,
+      get restored() {
+        return shared.restored();
+      },
       stop,
       async terminate() {
         await sup.terminateAll();

@@ -6,6 +6,7 @@ import { stateHome } from '../paths.js';
 import { connectAdmin, type AdminClient } from '../admin/client.js';
 import { ErrorCodes, type StateChange } from '../admin/protocol.js';
 import type { SupervisorStatus } from '../status.js';
+import type { DeploymentStatus } from '../cluster/deployment.js';
 import { DLQ_HELP, DLQ_USAGE, parseDlq, runDlq } from './admin-dlq.js';
 import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from './args.js';
 
@@ -24,6 +25,8 @@ Commands:
   scale <service> <n>       run n consumer workers for a service (${WORKER_LIMITS.consumer.min}…${WORKER_LIMITS.consumer.max}); answers once they are
                             ready, or with an error within the supervisor's readyTimeoutMs
   ping                      check that the supervisor answers
+  cluster                   the deployment: its members, their addresses, who owns the shared state,
+                            and this member's restores (docs/cluster.md)
 ${DLQ_HELP}
 Flags:
   --json          one JSON object on stdout (watch: one JSON object per line, per change)
@@ -68,6 +71,7 @@ const COMMANDS: Record<string, { args: [number, number]; usage: string; flags: r
   snapshot: { args: [0, 0], usage: 'snapshot', flags: ['json'] },
   scale: { args: [2, 2], usage: 'scale <service> <n>', flags: ['json'] },
   ping: { args: [0, 0], usage: 'ping', flags: ['json'] },
+  cluster: { args: [0, 0], usage: 'cluster', flags: ['json'] },
   dlq: { args: [1, 1_001], usage: DLQ_USAGE, flags: ['json', 'limit', 'all'] },
 };
 const NAMES = Object.keys(COMMANDS).join(', ');
@@ -119,6 +123,16 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
         return await watch(client, name, json, count, stdout, stderr);
       case 'dlq':
         return await runDlq(client, dlq!, json, stdout);
+      case 'cluster': {
+        if (!client.server.methods.includes('cluster.status')) {
+          stdout.write(json ? '{"cluster":null}\n' : 'This supervisor persists no shared state: it is a deployment of its own.\n');
+          return 0;
+        }
+        const status = (await client.call('cluster.status')) as DeploymentStatus;
+        if (json) writeJson(stdout, status);
+        else stdout.write(clusterTable(status));
+        return 0;
+      }
       case 'workers': {
         const status = await client.status();
         if (json) writeJson(stdout, status);
@@ -352,3 +366,29 @@ export const adminCommand: Command = {
   summary: 'inspect and steer a running supervisor: state, watch, workers, scale, dlq',
   run,
 };
+
+/** `npm run admin -- cluster`: one line per member, the owner marked. */
+function clusterTable(status: DeploymentStatus): string {
+  const rows = status.members.map((m) => [
+    m.partitions.length > 0 ? 'owner' : 'standby',
+    m.tag === status.tag ? `${m.tag} (this one)` : m.tag,
+    String(m.pid),
+    m.address || '(none)',
+  ]);
+  const widths = [7, ...[1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), 4))];
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd() + '\n';
+  const restored = status.restored
+    ? `this member restored ${status.restored.objects} objects from ${status.restored.records} records in ${status.restored.ms} ms (${status.restored.at})\n`
+    : '';
+  return (
+    `deployment ${status.name}: ${status.members.length} member${status.members.length === 1 ? '' : 's'}, state in ${status.topic}, ` +
+    `this one ${status.serving ? 'serves it' : status.role}\n` +
+    line(['ROLE', 'MEMBER', 'PID', 'ADDRESS']) +
+    rows.map(line).join('') +
+    restored
+  );
+}

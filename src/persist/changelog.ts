@@ -27,6 +27,12 @@ export interface ChangelogOptions {
   logger: Logger;
   /** A replay that makes no progress for this long fails (default 60 s). */
   stallTimeoutMs?: number;
+  /**
+   * Write in transactions under this id (a deployment's owner of the state: src/cluster/). Opening
+   * the changelog then fences every earlier producer of the same id: a write of a supervisor that
+   * lost the state to another one fails instead of landing, and its open transaction is aborted.
+   */
+  transactionalId?: string;
 }
 
 /** Records per produce request are capped so one request stays well under the broker's 1 MB message.max.bytes. */
@@ -55,7 +61,7 @@ function chunks(records: ChangelogRecord[]): ChangelogRecord[][] {
   return out;
 }
 
-export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000 }: ChangelogOptions): Changelog {
+export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000, transactionalId }: ChangelogOptions): Changelog {
   // ensureTopics names the topic in its own lines; these name it themselves.
   const log = logger.child({ component: 'changelog' });
   let producer: Producer | undefined;
@@ -89,9 +95,23 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000 
 
   async function send(records: ChangelogRecord[]): Promise<string | undefined> {
     if (!producer) throw changelogError(topic, 'is not open; call open() first.');
+    if (transactionalId === undefined) return sendChunks(producer, records);
+    // One transaction per write: all of it lands, or (aborted, or fenced by a newer owner) none.
+    const transaction = await producer.transaction();
+    try {
+      const last = await sendChunks(transaction, records);
+      await transaction.commit();
+      return last;
+    } catch (error) {
+      await transaction.abort().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async function sendChunks(target: Pick<Producer, 'send'>, records: ChangelogRecord[]): Promise<string | undefined> {
     let last: string | undefined;
     for (const chunk of chunks(records)) {
-      const [meta] = await producer.send({ topic, acks: -1, messages: chunk.map((r) => ({ key: r.key, value: r.value })) });
+      const [meta] = await target.send({ topic, acks: -1, messages: chunk.map((r) => ({ key: r.key, value: r.value })) });
       last = meta?.baseOffset === undefined ? undefined : String(BigInt(meta.baseOffset) + BigInt(chunk.length - 1));
     }
     return last;
@@ -103,8 +123,20 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000 
       try {
         await ensureTopics(kafka, [{ topic, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }], log);
         await checkTopic();
-        producer = kafka.producer(producerConfig());
+        producer = kafka.producer(
+          transactionalId === undefined
+            ? producerConfig()
+            : // kafkajs allows one request in flight for a transactional producer; a fenced one must fail, not retry for ever.
+              producerConfig({
+                transactionalId,
+                maxInFlightRequests: 1,
+                retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2_000 },
+              }),
+        );
         await producer.connect();
+        // kafkajs takes the transactional producer id at the first transaction: take it now, so an
+        // open changelog has fenced every earlier producer of its id (and aborted what they left open).
+        if (transactionalId !== undefined) await (await producer.transaction()).abort();
       } catch (error) {
         if (error instanceof WharfError) throw error;
         throw changelogError(topic, `could not be opened: ${describeError(error)}. Is the broker reachable?`, error, true);

@@ -12,6 +12,8 @@ import type { ObjectSnapshot, StateKind } from './types.js';
  *   ["e", name, key]   → {"kind":"map","value":…}       one per map/namespace entry (key: string)
  *   ["e", name, 3]     → {"kind":"list","value":…}      one per list item (key: its index)
  *   ["m"]              → {"kind":"marker",…}             where the last restore read up to
+ *   ["x", opId]        → {"result":…,"at":ms}           an operation applied once (store.executeOnce),
+ *                                                        written with its change; tombstoned when old
  *
  * A null value (a tombstone) deletes the entry or the object. Keys are JSON arrays, so no name or
  * map key can make two keys collide, and entries carry their kind so a stale entry of an earlier
@@ -33,6 +35,17 @@ export type EntryKey = string | number;
 export const objectKey = (name: string): string => JSON.stringify(['o', name]);
 export const entryKey = (name: string, key: EntryKey): string => JSON.stringify(['e', name, key]);
 export const MARKER_KEY = JSON.stringify(['m']);
+export const opKey = (opId: string): string => JSON.stringify(['x', opId]);
+
+/** What an operation with an id answered, so a retry of it gets the same answer and changes nothing. */
+export interface AppliedOp {
+  result: unknown;
+  at: number;
+}
+
+export function opRecord(opId: string, applied: AppliedOp): ChangelogRecord {
+  return { key: opKey(opId), value: JSON.stringify(applied) };
+}
 
 export function objectRecord(name: string, kind: StateKind, value?: unknown): ChangelogRecord {
   return { key: objectKey(name), value: JSON.stringify(value === undefined ? { kind } : { kind, value }) };
@@ -85,9 +98,11 @@ export interface ChangelogFold {
   snapshot(): Record<string, ObjectSnapshot>;
   /** Names found in the log that are not persisted any more, so they were not restored. */
   readonly skipped: ReadonlySet<string>;
+  /** Operations applied with an id, by id (store.executeOnce deduplicates retries with them). */
+  readonly ops: ReadonlyMap<string, AppliedOp>;
 }
 
-function parseKey(key: string | null, where: string): ['o', string] | ['e', string, EntryKey] | ['m'] {
+function parseKey(key: string | null, where: string): ['o', string] | ['e', string, EntryKey] | ['m'] | ['x', string] {
   let parsed: unknown;
   try {
     parsed = key === null ? null : JSON.parse(key);
@@ -96,6 +111,7 @@ function parseKey(key: string | null, where: string): ['o', string] | ['e', stri
   }
   const [tag, name, entry] = Array.isArray(parsed) ? (parsed as unknown[]) : [];
   if (tag === 'm' && (parsed as unknown[]).length === 1) return ['m'];
+  if (tag === 'x' && typeof name === 'string' && (parsed as unknown[]).length === 2) return ['x', name];
   if (tag === 'o' && typeof name === 'string' && (parsed as unknown[]).length === 2) return ['o', name];
   if (tag === 'e' && typeof name === 'string' && (typeof entry === 'string' || (Number.isSafeInteger(entry) && (entry as number) >= 0)))
     return ['e', name, entry as EntryKey];
@@ -119,10 +135,23 @@ function parseValue(value: string, where: string): { kind: StateKind; value?: un
   return parsed as { kind: StateKind; value?: unknown };
 }
 
+function parseOp(value: string, where: string): AppliedOp {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || typeof (parsed as AppliedOp).at !== 'number')
+    throw restoreError(`Changelog record ${where} is not an applied operation ({result, at}): ${value.slice(0, 200)}.`, { where });
+  return parsed as AppliedOp;
+}
+
 /** Rebuilds state from records read in log order; only names `isPersisted` accepts are kept. */
 export function createChangelogFold(isPersisted: (name: string) => boolean): ChangelogFold {
   const objects = new Map<string, Folded>();
   const skipped = new Set<string>();
+  const ops = new Map<string, AppliedOp>();
 
   function build(name: string, object: Folded): ObjectSnapshot {
     if (!ENTRY_KINDS.has(object.kind)) return { kind: object.kind, value: object.value ?? null };
@@ -140,9 +169,15 @@ export function createChangelogFold(isPersisted: (name: string) => boolean): Cha
 
   return {
     skipped,
+    ops,
     add(key, value, where) {
       const parsed = parseKey(key, where);
       if (parsed[0] === 'm') return;
+      if (parsed[0] === 'x') {
+        if (value === null) ops.delete(parsed[1]);
+        else ops.set(parsed[1], parseOp(value, where));
+        return;
+      }
       const name = parsed[1];
       if (!isPersisted(name)) {
         skipped.add(name);

@@ -36,6 +36,10 @@ export interface Persister {
   covers(name: string, kind: StateKind): boolean;
   /** A persisted object changed (the registry calls this for every mutation it announces). */
   changed(name: string, kind: StateKind, op: string, key?: string | number, value?: unknown): void;
+  /** How many changes were announced so far: a call that left it alone changed nothing persisted. */
+  readonly changes: number;
+  /** A record to write with the next batch, after the objects' own (an applied operation's id). */
+  append(record: ChangelogRecord): void;
   /** Throws ERR_STATE_PERSIST once a write failed: persisted objects can no longer change durably, nor be read as durable. */
   check(name: string, kind?: StateKind): void;
   /** Settles once every change made so far is acknowledged; undefined when none is outstanding. */
@@ -91,6 +95,8 @@ export function createPersister({ isPersisted, objects, sink, lingerMs = 0, logg
   /** What the changelog holds, by name: the kind, and the entry keys not tombstoned. */
   const written = new Map<string, { kind: StateKind; keys: Set<EntryKey> }>();
   const dirty = new Map<string, Set<EntryKey> | typeof ALL>();
+  let extras: ChangelogRecord[] = [];
+  let changes = 0;
   let open: Deferred | undefined;
   let inflight: Promise<void> | undefined;
   let scheduled = false;
@@ -141,6 +147,8 @@ export function createPersister({ isPersisted, objects, sink, lingerMs = 0, logg
       }
     }
     dirty.clear();
+    records.push(...extras);
+    extras = [];
     return records;
   }
 
@@ -155,6 +163,7 @@ export function createPersister({ isPersisted, objects, sink, lingerMs = 0, logg
     open?.reject(failure);
     open = undefined;
     dirty.clear();
+    extras = [];
   }
 
   function schedule(): void {
@@ -203,8 +212,18 @@ export function createPersister({ isPersisted, objects, sink, lingerMs = 0, logg
   const persister: Persister = {
     isPersisted,
     covers,
+    get changes() {
+      return changes;
+    },
+    append(record) {
+      if (closed || failure) return;
+      extras.push(record);
+      open ??= deferred();
+      schedule();
+    },
     changed(name, kind, op, key, value) {
       if (closed || failure || !covers(name, kind)) return;
+      changes++;
       if (ENTRY_KINDS.has(kind) && op === 'append' && typeof key === 'number' && Array.isArray(value)) {
         mark(
           name,

@@ -2,6 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
+  type ObjectInit,
   decodeClientFrame,
   encodeError,
   frameId,
@@ -14,7 +15,17 @@ import {
 import { PENDING, type CallContext } from './object.js';
 import type { Persister } from './persister.js';
 import type { Registry } from './registry.js';
-import type { StateListener } from './types.js';
+import type { StateKind, StateListener } from './types.js';
+
+/** Where calls on the objects a deployment shares are served: by their owner, here or elsewhere. */
+export interface SharedRoute {
+  covers(name: string, kind: StateKind): boolean;
+  call(holderId: string, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): Promise<unknown>;
+  /** That holder (a worker of this supervisor) ended: what it held on shared objects is freed. */
+  release(holderId: string): void;
+  /** Changes of shared objects (of `name`, or all when undefined), wherever they are owned. */
+  watch(name: string | undefined, listener: StateListener): () => void;
+}
 
 /**
  * The owner's end of one worker's state port. Replies are collected in an outbox and posted as one
@@ -36,6 +47,8 @@ export interface ConnectionOptions {
   onClosed(connection: Connection): void;
   /** When some objects are persisted: replies about them wait for the changelog's acknowledgement. */
   durability?: Pick<Persister, 'covers' | 'barrier'>;
+  /** Objects a deployment shares: their calls go there (store.ts, src/cluster/). */
+  shared?: SharedRoute;
   logger?: Logger;
 }
 
@@ -47,6 +60,7 @@ export function serveConnection({
   watch,
   onClosed,
   durability,
+  shared,
   logger,
 }: ConnectionOptions): Connection {
   let outbox: OwnerFrame[] = [];
@@ -123,6 +137,13 @@ export function serveConnection({
     const id = frame[1];
     if (frame[0] === 'c') {
       const [, , kind, name, op, args, init] = frame;
+      if (shared?.covers(name, kind)) {
+        shared.call(holderId, kind, name, op, args, init ?? undefined).then(
+          (value) => send(['r', id, value]),
+          (error: unknown) => fail(id, error),
+        );
+        return;
+      }
       let settled = false;
       // Reads wait too: a value read before it is durable could be acted on, then lost with the supervisor.
       const durable = durability?.covers(name, kind) === true;

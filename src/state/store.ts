@@ -6,10 +6,12 @@ import { createSharedState, type StateTransport } from './handles.js';
 import { copyJson } from './json.js';
 import { NO_SLOT, type ObjectInit } from './messages.js';
 import { PENDING, type CallContext, type StateObject } from './object.js';
-import { createNameMatcher } from './changelog-records.js';
+import { createNameMatcher, opKey, opRecord, tombstone, type AppliedOp } from './changelog-records.js';
 import { createPersister, type ChangelogSink } from './persister.js';
 import { createRegistry } from './registry.js';
-import { serveConnection, type Connection } from './serve.js';
+import { serveConnection, type Connection, type SharedRoute } from './serve.js';
+
+export type { SharedRoute } from './serve.js';
 import type { ObjectSnapshot, SharedState, StateChange, StateKind, StateListener } from './types.js';
 import { createWatchRegistry } from './watchers.js';
 
@@ -30,6 +32,11 @@ export interface StateStoreOptions {
   counterSampleMs?: number;
   /** Objects backed by a compacted Kafka topic (see docs/state.md, "Persistence"). */
   persist?: PersistOptions;
+  /**
+   * Objects a deployment of several supervisors shares (src/cluster/): calls on them go to
+   * `shared`, which serves them where their owner is, instead of to this store's own objects.
+   */
+  shared?: SharedRoute;
 }
 
 export interface PersistOptions {
@@ -41,6 +48,10 @@ export interface PersistOptions {
   restored?: Record<string, ObjectSnapshot>;
   /** Extra wait before a batch of records is sealed (default 0: the next turn of the event loop). */
   lingerMs?: number;
+  /** Operations applied with an id, read back from the changelog with `restored` (executeOnce). */
+  restoredOps?: ReadonlyMap<string, AppliedOp>;
+  /** How long an applied operation's id is remembered, and a retry of it answered (default 10 min). */
+  opTtlMs?: number;
 }
 
 export interface StateStore {
@@ -54,6 +65,12 @@ export interface StateStore {
    * of it when the call waits or its object is persisted; throws a WharfError it refuses.
    */
   execute(holderId: string, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): unknown;
+  /**
+   * execute, applied at most once per `opId`: a retry of an id already applied answers what the
+   * first answered and changes nothing. The id is written to the changelog with the change it
+   * made, so a store restored from it deduplicates too (a deployment's failover: src/cluster/).
+   */
+  executeOnce(opId: string, holderId: string, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): unknown;
   local: SharedState;
   describe(): { name: string; kind: StateKind; size: number }[];
   get(name: string): ObjectSnapshot | undefined;
@@ -76,7 +93,13 @@ export interface StateStore {
 /** The holder name of the supervisor's own `local` calls. */
 export const LOCAL_HOLDER = '@supervisor';
 
-export function createStateStore({ logger, counters: counterOptions, counterSampleMs = 100, persist }: StateStoreOptions = {}): StateStore {
+export function createStateStore({
+  logger,
+  counters: counterOptions,
+  counterSampleMs = 100,
+  persist,
+  shared,
+}: StateStoreOptions = {}): StateStore {
   const log = logger?.child({ component: 'state' });
   const counters = createCounterSlots(counterOptions);
   const watchers = createWatchRegistry(log);
@@ -107,6 +130,23 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
     persister!.adopt();
   }
   const connections = new Map<string, Connection>();
+  /** executeOnce's ids: what each answered (restored or applied here), or its answer while it runs. */
+  const applied = new Map<string, AppliedOp | Promise<unknown>>(persist?.restoredOps);
+  const opTtlMs = persist?.opTtlMs ?? 600_000;
+  const opSweeper =
+    persist &&
+    setInterval(
+      () => {
+        const old = Date.now() - opTtlMs;
+        for (const [id, entry] of applied) {
+          if (entry instanceof Promise || entry.at > old) continue;
+          applied.delete(id);
+          persister!.append(tombstone(opKey(id)));
+        }
+      },
+      Math.min(60_000, opTtlMs),
+    );
+  opSweeper?.unref();
   let sampler: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -131,7 +171,12 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
       sampler = setInterval(() => (watchers.size === 0 ? stopSampler() : sampleCounters()), counterSampleMs);
       sampler.unref();
     }
-    return unsubscribe;
+    const unsubscribeShared = shared?.watch(name, listener);
+    if (!unsubscribeShared) return unsubscribe;
+    return () => {
+      unsubscribe();
+      unsubscribeShared();
+    };
   }
 
   /** For listeners in this thread: each gets its own copy, so none can change the store's values. */
@@ -151,6 +196,7 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
       connection.close();
     }
     registry.releaseHolder(holderId);
+    shared?.release(holderId);
     log?.debug({ holderId }, 'state holder released');
   }
 
@@ -159,7 +205,16 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
    * once when it can; a wait, or any answer about a persisted object (it waits until Kafka has
    * what it reflects, as for workers: serve.ts), comes as a promise.
    */
-  function execute(holderId: string, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): unknown {
+  function execute(
+    holderId: string,
+    kind: StateKind,
+    name: string,
+    op: string,
+    args: unknown[],
+    init?: ObjectInit,
+    settled?: (value: unknown) => void,
+  ): unknown {
+    if (shared?.covers(name, kind)) return shared.call(holderId, kind, name, op, args, init);
     const durable = persister?.covers(name, kind) === true;
     // Made only when needed: most calls answer at once, and this is the admin socket's hot path.
     let later: { promise: Promise<unknown>; resolve(value: unknown): void; reject(error: unknown): void } | undefined;
@@ -171,6 +226,7 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
       return (later = { promise, resolve, reject });
     };
     const settle = (value: unknown) => {
+      settled?.(value);
       const { resolve, reject } = defer();
       if (!durable) return resolve(value);
       queueMicrotask(() => {
@@ -182,9 +238,47 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
     const call: CallContext = { holderId, resolve: (value) => settle(copyJson(value)), reject: (error) => defer().reject(error) };
     const result = registry.execute(call, kind, name, op, copyJson(args), init);
     if (result === PENDING) return defer().promise;
-    if (!durable) return copyJson(result);
+    if (!durable && !settled) return copyJson(result);
     call.resolve(result);
     return defer().promise;
+  }
+
+  function executeOnce(
+    opId: string,
+    holderId: string,
+    kind: StateKind,
+    name: string,
+    op: string,
+    args: unknown[],
+    init?: ObjectInit,
+  ): unknown {
+    const known = applied.get(opId);
+    if (known instanceof Promise) return known;
+    if (known !== undefined) return copyJson(known.result);
+    const before = persister?.changes ?? 0;
+    let entry: AppliedOp | undefined;
+    // The id goes into the same changelog batch as the change, so both land or neither does.
+    const record = (result: unknown) => {
+      entry = { result, at: Date.now() };
+      if (persister && persister.changes !== before) persister.append(opRecord(opId, entry));
+    };
+    let answer: Promise<unknown>;
+    try {
+      answer = Promise.resolve(execute(holderId, kind, name, op, args, init, record));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Until it settles a retry shares this answer; one that failed (not durable) may be tried again.
+    applied.set(opId, answer);
+    answer.then(
+      (value) => {
+        if (applied.get(opId) === answer) applied.set(opId, entry ?? { result: value, at: Date.now() });
+      },
+      () => {
+        if (applied.get(opId) === answer) applied.delete(opId);
+      },
+    );
+    return answer;
   }
 
   /** The main thread's transport: the same calls, always as promises. */
@@ -230,6 +324,7 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
         registry,
         watch,
         durability: persister,
+        shared,
         logger: log,
         onClosed: (closedConnection) => {
           // Only if it is still the live connection of that id (a reconnect already released the old one).
@@ -240,7 +335,8 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
       return port2;
     },
     releaseHolder,
-    execute,
+    execute: (holderId, kind, name, op, args, init) => execute(holderId, kind, name, op, args, init),
+    executeOnce,
     local: createSharedState(localTransport),
     describe: () => registry.describe(),
     get: (name) => registry.get(name),
@@ -257,6 +353,7 @@ export function createStateStore({ logger, counters: counterOptions, counterSamp
       if (closed) return;
       closed = true;
       stopSampler();
+      if (opSweeper) clearInterval(opSweeper);
       persister?.close();
       for (const holderId of [...connections.keys()]) releaseHolder(holderId);
       registry.close();

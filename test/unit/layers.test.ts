@@ -16,6 +16,7 @@ const ROWS: readonly (readonly string[])[] = [
   ['persist', 'service', 'protocol'],
   ['config', 'pool'],
   ['admin', 'supervisor', 'worker'],
+  ['cluster'],
   ['app'],
   ['cli', 'index'],
 ];

@@ -1,0 +1,304 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { connectAdmin } from '../../src/admin/client.js';
+import { createDeployment, stateTransactionalId, type DeploymentStatus } from '../../src/cluster/deployment.js';
+import { createKafka } from '../../src/kafka/client.js';
+import { compiled } from '../../src/paths.js';
+import { createChangelog } from '../../src/persist/changelog.js';
+import { createChangelogFold, createNameMatcher } from '../../src/state/changelog-records.js';
+import { SERVICE_MODULES, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
+
+/**
+ * A deployment of several supervisors: separate processes, each with its own WHARF_HOME (its own
+ * "host"), one state topic. Persisted objects are one store: one member owns it, the others route
+ * their workers' calls to it, and a call whose owner died is retried on the next one and applied
+ * once.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'wharf-cluster-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Host {
+  index: number;
+  home: string;
+  /** What the host's workers wrote: "a <id>" before each call, "r <id>" once it resolved. */
+  file: string;
+  child?: ChildProcess;
+  output: string;
+}
+
+function hostOf(index: number, prefix = 'host'): Host {
+  const root = join(dir, `${prefix}${index}`);
+  mkdirSync(root, { recursive: true });
+  return { index, home: join(root, '.wharf'), file: join(root, 'calls.log'), output: '' };
+}
+
+/** The hitter service on every host: 2 workers, 15 ticks a second each. */
+const hitters = (clientId: string) => (host: Host) => ({
+  services: [
+    {
+      module: SERVICE_MODULES.fixture('hitter'),
+      workers: { producer: 2 },
+      rate: 15,
+      options: { host: `h${host.index}`, file: host.file },
+    },
+  ],
+  supervisor: { drainTimeoutMs: 20_000 },
+  kafka: { sessionTimeoutMs: 6_000, clientId },
+  http: '127.0.0.1:0',
+});
+
+function start(host: Host, env: Record<string, string>, configOf: (host: Host) => object): Promise<void> {
+  const config = configOf(host);
+  const file = join(dirname(host.home), 'wharf.config.json');
+  writeFileSync(file, JSON.stringify(config));
+  host.output = '';
+  const child = spawn(process.execPath, [compiled('src/cli.js'), 'start', '--config', file], {
+    cwd: dirname(host.home),
+    env: { ...process.env, ...env, KAFKA_BROKERS: testBrokers().join(','), WHARF_LOG_LEVEL: 'info', WHARF_HOME: host.home },
+  });
+  host.child = child;
+  child.stdout!.on('data', (d) => (host.output += d));
+  child.stderr!.on('data', (d) => (host.output += d));
+  onTestFinished(() => void child.kill('SIGKILL'));
+  return waitFor(() => host.output.includes('supervisor ready') || child.exitCode !== null, {
+    timeoutMs: 120_000,
+    message: `host ${host.index} to be ready`,
+  }).then(() => {
+    if (!host.output.includes('supervisor ready')) throw new Error(`host ${host.index} exited; it printed:\n${host.output.slice(-3_000)}`);
+  });
+}
+
+async function adminCall<T>(host: Host, method: string, params?: unknown): Promise<T> {
+  const client = await connectAdmin({ dir: host.home, timeoutMs: 5_000, callTimeoutMs: 20_000 });
+  try {
+    return (await client.call(method, params)) as T;
+  } finally {
+    await client.close();
+  }
+}
+
+const hits = async (host: Host) => ((await adminCall<{ value: number }>(host, 'state.get', { name: 'hits' })).value ?? 0) as number;
+
+function calls(host: Host): { attempted: Set<string>; resolved: Set<string> } {
+  const attempted = new Set<string>();
+  const resolved = new Set<string>();
+  if (!existsSync(host.file)) return { attempted, resolved };
+  for (const line of readFileSync(host.file, 'utf8').split('\n')) {
+    if (line.startsWith('a ')) attempted.add(line.slice(2));
+    if (line.startsWith('r ')) resolved.add(line.slice(2));
+  }
+  return { attempted, resolved };
+}
+
+/** What the changelog holds, read back as a new owner would (committed transactions only). */
+async function changelogState(topic: string): Promise<Record<string, { kind: string; value: unknown }>> {
+  const kafka = createKafka({ brokers: testBrokers(), logger: testLogger() });
+  const changelog = createChangelog({ kafka, topic, logger: testLogger() });
+  await changelog.open();
+  try {
+    const fold = createChangelogFold(createNameMatcher(['*']));
+    await changelog.replay(fold.add);
+    return fold.snapshot();
+  } finally {
+    await changelog.close();
+  }
+}
+
+/** The warnings and errors a host printed. */
+function problems(host: Host): string {
+  return host.output
+    .split('\n')
+    .filter((line) => /"level":(40|50|60)/.test(line) || line.startsWith('wharf:'))
+    .slice(-20)
+    .join('\n');
+}
+
+function exited(host: Host, timeoutMs = 60_000): Promise<number | null> {
+  const child = host.child!;
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`host ${host.index} did not exit; it printed:\n${host.output.slice(-3_000)}`)),
+      timeoutMs,
+    );
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+describe('a deployment of three supervisors', () => {
+  it(
+    'keeps one counter and one map: every resolved call counted once, through the SIGKILL of the owner and its restart',
+    { timeout: 480_000 },
+    async () => {
+      const topic = uniqueName('wharf.state.cluster');
+      const env = { WHARF_STATE_PERSIST: 'hits,keys', WHARF_STATE_TOPIC: topic };
+      const config = hitters(uniqueName('cluster'));
+      const hosts = [hostOf(0), hostOf(1), hostOf(2)];
+      await start(hosts[0]!, env, config);
+      await Promise.all([start(hosts[1]!, env, config), start(hosts[2]!, env, config)]);
+
+      const statuses = await Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
+      const owners = statuses.filter((s) => s.serving);
+      expect(owners, 'one owner').toHaveLength(1);
+      expect(
+        statuses.every((s) => s.members.length === 3),
+        'every member sees three members',
+      ).toBe(true);
+      const owner = hosts[statuses.findIndex((s) => s.serving)]!;
+      const survivor = hosts.find((h) => h !== owner)!;
+
+      const resolvedSoFar = () => hosts.reduce((n, h) => n + calls(h).resolved.size, 0);
+      await waitFor(() => resolvedSoFar() >= 150, { timeoutMs: 60_000, message: '150 calls from the three hosts' });
+      expect(await hits(survivor)).toBeGreaterThanOrEqual(150);
+      owner.child!.kill('SIGKILL');
+      const killedAt = Date.now();
+      await exited(owner);
+      const atKill = resolvedSoFar();
+      // The survivors' workers ride out the failover: their calls wait, then reach the new owner.
+      const survivors = hosts.filter((h) => h !== owner);
+      await waitFor(
+        async () => (await Promise.all(survivors.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')))).some((s) => s.serving),
+        {
+          timeoutMs: 60_000,
+          message: 'a survivor to serve the state',
+        },
+      );
+      console.log(`failover: a survivor served the state ${Date.now() - killedAt} ms after the owner's SIGKILL (session timeout 6 s)`);
+      await waitFor(() => resolvedSoFar() >= atKill + 150, { timeoutMs: 90_000, message: '150 more calls after the owner was killed' });
+      const after = await Promise.all(survivors.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
+      expect(
+        after.filter((s) => s.serving),
+        'one new owner',
+      ).toHaveLength(1);
+
+      await start(owner, env, config);
+      const restarted = resolvedSoFar();
+      await waitFor(() => resolvedSoFar() >= restarted + 150, { timeoutMs: 60_000, message: '150 more calls after the restart' });
+      expect(await hits(owner), 'the restarted member reads the shared counter').toBeGreaterThanOrEqual(restarted);
+
+      // One after another: a member's workers finish their calls, on whichever member owns the state then.
+      for (const host of hosts) {
+        host.child!.kill('SIGTERM');
+        expect(await exited(host), `host ${host.index} stopped cleanly; it printed:\n${problems(host)}`).toBe(0);
+      }
+
+      const state = await changelogState(topic);
+      const all = hosts.map(calls);
+      const attempted = all.reduce((n, c) => n + c.attempted.size, 0);
+      const resolved = all.reduce((n, c) => n + c.resolved.size, 0);
+      const counter = state.hits!.value as number;
+      const keys = state.keys!.value as Record<string, number>;
+      // Calls the killed owner's own workers had in flight may or may not have landed (2 workers,
+      // each awaiting its call); every other call resolved, and none was applied twice.
+      const inFlightAtKill = calls(owner).attempted.size - calls(owner).resolved.size;
+      expect(inFlightAtKill).toBeLessThanOrEqual(2 * 2);
+      for (const host of hosts.filter((h) => h !== owner)) {
+        const c = calls(host);
+        const unresolved = [...c.attempted].filter((id) => !c.resolved.has(id));
+        expect(unresolved, `host ${host.index}: every call resolved; it printed:\n${problems(host)}`).toEqual([]);
+      }
+      expect(counter).toBeGreaterThanOrEqual(resolved);
+      expect(counter, 'no increment applied twice').toBeLessThanOrEqual(attempted);
+      expect(counter - resolved).toBeLessThanOrEqual(inFlightAtKill);
+      for (const c of all) for (const id of c.resolved) expect(keys[id], `key ${id}`).toBeDefined();
+      const allAttempted = new Set(all.flatMap((c) => [...c.attempted]));
+      expect(Object.keys(keys).filter((id) => !allAttempted.has(id))).toEqual([]);
+      expect(resolved).toBeGreaterThan(450);
+    },
+  );
+
+  it(
+    'runs the demo from two folders as one conversation: one numbering, every exchange recorded once, none lost after a restart',
+    { timeout: 300_000 },
+    async () => {
+      const requests = uniqueName('jarvis.requests');
+      const topic = uniqueName('wharf.state.demo');
+      // The demo's own services and persisted objects (src/config/demo.ts), on topics of this test's own.
+      const env = { WHARF_STATE_PERSIST: 'conversation,tony.asked,sent,replied,duplicates', WHARF_STATE_TOPIC: topic };
+      const clientId = uniqueName('demo');
+      const jarvis = {
+        module: SERVICE_MODULES.jarvis,
+        workers: { consumer: 2 },
+        consumes: { topics: [requests], groupId: `${clientId}-jarvis` },
+      };
+      const tony = { module: SERVICE_MODULES.tony, workers: { producer: 1 }, rate: 5, options: { requests } };
+      const demo =
+        (withTony = true) =>
+        () => ({
+          services: withTony ? [jarvis, tony] : [jarvis],
+          supervisor: { drainTimeoutMs: 20_000 },
+          kafka: { sessionTimeoutMs: 6_000, clientId },
+          http: '127.0.0.1:0',
+        });
+      const [a, b] = [hostOf(0, 'demo'), hostOf(1, 'demo')];
+      await Promise.all([start(a!, env, demo()), start(b!, env, demo())]);
+      type Conversation = Record<string, { n: number; answeredBy: string }>;
+      const conversation = async (host: Host) =>
+        (await adminCall<{ value: Conversation }>(host, 'state.get', { name: 'conversation' })).value;
+      await waitFor(async () => Object.keys(await conversation(a!).catch(() => ({}))).length >= 60, {
+        timeoutMs: 90_000,
+        message: '60 exchanges',
+      });
+      for (const host of [a!, b!]) {
+        host.child!.kill('SIGTERM');
+        expect(await exited(host), `host ${host.index} stopped cleanly; it printed:\n${problems(host)}`).toBe(0);
+      }
+      // Both printed the one conversation as it grew (each watches the deployment's).
+      const printed = (host: Host) => new Set([...host.output.matchAll(/^#(\d+) {2}Tony:/gm)].map((m) => Number(m[1])));
+      expect(printed(a!).size).toBeGreaterThan(0);
+      expect(printed(b!).size).toBeGreaterThan(0);
+
+      // Started again without Tony, so nothing changes the conversation while it is read.
+      await start(a!, env, demo(false));
+      const restored = await conversation(a!);
+      const replied = (await adminCall<{ value: number }>(a!, 'state.get', { name: 'replied' })).value;
+      const asked = (await adminCall<{ value: number }>(a!, 'state.get', { name: 'tony.asked' })).value;
+      a!.child!.kill('SIGTERM');
+      await exited(a!);
+      const numbers = Object.values(restored).map((e) => e.n);
+      // What both Tonys asked, numbered from one counter: every answered question recorded once.
+      expect(new Set(numbers).size).toBe(numbers.length);
+      expect(Object.keys(restored).every((key) => restored[key]!.n === Number(key))).toBe(true);
+      expect(Math.max(...numbers)).toBeLessThanOrEqual(asked);
+      expect(numbers.length, 'replied counts each recorded exchange once').toBe(replied);
+      for (const n of [...printed(a!), ...printed(b!)])
+        expect(restored[String(n)], `exchange #${n}, printed, is in the conversation`).toBeDefined();
+    },
+  );
+
+  it(
+    'refuses the write of an owner fenced by a newer one: it never lands, and the call fails instead of resolving',
+    { timeout: 120_000 },
+    async () => {
+      const topic = uniqueName('wharf.state.fence');
+      const owner = createDeployment({
+        name: topic,
+        topic,
+        persist: ['*'],
+        brokers: testBrokers(),
+        logger: testLogger(),
+        routeTimeoutMs: 5_000,
+      });
+      onTestFinished(() => owner.close().catch(() => undefined));
+      await owner.join({ address: '' });
+      expect((await owner.status()).serving).toBe(true);
+      await expect(owner.route.call('test', 'counter', 'c', 'add', [1])).resolves.toBe(1);
+
+      // What a member given the state does first: open the changelog under the deployment's transactional id.
+      const kafka = createKafka({ brokers: testBrokers(), logger: testLogger() });
+      const newer = createChangelog({ kafka, topic, logger: testLogger(), transactionalId: stateTransactionalId(topic) });
+      await newer.open();
+      onTestFinished(() => newer.close());
+
+      await expect(owner.route.call('test', 'counter', 'c', 'add', [10])).rejects.toMatchObject({ code: 'ERR_STATE_UNAVAILABLE' });
+      expect((await owner.status()).serving, 'the fenced owner stopped serving').toBe(false);
+      expect((await changelogState(topic)).c, 'only the write made before the fence').toEqual({ kind: 'counter', value: 1 });
+    },
+  );
+});
