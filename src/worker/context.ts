@@ -2,6 +2,7 @@ import { context, trace, type Tracer } from '@opentelemetry/api';
 import { WharfError } from '../errors.js';
 import { HEADERS } from '../kafka/codec.js';
 import type { Requester } from '../kafka/request-reply.js';
+import type { UnderwaySends } from '../kafka/partition-lane.js';
 import type { Sender } from '../kafka/sender.js';
 import { startProcessSpan, traceparentOf } from '../kafka/spans.js';
 import { childTraceparent } from '../kafka/trace.js';
@@ -81,11 +82,41 @@ async function tracedRun(
   span.end();
 }
 
+/**
+ * runHandler for a lane that pipelines sends (`consumes.pipelineSends`): returns once the handler
+ * returned, with the sends and reply it started still under way — `settled` resolves once every
+ * one was acknowledged and rejects with the first that failed. Meanwhile `await ctx.send` and
+ * `await ctx.reply` resolve once the value is queued on the producer; the lane finishes the
+ * message (its offset may be committed) only once they settle (src/kafka/partition-lane.ts).
+ * Traced, it runs as runHandler: a process span ends when its sends are acknowledged.
+ */
+export async function startHandler(
+  handler: Parameters<typeof runHandler>[0],
+  base: RoleContext,
+  message: InboundMessage,
+  consumerGroup = '',
+): Promise<UnderwaySends | undefined> {
+  if (activeTracer()) return void (await runHandler(handler, base, message, consumerGroup));
+  const sends: MessageSends = { underway: new Set(), failed: undefined, pipelined: true };
+  await handler(message, messageContext(base, message, sends));
+  if (sends.failed) throw sends.failed.error;
+  if (sends.underway.size === 0) return undefined;
+  return {
+    settled: Promise.allSettled(sends.underway).then(() => {
+      if (sends.failed) throw sends.failed.error;
+    }),
+  };
+}
+
 /** What one message's handler sent: the sends not yet settled, and the first that failed. */
 export interface MessageSends {
   underway: Set<Promise<void>>;
   failed: { error: unknown } | undefined;
+  /** Sends resolve once queued, not acknowledged (startHandler). */
+  pipelined?: boolean;
 }
+
+const QUEUED: Promise<void> = Promise.resolve();
 
 /**
  * A handler's `ctx`: everything it sends — sends, requests, the reply — carries a child of the
@@ -106,7 +137,7 @@ export function messageContext(base: RoleContext, message: InboundMessage, sends
         sends.failed ??= { error };
       },
     );
-    return sending;
+    return sends.pipelined ? QUEUED : sending;
   };
   // Written out rather than spread: this runs for every message, and a literal of one shape is cheap.
   return {

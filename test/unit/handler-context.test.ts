@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import type { InboundMessage, RoleContext, SendOptions } from '../../src/service.js';
 import type { SharedState } from '../../src/state/client.js';
-import { messageContext, runHandler } from '../../src/worker/context.js';
+import { messageContext, runHandler, startHandler } from '../../src/worker/context.js';
 
 /** A role context whose sends stay pending until the test settles them, one by one. */
 function roleWithManualSends() {
@@ -129,5 +129,51 @@ describe('messageContext', () => {
     const { base } = roleWithManualSends();
     const ctx = messageContext(base, { ...message, headers: {} });
     await expect(ctx.reply('x')).rejects.toThrow(/has no reply-to header: answer it with ctx\.send/);
+  });
+});
+
+describe('startHandler: pipelined sends', () => {
+  it('lets awaited sends and replies resolve once queued, and returns them under way until acknowledged', async () => {
+    const { base, sends } = roleWithManualSends();
+    const started = startHandler(
+      async (_m, ctx) => {
+        await ctx.send('audit', { seen: 1 });
+        await ctx.reply({ ok: true });
+      },
+      base,
+      message,
+    );
+    const underway = await started;
+    expect(sends.map((s) => s.topic)).toEqual(['audit', 'answers']);
+    expect(underway).toBeDefined();
+    expect(await settledYet(underway!.settled), 'nothing acknowledged yet').toBe(false);
+    sends[1]!.resolve();
+    expect(await settledYet(underway!.settled)).toBe(false);
+    sends[0]!.resolve();
+    await expect(underway!.settled).resolves.toBeUndefined();
+  });
+
+  it('settles with the first send that failed, and returns nothing when nothing was sent', async () => {
+    const { base, sends } = roleWithManualSends();
+    const underway = await startHandler(
+      async (_m, ctx) => {
+        await ctx.send('audit', { seen: 1 });
+        await ctx.send('audit', { seen: 2 });
+      },
+      base,
+      message,
+    );
+    sends[1]!.reject(new Error('not enough replicas'));
+    sends[0]!.resolve();
+    await expect(underway!.settled).rejects.toThrow('not enough replicas');
+    await expect(startHandler(() => undefined, base, message)).resolves.toBeUndefined();
+  });
+
+  it('still rejects a reply to a message without reply-to at once', async () => {
+    const { base } = roleWithManualSends();
+    const { 'reply-to': _, ...headers } = message.headers;
+    await expect(startHandler((_m, ctx) => ctx.reply({ ok: true }), base, { ...message, headers })).rejects.toMatchObject({
+      code: 'ERR_NO_REPLY_TO',
+    });
   });
 });
