@@ -253,7 +253,17 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     acquisitions++;
     role = 'owner';
     cachedOwner = { ...info(), self: true };
-    log.info({ ...restored }, `this supervisor owns the shared state of deployment ${name} (restored from ${topic})`);
+    // The same line a supervisor of one always printed, saying now which deployment it owns the state of.
+    log.info(
+      {
+        topic,
+        owner: true,
+        records: restored!.records,
+        ms: restored!.ms,
+        objects: Object.fromEntries(store.describe().map((o) => [o.name, o.size])),
+      },
+      `shared state restored from ${topic}`,
+    );
     reattachAll();
     served();
   }
