@@ -50,6 +50,9 @@ function leaseArgs(options: LeaseOptions = {}): unknown[] {
   return [options.leaseMs, options.timeoutMs];
 }
 
+/** Counter handles kept per name at most (names made per key would otherwise grow it without end). */
+const MAX_CACHED_COUNTERS = 1_024;
+
 export function createSharedState(transport: StateTransport): SharedState {
   const { call, counters } = transport;
 
@@ -110,6 +113,40 @@ export function createSharedState(transport: StateTransport): SharedState {
     assertJson(value, where);
     return value;
   }
+
+  /** A counter's handle: an add is one Atomics.add on shared memory, unless the counter is persisted. */
+  function makeCounter(name: string): SharedCounter {
+    function addAt(slot: number, n: number): number {
+      const total = Number(Atomics.add(counters.view(), slot, BigInt(n))) + n;
+      counters.added?.(name, slot, total);
+      return total;
+    }
+    return {
+      add(n = 1) {
+        if (!Number.isSafeInteger(n)) {
+          return Promise.reject(
+            new WharfError('ERR_STATE_ARGUMENT', `counter ${JSON.stringify(name)} .add n must be a safe integer; got ${String(n)}.`),
+          );
+        }
+        const slot = counters.cached(name);
+        // The hot path: one Atomics.add on shared memory, no message.
+        if (slot !== undefined && slot !== NO_SLOT) return Promise.resolve(addAt(slot, n));
+        // A persisted counter: the store applies the add and answers once the changelog has it.
+        if (slot === NO_SLOT) return call('counter', name, 'add', [n]) as Promise<number>;
+        return counters
+          .resolve(name)
+          .then((resolved) => (resolved === NO_SLOT ? (call('counter', name, 'add', [n]) as Promise<number>) : addAt(resolved, n)));
+      },
+      async get() {
+        const slot = counters.cached(name) ?? (await counters.resolve(name));
+        if (slot === NO_SLOT) return call('counter', name, 'get', []) as Promise<number>;
+        return Number(Atomics.load(counters.view(), slot));
+      },
+      set: (value) => call('counter', name, 'set', [value]) as Promise<void>,
+    };
+  }
+
+  const counterHandles = new Map<string, SharedCounter>();
 
   const state: SharedState = {
     map(name) {
@@ -173,34 +210,13 @@ export function createSharedState(transport: StateTransport): SharedState {
     },
 
     counter(name): SharedCounter {
-      function addAt(slot: number, n: number): number {
-        const total = Number(Atomics.add(counters.view(), slot, BigInt(n))) + n;
-        counters.added?.(name, slot, total);
-        return total;
+      // Handlers write `ctx.state.counter(name).add(1)` for every message: the handle, stateless, is made once per name.
+      let handle = counterHandles.get(name);
+      if (!handle) {
+        if (counterHandles.size >= MAX_CACHED_COUNTERS) counterHandles.clear();
+        counterHandles.set(name, (handle = makeCounter(name)));
       }
-      return {
-        add(n = 1) {
-          if (!Number.isSafeInteger(n)) {
-            return Promise.reject(
-              new WharfError('ERR_STATE_ARGUMENT', `counter ${JSON.stringify(name)} .add n must be a safe integer; got ${String(n)}.`),
-            );
-          }
-          const slot = counters.cached(name);
-          // The hot path: one Atomics.add on shared memory, no message.
-          if (slot !== undefined && slot !== NO_SLOT) return Promise.resolve(addAt(slot, n));
-          // A persisted counter: the store applies the add and answers once the changelog has it.
-          if (slot === NO_SLOT) return call('counter', name, 'add', [n]) as Promise<number>;
-          return counters
-            .resolve(name)
-            .then((resolved) => (resolved === NO_SLOT ? (call('counter', name, 'add', [n]) as Promise<number>) : addAt(resolved, n)));
-        },
-        async get() {
-          const slot = counters.cached(name) ?? (await counters.resolve(name));
-          if (slot === NO_SLOT) return call('counter', name, 'get', []) as Promise<number>;
-          return Number(Atomics.load(counters.view(), slot));
-        },
-        set: (value) => call('counter', name, 'set', [value]) as Promise<void>,
-      };
+      return handle;
     },
 
     lock(name): SharedLock {
