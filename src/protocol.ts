@@ -12,6 +12,7 @@ import type { DeliveryOptions } from './delivery.js';
 import type { ConsumerStats } from './kafka/consumer-runner.js';
 import type { RequesterStats } from './kafka/request-reply.js';
 import type { PoolHealth, Role } from './status.js';
+import type { ThreadMetricsSnapshot } from './thread-metrics.js';
 
 export type { PoolHealth };
 
@@ -51,6 +52,8 @@ export interface WorkerCounters {
   delivery?: DeliveryCounters;
   /** Set when the consumer runs its handler in a thread pool. */
   pool?: PoolHealth;
+  /** What the thread counted for `/metrics` since it started (src/thread-metrics.ts). */
+  metrics?: ThreadMetricsSnapshot;
 }
 
 /** What a worker's consumer runner and requester have done; see docs/messaging.md. */

@@ -7,6 +7,7 @@ import type { HttpAddress } from '../http/address.js';
 import { startHttpListener, type HttpListener } from '../http/server.js';
 import { resolveBroker, type BrokerSource, type ResolvedBroker, type ResolveOptions } from '../kafka/broker.js';
 import { createLogger, type Logger } from '../log.js';
+import { createMetricsRegistry } from '../metrics/registry.js';
 import { stateHome } from '../paths.js';
 import { clusterStateApi, openSharedState } from '../cluster/open.js';
 import { persistSettings, type StatePersistence } from '../persist/open.js';
@@ -141,6 +142,12 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
       const listener = await startHttpListener({ ...wantedHttp, logger, fallbackToFreePort: !wantedHttp.explicit });
       http = listener;
       releasers.add('the HTTP listener', () => listener.close());
+      const metrics = createMetricsRegistry({ services: () => sup.status().services, workers: () => sup.metrics() });
+      listener.route('GET', '/metrics', async (_request, response) => {
+        const text = await metrics.text();
+        response.writeHead(200, { 'Content-Type': metrics.contentType, 'Content-Length': Buffer.byteLength(text) });
+        response.end(text);
+      });
       logger.info({ http: listener.url }, `HTTP listening: ${listener.url}/metrics`);
     }
     checkAborted();

@@ -2,7 +2,7 @@ import type { Kafka } from 'kafkajs';
 import { DELIVERY_DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../delivery.js';
 import type { Logger } from '../log.js';
 import type { InboundMessage } from './message.js';
-import { jsonCodec, type Codec } from './codec.js';
+import { HEADERS, jsonCodec, type Codec } from './codec.js';
 import { deadLetter } from './dead-letter.js';
 import { createFetchBuffer } from './fetch-buffer.js';
 import { createFlowControl, partitionKey, type FlowControl } from './flow-control.js';
@@ -13,6 +13,7 @@ import type { OffsetCommitter } from './offset-committer.js';
 import { createBreather, createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
 import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
+import type { ThreadMetrics } from '../thread-metrics.js';
 
 export type { RetryPolicy } from './retry.js';
 export const DEFAULT_RETRY: RetryPolicy = DELIVERY_DEFAULTS.retry;
@@ -33,6 +34,8 @@ export interface ConsumerRunnerOptions {
   handle(message: InboundMessage): Promise<void>;
   /** A failure kafkajs will not recover from: the worker should exit and be replaced. */
   onFatal(error: Error): void;
+  /** Counts for `/metrics`: messages consumed, handler durations, dead letters by reason. */
+  metrics?: ThreadMetrics;
 }
 
 export interface ConsumerStats extends DeliveryStats {
@@ -92,6 +95,20 @@ export function liveConsumerStats({
     get rebalances() {
       return rebalances();
     },
+  };
+}
+
+/** `handle`, counting each message's first attempt as consumed and timing every attempt; `handle` itself without metrics. */
+export function meteredHandle<T>(handle: (message: InboundMessage) => Promise<T>, metrics: ThreadMetrics | undefined) {
+  if (!metrics) return handle;
+  return async (message: InboundMessage): Promise<T> => {
+    if (message.headers[HEADERS.attempt] === '1') metrics.consumed(message.topic);
+    const started = performance.now();
+    try {
+      return await handle(message);
+    } finally {
+      metrics.processed(message.topic, (performance.now() - started) / 1_000);
+    }
   };
 }
 
@@ -202,8 +219,8 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   const { committer } = group;
   const laneContext: LaneContext = {
     decode: createInboundDecoder({ codec: options.codec ?? jsonCodec, schema: options.schema, maxMessageBytes: settings.maxMessageBytes }),
-    handle: options.handle,
-    park: (source, reason) => deadLetter(sender, source, reason),
+    handle: meteredHandle(options.handle, options.metrics),
+    park: (source, reason) => deadLetter(sender, source, reason, options.metrics),
     retry: settings.retry,
     slots: createSlots(settings.partitionsConsumedConcurrently),
     stats: delivery,

@@ -1,6 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
 import { headersToStrings } from './codec.js';
 import type { Sender } from './sender.js';
+import type { ThreadMetrics } from '../thread-metrics.js';
 
 export interface DeadLetterReason {
   error: Error;
@@ -54,6 +55,7 @@ export async function deadLetter(
   sender: Sender,
   { topic, partition, message }: DeadLetterSource,
   { error, attempts }: DeadLetterReason,
+  metrics?: Pick<ThreadMetrics, 'deadLettered'>,
 ): Promise<void> {
   const code = (error as { code?: unknown }).code;
   const headers: Record<string, string> = {
@@ -79,4 +81,5 @@ export async function deadLetter(
       headers: { ...headers, [DLQ_HEADERS.valueDropped]: String(message.value.length) },
     });
   }
+  metrics?.deadLettered(topic, typeof code === 'string' ? code : undefined);
 }

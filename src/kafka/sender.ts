@@ -9,6 +9,7 @@ import { newTraceparent } from './trace.js';
 import { activeTracer, endWith } from '../tracing.js';
 import { startSendSpan, traceparentOf } from './spans.js';
 import { isTopicName, TOPIC_NAME_RULE } from './topic-name.js';
+import type { ThreadMetrics } from '../thread-metrics.js';
 
 export interface RawMessage {
   key: Buffer | string | null;
@@ -40,6 +41,8 @@ export interface SenderOptions {
   maxBatchBytes?: number;
   /** How long a send keeps trying while no broker can be reached, as Java's delivery.timeout.ms (default 120 s). */
   deliveryTimeoutMs?: number;
+  /** Counts acknowledged sends and times each request for `/metrics`. */
+  metrics?: Pick<ThreadMetrics, 'sent'>;
 }
 
 const UNREACHABLE = new Set([
@@ -94,7 +97,7 @@ interface Queued {
  */
 export function createSender(
   kafka: Kafka,
-  { codec: defaultCodec, maxBatchMessages = 500, maxBatchBytes = 512 * 1024, deliveryTimeoutMs = 120_000 }: SenderOptions = {},
+  { codec: defaultCodec, maxBatchMessages = 500, maxBatchBytes = 512 * 1024, deliveryTimeoutMs = 120_000, metrics }: SenderOptions = {},
 ): Sender {
   const producer: Producer = kafka.producer(producerConfig());
   const fallback = resolveCodec(defaultCodec);
@@ -135,22 +138,26 @@ export function createSender(
   async function sendBatch(batch: Queued[]): Promise<void> {
     const byTopic = new Map<string, Message[]>();
     for (const { topic, message } of batch) byTopic.set(topic, [...(byTopic.get(topic) ?? []), message]);
+    const started = performance.now();
     try {
       await patiently(
         () => producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) }),
         [...byTopic.keys()],
       );
       sent += batch.length;
+      if (metrics) for (const [topic, messages] of byTopic) metrics.sent(topic, messages.length, (performance.now() - started) / 1_000);
       for (const q of batch) q.resolve();
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);
       await Promise.all(
-        batch.map((q) =>
-          patiently(() => producer.send({ topic: q.topic, acks: -1, messages: [q.message] }), [q.topic]).then(() => {
+        batch.map((q) => {
+          const alone = performance.now();
+          return patiently(() => producer.send({ topic: q.topic, acks: -1, messages: [q.message] }), [q.topic]).then(() => {
             sent++;
+            metrics?.sent(q.topic, 1, (performance.now() - alone) / 1_000);
             q.resolve();
-          }, q.reject),
-        ),
+          }, q.reject);
+        }),
       );
     }
   }

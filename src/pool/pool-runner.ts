@@ -99,8 +99,10 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
     concurrency: settings.threads,
     retry: delivery.retry,
     logger,
-    park: (source, reason) => deadLetter(sender, source, reason),
+    park: (source, reason) => deadLetter(sender, source, reason, options.metrics),
     async execute({ lane, message, attempt }: Job) {
+      if (attempt === 1) options.metrics?.consumed(lane.topic);
+      const started = performance.now();
       const result = await pool!.run({
         topic: lane.topic,
         partition: lane.partition,
@@ -111,6 +113,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
         headers: headersToStrings(message.headers),
         attempt,
       });
+      options.metrics?.processed(lane.topic, (performance.now() - started) / 1_000);
       return result.ok ? { ok: true } : { ok: false, rejected: result.rejected, error: reviveError(result.error) };
     },
     onFinished(topic, partition, commit) {

@@ -5,6 +5,7 @@ import { activeTracer, traceStateCall } from '../tracing.js';
 import { createSharedState, type StateTransport } from './handles.js';
 import { decodeError, isWelcome, STATE_PROTOCOL_VERSION, type ClientFrame, type ObjectInit, type OwnerMessage } from './messages.js';
 import type { SharedState, StateListener } from './types.js';
+import type { ThreadMetrics } from '../thread-metrics.js';
 
 export type * from './types.js';
 
@@ -20,6 +21,8 @@ export type * from './types.js';
 export interface StateClientOptions {
   /** Where errors thrown by watch listeners are logged (default: dropped). */
   logger?: Logger;
+  /** Counts calls by operation and their latency for `/metrics`. */
+  metrics?: Pick<ThreadMetrics, 'stateCall'>;
 }
 
 export interface StateClient extends SharedState {
@@ -32,11 +35,22 @@ interface Pending {
   reject(error: unknown): void;
 }
 
+/** A call timed from the moment it is made until its answer (or failure) arrives. */
+function meteredCall(call: StateTransport['call'], metrics: Pick<ThreadMetrics, 'stateCall'>): StateTransport['call'] {
+  return (kind, name, op, args, init) => {
+    const started = performance.now();
+    const done = () => metrics.stateCall(`${kind}.${op}`, (performance.now() - started) / 1_000);
+    const result = call(kind, name, op, args, init);
+    result.then(done, done);
+    return result;
+  };
+}
+
 function closedError(why: string): WharfError {
   return new WharfError('ERR_STATE_CLOSED', `The shared-state connection is closed (${why}); no more calls can be made on it.`);
 }
 
-export function createStateClient(port: MessagePort, { logger }: StateClientOptions = {}): StateClient {
+export function createStateClient(port: MessagePort, { logger, metrics }: StateClientOptions = {}): StateClient {
   const pending = new Map<number, Pending>();
   const listeners = new Map<number, StateListener>();
   const slots = new Map<string, number>();
@@ -149,7 +163,7 @@ export function createStateClient(port: MessagePort, { logger }: StateClientOpti
   };
 
   const transport: StateTransport = {
-    call,
+    call: metrics ? meteredCall(call, metrics) : call,
     async watch(name, listener) {
       const id = nextId++;
       // Registered before the request leaves: changes can follow the reply in the same batch.

@@ -5,6 +5,7 @@ import { createKafka } from '../kafka/client.js';
 import { deadLetterTopic } from '../kafka/dead-letter.js';
 import { ensureTopics } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
+import type { WorkerMetrics } from '../metrics/registry.js';
 import { createStateStore, type StateStore } from '../state/store.js';
 import { createSupervisorEvents, type SupervisorEvents } from './events.js';
 import { createRestartPolicy, type RestartPolicy } from './restart-policy.js';
@@ -45,6 +46,8 @@ export interface Supervisor {
   scale(service: string, count: number, role?: Role): Promise<SupervisorStatus>;
   /** Terminates one worker thread as a crash would; the supervisor replaces it. */
   kill(workerId: string): Promise<void>;
+  /** For `/metrics`: every worker slot ever run (scaled-down ones too, so their counters stay), with its counts. */
+  metrics(): WorkerMetrics[];
 }
 
 interface ServiceRuntime {
@@ -76,6 +79,8 @@ export function createSupervisor({
   const timers = new Set<NodeJS.Timeout>();
   // Slots a failed scale takes back: a crash of theirs retires them instead of restarting them.
   const withdrawn = new WeakSet<WorkerSlot>();
+  // Every slot ever added, in order, with its service's group: `/metrics` keeps counting what the scaled-down ones did.
+  const everySlot: { slot: WorkerSlot; group: string | null }[] = [];
   let stopping = false;
   let health: NodeJS.Timeout | undefined;
 
@@ -124,6 +129,7 @@ export function createSupervisor({
       onCrash: (s, reason) => onCrash(runtime, s, reason),
     });
     runtime.slots.push(slot);
+    everySlot.push({ slot, group: loaded.consumes?.groupId ?? null });
     slot.spawn();
     return slot;
   }
@@ -266,6 +272,7 @@ export function createSupervisor({
     store,
     events,
     status,
+    metrics: () => everySlot.map(({ slot, group }) => ({ status: slot.status(), group, ...slot.metrics() })),
     async start() {
       const kafka = createKafka({ brokers, logger: log, clientId: `${config.kafka.clientId}-supervisor` });
       // Declared topics, consumed ones (subscribing to a missing topic races its auto-creation), and

@@ -1,8 +1,16 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import { compiled } from '../paths.js';
-import { isWorkerMessage, type PoolHealth, type SupervisorToWorker, type WorkerData, type WorkerToSupervisor } from '../protocol.js';
+import {
+  isWorkerMessage,
+  type DeliveryCounters,
+  type PoolHealth,
+  type SupervisorToWorker,
+  type WorkerData,
+  type WorkerToSupervisor,
+} from '../protocol.js';
 import type { StateStore } from '../state/store.js';
+import { addSnapshots, emptySnapshot, type ThreadMetricsSnapshot } from '../thread-metrics.js';
 import { assertTransition } from './lifecycle.js';
 import type { Role, WorkerState, WorkerStatus } from '../status.js';
 
@@ -42,6 +50,37 @@ export interface WorkerSlot {
   /** Called on a timer: replaces a thread that stopped heartbeating or never became ready. */
   checkHealth(now: number): void;
   status(): WorkerStatus;
+  /** For `/metrics`: counts of every thread the slot ran (they never go back), gauges of the live one. */
+  metrics(): { thread: ThreadMetricsSnapshot; delivery: DeliveryCounters };
+}
+
+/** Gauges of a thread: they end with it instead of adding up. */
+const DELIVERY_GAUGES_ZERO = { inFlight: 0, maxInFlightSeen: 0, pausedPartitions: 0, pendingRequests: 0 };
+
+function emptyDelivery(): DeliveryCounters {
+  return {
+    handled: 0,
+    errors: 0,
+    retries: 0,
+    deadLettered: 0,
+    rejected: 0,
+    commits: 0,
+    commitFailures: 0,
+    rebalances: 0,
+    requests: 0,
+    replies: 0,
+    timeouts: 0,
+    lateReplies: 0,
+    duplicateReplies: 0,
+    unknownReplies: 0,
+    ...DELIVERY_GAUGES_ZERO,
+  };
+}
+
+function addDelivery(a: DeliveryCounters, b: DeliveryCounters): DeliveryCounters {
+  const sum = { ...a };
+  for (const key of Object.keys(sum) as (keyof DeliveryCounters)[]) sum[key] = a[key] + (b[key] ?? 0);
+  return sum;
 }
 
 export function createWorkerSlot(options: SlotOptions): WorkerSlot {
@@ -59,6 +98,11 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
   // State holders of the thread's pool threads: released with the thread, whatever way it ends.
   const poolHolders = new Set<string>();
   let lastError: string | null = null;
+  // What ended threads counted, and what the live one has counted so far (its last heartbeat).
+  let metricsBase = emptySnapshot();
+  let metricsLive = emptySnapshot();
+  let deliveryBase = emptyDelivery();
+  let deliveryLive = emptyDelivery();
   let pendingReason: string | undefined;
   let drained: ((ok: boolean) => void) | undefined;
 
@@ -70,6 +114,10 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
   function foldCounters(): void {
     base = { handled: base.handled + live.handled, errors: base.errors + live.errors };
     live = { handled: 0, errors: 0 };
+    metricsBase = addSnapshots(metricsBase, metricsLive);
+    metricsLive = emptySnapshot();
+    deliveryBase = addDelivery(deliveryBase, { ...deliveryLive, ...DELIVERY_GAUGES_ZERO });
+    deliveryLive = emptyDelivery();
   }
 
   function attach(thread: Worker): void {
@@ -90,6 +138,8 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
           live = { handled: message.handled, errors: message.errors };
           heapUsedBytes = message.heapUsedBytes;
           pool = message.pool ?? null;
+          if (message.metrics) metricsLive = message.metrics;
+          if (message.delivery) deliveryLive = message.delivery;
           if (message.type === 'drained' && state === 'draining') {
             move('stopped');
             // Resolve once the thread is gone, so a stopped slot never has a live thread.
@@ -208,6 +258,9 @@ export function createWorkerSlot(options: SlotOptions): WorkerSlot {
         lastError,
         pool: worker ? pool : null,
       };
+    },
+    metrics() {
+      return { thread: addSnapshots(metricsBase, metricsLive), delivery: addDelivery(deliveryBase, deliveryLive) };
     },
   };
   return slot;

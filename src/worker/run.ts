@@ -13,6 +13,7 @@ import { createWorkerPoolRunner } from '../pool/pool-runner.js';
 import type { DeliveryCounters, PoolHealth, SupervisorToWorker, WorkerData, WorkerToSupervisor } from '../protocol.js';
 import type { DefinedService } from '../service.js';
 import { createStateClient } from '../state/client.js';
+import { createThreadMetrics } from '../thread-metrics.js';
 import type { Role } from '../status.js';
 import { roleContext, runHandler } from './context.js';
 import { resolveTracer } from '../tracing.js';
@@ -40,7 +41,9 @@ export async function runWorker(role: Role): Promise<void> {
     role,
     workerId: data.workerId,
   });
-  const state = createStateClient(data.statePort);
+  // Counted in plain numbers here, shipped with each heartbeat, merged by the supervisor (`/metrics`).
+  const metrics = createThreadMetrics();
+  const state = createStateClient(data.statePort, { metrics });
   const shutdownTraces = await loadTracingModule(data.tracingModule, {
     service: data.service,
     role,
@@ -51,7 +54,7 @@ export async function runWorker(role: Role): Promise<void> {
   if (resolveTracer()) logger.debug('tracing: an OpenTelemetry tracer provider is registered');
   const codec = resolveCodec(definition.codec);
   const kafka = createKafka({ brokers: data.brokers, logger, clientId: `${data.kafka.clientId}-${data.workerId}` });
-  const sender = createSender(kafka, { codec });
+  const sender = createSender(kafka, { codec, metrics });
   await sender.connect();
   const requester = createRequester({
     kafka,
@@ -95,6 +98,7 @@ export async function runWorker(role: Role): Promise<void> {
     errors: counters.errors(),
     heapUsedBytes: getHeapStatistics().used_heap_size,
     delivery: delivery(),
+    metrics: metrics.snapshot(),
     ...(poolHealth ? { pool: poolHealth() } : {}),
   });
   // Published where operators and tests can read them (`npm run admin -- state wharf.delivery`),
@@ -146,6 +150,7 @@ export async function runWorker(role: Role): Promise<void> {
       sender,
       delivery: consumes.delivery,
       onFatal: fatal,
+      metrics,
     };
     const pool = consumes.delivery?.concurrency ? createWorkerPoolRunner({ ...group, data, requester, parent: port }) : undefined;
     poolHealth = pool?.health;

@@ -11,10 +11,10 @@ import { describe, expect, it } from 'vitest';
 const ROWS: readonly (readonly string[])[] = [
   ['error-codes'],
   ['errors'],
-  ['log', 'paths', 'status', 'delivery', 'tracing'],
+  ['log', 'paths', 'status', 'delivery', 'thread-metrics', 'tracing'],
   ['state', 'kafka', 'http'],
   ['persist', 'service', 'protocol'],
-  ['config', 'pool'],
+  ['config', 'pool', 'metrics'],
   ['admin', 'supervisor', 'worker'],
   ['cluster'],
   ['app'],
