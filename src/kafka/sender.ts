@@ -101,7 +101,8 @@ export function createSender(
 ): Sender {
   const producer: Producer = kafka.producer(producerConfig());
   const fallback = resolveCodec(defaultCodec);
-  const underway = new Set<Promise<void>>();
+  /** The batch under way; sendBatch never rejects (each message gets its own outcome). */
+  let sending: Promise<void> | undefined;
   let queue: Queued[] = [];
   let queuedBytes = 0;
   let scheduled = false;
@@ -162,15 +163,33 @@ export function createSender(
     }
   }
 
+  /**
+   * Sends what is queued as one batch (up to the limits), unless a batch is still under way: then
+   * the queue waits, and leaves once that one settled. One batch at a time keeps every
+   * partition's sends in the order they were made (pipelined handlers rely on it): kafkajs gives
+   * an idempotent batch its sequence number only when it reaches the broker's lock, so a batch
+   * held up before that (a new topic's metadata, a leader not known yet) would be overtaken by a
+   * later batch of the same partition. kafkajs's idempotent producer sends one request per broker
+   * at a time anyway; what waits meanwhile leaves together.
+   */
   function flush(): void {
     scheduled = false;
-    if (queue.length === 0) return;
-    const batch = queue;
-    queue = [];
-    queuedBytes = 0;
+    if (queue.length === 0 || sending) return;
+    let count = 0;
+    let bytes = 0;
+    while (count < queue.length && count < maxBatchMessages && (count === 0 || bytes + queue[count]!.bytes <= maxBatchBytes)) {
+      bytes += queue[count]!.bytes;
+      count++;
+    }
+    const batch = count === queue.length ? queue : queue.slice(0, count);
+    queue = count === queue.length ? [] : queue.slice(count);
+    queuedBytes -= bytes;
     const done = sendBatch(batch);
-    underway.add(done);
-    void done.finally(() => underway.delete(done));
+    sending = done;
+    void done.finally(() => {
+      sending = undefined;
+      flush();
+    });
   }
 
   function enqueue(topic: string, message: Message): Promise<void> {
@@ -219,8 +238,7 @@ export function createSender(
     },
     sendRaw: (topic, { key, value, headers, partition }) => enqueue(topic, { key, value, headers, partition }),
     async disconnect() {
-      flush();
-      await Promise.all(underway);
+      for (flush(); sending; flush()) await sending;
       await producer.disconnect();
     },
     get sent() {
