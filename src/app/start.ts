@@ -1,4 +1,5 @@
 import { dlqAdminMethods } from '../admin/dead-letter.js';
+import { lagAdminMethods } from '../admin/lag.js';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from '../admin/server.js';
 import type { WharfConfig } from '../config/schema.js';
 import { loadServices, type LoadedService } from '../config/services.js';
@@ -7,6 +8,7 @@ import type { HttpAddress } from '../http/address.js';
 import { startHttpListener, type HttpListener } from '../http/server.js';
 import { resolveBroker, type BrokerSource, type ResolvedBroker, type ResolveOptions } from '../kafka/broker.js';
 import { createLogger, type Logger } from '../log.js';
+import { lagFamilies, startLagMonitor, type LagMonitorOptions } from '../metrics/lag-monitor.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { stateHome } from '../paths.js';
 import { clusterStateApi, openSharedState } from '../cluster/open.js';
@@ -39,6 +41,8 @@ export interface WharfOptions {
   admin?: false | Partial<Pick<AdminServerOptions, 'dir' | 'transport' | 'port' | 'authkey' | 'limits'>>;
   /** The HTTP listener (`/metrics`); default the config's `http` (127.0.0.1:9464 unless set). `false`: none. */
   http?: false | HttpAddress;
+  /** How consumer lag is sampled (`admin lag`, `/metrics`): every `intervalMs` (10 s), `samples` (10) to a window. */
+  lag?: Pick<LagMonitorOptions, 'intervalMs' | 'samples' | 'stopAfterMs'>;
   /** Where observers' lines for people go; default stdout. */
   print?: (line: string) => void;
   /** Pretty logs in workers (a terminal). */
@@ -135,6 +139,16 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     const sup = createSupervisor({ config, services, brokers, logger, pretty: options.pretty ?? false, store });
     supervisor = sup;
 
+    // Consumer lag of every group the deployment consumes, read from Kafka (`admin lag`, `/metrics`).
+    const lag = startLagMonitor({
+      brokers,
+      clientId: config.kafka.clientId,
+      groups: services.flatMap((s) => (s.consumes ? [{ group: s.consumes.groupId, topics: s.consumes.topics }] : [])),
+      logger,
+      ...options.lag,
+    });
+    releasers.add('the lag monitor', () => lag.stop());
+
     // Before the admin socket, whose connection file names it.
     let http: HttpListener | null = null;
     const wantedHttp = options.http === undefined ? config.http : options.http && { ...options.http, explicit: true };
@@ -142,7 +156,11 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
       const listener = await startHttpListener({ ...wantedHttp, logger, fallbackToFreePort: !wantedHttp.explicit });
       http = listener;
       releasers.add('the HTTP listener', () => listener.close());
-      const metrics = createMetricsRegistry({ services: () => sup.status().services, workers: () => sup.metrics() });
+      const metrics = createMetricsRegistry({
+        services: () => sup.status().services,
+        workers: () => sup.metrics(),
+        extra: () => lagFamilies(lag.latest()),
+      });
       listener.route('GET', '/metrics', async (_request, response) => {
         const text = await metrics.text();
         response.writeHead(200, { 'Content-Type': metrics.contentType, 'Content-Length': Buffer.byteLength(text) });
@@ -171,6 +189,8 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
             }),
             // `cluster.call` (a member's routed call) and `cluster.status` (npm run admin -- cluster).
             ...shared.deployment?.adminMethods(),
+            // `npm run admin -- lag`: the consumer-lag report /metrics shows too.
+            ...lagAdminMethods(lag),
           },
         },
         ...options.admin,

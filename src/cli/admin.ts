@@ -8,6 +8,7 @@ import { ErrorCodes, type StateChange } from '../admin/protocol.js';
 import type { SupervisorStatus } from '../status.js';
 import type { DeploymentStatus } from '../cluster/deployment.js';
 import { DLQ_HELP, DLQ_USAGE, parseDlq, runDlq } from './admin-dlq.js';
+import { LAG_HELP, runLag } from './admin-lag.js';
 import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from './args.js';
 
 const HELP = `Usage: npm run admin -- <command> [args] [flags]      (or: wharf admin <command>)
@@ -25,6 +26,7 @@ Commands:
   scale <service> <n>       run n consumer workers for a service (${WORKER_LIMITS.consumer.min}…${WORKER_LIMITS.consumer.max}); answers once they are
                             ready, or with an error within the supervisor's readyTimeoutMs
   ping                      check that the supervisor answers
+${LAG_HELP}
   cluster                   the deployment: its members, their addresses, who owns the shared state,
                             and this member's restores (docs/cluster.md)
 ${DLQ_HELP}
@@ -71,6 +73,7 @@ const COMMANDS: Record<string, { args: [number, number]; usage: string; flags: r
   snapshot: { args: [0, 0], usage: 'snapshot', flags: ['json'] },
   scale: { args: [2, 2], usage: 'scale <service> <n>', flags: ['json'] },
   ping: { args: [0, 0], usage: 'ping', flags: ['json'] },
+  lag: { args: [0, 0], usage: 'lag', flags: ['json'] },
   cluster: { args: [0, 0], usage: 'cluster', flags: ['json'] },
   dlq: { args: [1, 1_001], usage: DLQ_USAGE, flags: ['json', 'limit', 'all'] },
 };
@@ -104,7 +107,7 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
 
   // Reading a dead-letter topic joins a consumer group first: give it longer than a state call.
   // A scale answers within the supervisor's readyTimeoutMs (60 s by default), which only it knows.
-  const callTimeoutMs = dlq ? 120_000 : sub === 'scale' ? SCALE_CALL_TIMEOUT_MS : undefined;
+  const callTimeoutMs = dlq ? 120_000 : sub === 'scale' ? SCALE_CALL_TIMEOUT_MS : sub === 'lag' ? 60_000 : undefined;
   const client = await connectAdmin({
     dir,
     address: values.address,
@@ -121,6 +124,8 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
         return await showState(client, name, json, stdout);
       case 'watch':
         return await watch(client, name, json, count, stdout, stderr);
+      case 'lag':
+        return await runLag(client, json, stdout);
       case 'dlq':
         return await runDlq(client, dlq!, json, stdout);
       case 'cluster': {
