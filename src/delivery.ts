@@ -23,6 +23,7 @@ export interface DeliverySettings {
   maxInFlightPerPartition: number;
   partitionsConsumedConcurrently: number;
   maxMessageBytes: number;
+  pipelineSends: boolean;
 }
 
 /** What a `consumes` block may set (definition or config): every delivery key optional. */
@@ -33,6 +34,12 @@ export interface DeliveryOptions {
   maxInFlightPerPartition?: number;
   partitionsConsumedConcurrently?: number;
   maxMessageBytes?: number;
+  /**
+   * The next message of a partition may start while the previous one's sends and reply are under
+   * way (commits still wait for them; docs/messaging.md). false: one at a time, for a service
+   * that needs its previous message's effects durable before the next one starts.
+   */
+  pipelineSends?: boolean;
   /** Handlers in a thread pool: see src/pool/settings.ts and docs/pool.md. */
   concurrency?: ConcurrencyOptions;
 }
@@ -48,6 +55,8 @@ export function mergeDeliveryOptions(under: DeliveryOptions, over: DeliveryOptio
     const value = over[key] ?? under[key];
     if (value !== undefined) out[key] = value;
   }
+  const pipelineSends = over.pipelineSends ?? under.pipelineSends;
+  if (pipelineSends !== undefined) out.pipelineSends = pipelineSends;
   if (under.retry || over.retry) out.retry = { ...defined(under.retry), ...defined(over.retry) };
   if (under.commit || over.commit) out.commit = { ...defined(under.commit), ...defined(over.commit) };
   if (under.concurrency || over.concurrency) out.concurrency = { ...defined(under.concurrency), ...defined(over.concurrency) };
@@ -62,4 +71,5 @@ export const DELIVERY_DEFAULTS = {
   maxInFlightPerPartition: 250,
   partitionsConsumedConcurrently: 16,
   maxMessageBytes: 1024 * 1024,
+  pipelineSends: true,
 } satisfies DeliverySettings;

@@ -47,6 +47,8 @@ export const deliveryShape = {
     .min(1)
     .max(100 * 1024 * 1024)
     .optional(),
+  /** The next message of a partition may start while the previous one's sends are under way (docs/messaging.md); false: one at a time. */
+  pipelineSends: z.boolean().optional(),
   /**
    * Run the handler in a pool of threads per consumer worker (src/pool/, docs/pool.md), keeping
    * order per key, per partition or none; defaults in src/pool/settings.ts.

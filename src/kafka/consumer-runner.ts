@@ -10,7 +10,14 @@ import { createGroupConsumer } from './group-consumer.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
 import type { OffsetCommitter } from './offset-committer.js';
-import { createBreather, createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
+import {
+  createBreather,
+  createPartitionLane,
+  type DeliveryStats,
+  type LaneContext,
+  type PartitionLane,
+  type UnderwaySends,
+} from './partition-lane.js';
 import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
 import type { ThreadMetrics } from '../thread-metrics.js';
@@ -31,7 +38,8 @@ export interface ConsumerRunnerOptions {
   schema?: MessageSchema;
   /** Retries, commits, backpressure, size limit; DELIVERY_DEFAULTS for what is left out. */
   delivery?: DeliveryOptions;
-  handle(message: InboundMessage): Promise<void>;
+  /** Runs the handler: resolves when the message is handled, or once the handler returned with its sends under way (pipelined). */
+  handle(message: InboundMessage): Promise<UnderwaySends | void>;
   /** A failure kafkajs will not recover from: the worker should exit and be replaced. */
   onFatal(error: Error): void;
   /** Counts for `/metrics`: messages consumed, handler durations, dead letters by reason. */
@@ -140,6 +148,7 @@ export function deliverySettings(delivery: DeliveryOptions = {}): DeliverySettin
     maxInFlightPerPartition: Math.min(delivery.maxInFlightPerPartition ?? d.maxInFlightPerPartition, maxInFlight),
     partitionsConsumedConcurrently: m.partitionsConsumedConcurrently ?? d.partitionsConsumedConcurrently,
     maxMessageBytes: m.maxMessageBytes ?? d.maxMessageBytes,
+    pipelineSends: m.pipelineSends ?? d.pipelineSends,
   };
 }
 

@@ -15,7 +15,7 @@ import type { DefinedService } from '../service.js';
 import { createStateClient } from '../state/client.js';
 import { createThreadMetrics } from '../thread-metrics.js';
 import type { Role } from '../status.js';
-import { roleContext, runHandler } from './context.js';
+import { roleContext, runHandler, startHandler } from './context.js';
 import { resolveTracer } from '../tracing.js';
 import { loadTracingModule, shutdownTracing } from './tracing-module.js';
 import { startProducerLoop } from './producer-loop.js';
@@ -160,7 +160,11 @@ export async function runWorker(role: Role): Promise<void> {
         ...group,
         codec,
         schema: definition.schema,
-        handle: (message) => runHandler(definition.handler!, base, message, consumes.groupId),
+        // Pipelined (the default), the lane starts the partition's next message while this one's sends are under way.
+        handle:
+          (consumes.delivery?.pipelineSends ?? DEFAULTS.delivery.pipelineSends)
+            ? (message) => startHandler(definition.handler!, base, message, consumes.groupId)
+            : (message) => runHandler(definition.handler!, base, message, consumes.groupId),
       });
     runner = consumer;
     await consumer.start();

@@ -119,6 +119,12 @@ describe('delivery settings in the config name the field', () => {
       'services[0].consumes.maxMessageBytes must be at most 104857600, got 209715200',
       'services[0].consumes.maxMessageBytes',
     ],
+    [
+      'pipelined sends as text',
+      { pipelineSends: 'no' },
+      'services[0].consumes.pipelineSends must be a boolean, got "no"',
+      'services[0].consumes.pipelineSends',
+    ],
   ])('%s', async (_, consumes, message, field) => {
     const error = await failure(echo(consumes));
     expect(error.message).toBe(`Invalid config (test.json): ${message}.`);
@@ -194,6 +200,7 @@ describe('delivery settings', () => {
       maxInFlightPerPartition: 50,
       partitionsConsumedConcurrently: DEFAULTS.delivery.partitionsConsumedConcurrently,
       maxMessageBytes: 1000,
+      pipelineSends: true,
     });
   });
 
@@ -205,6 +212,7 @@ describe('delivery settings', () => {
       maxInFlightPerPartition: 250,
       partitionsConsumedConcurrently: 16,
       maxMessageBytes: 1_048_576,
+      pipelineSends: true,
     });
     // A long first delay alone raises the cap instead of contradicting it.
     expect(deliverySettings({ retry: { initialDelayMs: 5_000 } }).retry).toEqual({ attempts: 3, initialDelayMs: 5_000, maxDelayMs: 5_000 });
