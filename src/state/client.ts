@@ -5,7 +5,7 @@ import { activeTracer, traceStateCall } from '../tracing.js';
 import { createSharedState, type StateTransport } from './handles.js';
 import { decodeError, isWelcome, STATE_PROTOCOL_VERSION, type ClientFrame, type ObjectInit, type OwnerMessage } from './messages.js';
 import type { SharedState, StateListener } from './types.js';
-import type { ThreadMetrics } from '../thread-metrics.js';
+import { STATE_TIMING_EVERY, type ThreadMetrics } from '../thread-metrics.js';
 
 export type * from './types.js';
 
@@ -35,11 +35,17 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-/** A call timed from the moment it is made until its answer (or failure) arrives. */
+/** Every call counted; one in STATE_TIMING_EVERY timed from the moment it is made until its answer (or failure) arrives. */
 function meteredCall(call: StateTransport['call'], metrics: Pick<ThreadMetrics, 'stateCall'>): StateTransport['call'] {
+  let calls = 0;
   return (kind, name, op, args, init) => {
+    const operation = `${kind}.${op}`;
+    if (calls++ % STATE_TIMING_EVERY !== 0) {
+      metrics.stateCall(operation);
+      return call(kind, name, op, args, init);
+    }
     const started = performance.now();
-    const done = () => metrics.stateCall(`${kind}.${op}`, (performance.now() - started) / 1_000);
+    const done = () => metrics.stateCall(operation, (performance.now() - started) / 1_000);
     const result = call(kind, name, op, args, init);
     result.then(done, done);
     return result;
