@@ -50,6 +50,14 @@ export function childLogger(parent: Logger, bindings: LogBindings): Logger {
 }
 
 /**
+ * What kafkajs reports as a problem though it is the normal course of things: a transaction begun
+ * while the broker still writes the previous one's markers (retried at once: every write of a
+ * deployment's state meets it), and the warning about the bounded retries of the changelog's
+ * transactional producer, which wharf bounds on purpose (a fenced owner must fail, not retry).
+ */
+const ROUTINE = [/another concurrent operation on the same transaction/, /Limiting retries for the idempotent producer/];
+
+/**
  * Routes kafkajs's logs into a pino logger. Error level means someone should act, and kafkajs
  * logs at ERROR what it is about to retry: every failed broker response from its Connection
  * (demoted to debug), a consumer that crashed and restarts itself, a send it retries ("The
@@ -62,7 +70,8 @@ export function kafkaLogCreator(logger: Logger): logCreator {
     ({ namespace, level, log }) => {
       const { message, timestamp: _ts, logger: _name, stack, ...extra } = log as Record<string, unknown> & { message: string };
       const fields = { component: 'kafkajs', namespace, ...extra };
-      if (level === KafkaLogLevel.ERROR && namespace !== 'Connection') {
+      if (ROUTINE.some((pattern) => pattern.test(message))) logger.debug(fields, message);
+      else if (level === KafkaLogLevel.ERROR && namespace !== 'Connection') {
         logger.warn(fields, message);
         if (stack) logger.debug({ ...fields, stack }, message);
       } else if (level === KafkaLogLevel.WARN) logger.warn(fields, message);

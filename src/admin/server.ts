@@ -28,8 +28,10 @@ export interface AdminServerOptions {
   /** Else WHARF_AUTHKEY, else a random key in a 0600 key file next to the connection file. */
   authkey?: string;
   transport?: AdminTransport;
-  /** TCP port on 127.0.0.1; 0 (default) lets the system pick one. */
+  /** TCP port; 0 (default) lets the system pick one. */
   port?: number;
+  /** TCP interface (default 127.0.0.1): another host's supervisors of a deployment need one they can reach (docs/cluster.md). */
+  host?: string;
   logger: Logger;
   limits?: Partial<AdminLimits>;
   env?: NodeJS.ProcessEnv;
@@ -52,6 +54,7 @@ export async function startAdminServer({
   authkey,
   transport = 'unix',
   port = 0,
+  host = '127.0.0.1',
   logger: parent,
   limits,
   env = process.env,
@@ -140,8 +143,8 @@ export async function startAdminServer({
       chmodSync(socketPath, 0o600);
       address = socketPath;
     } else {
-      await listen(server, { host: '127.0.0.1', port });
-      address = `127.0.0.1:${(server.address() as { port: number }).port}`;
+      await listen(server, { host, port });
+      address = `${host.includes(':') ? `[${host}]` : host}:${(server.address() as { port: number }).port}`;
     }
     if (keyFile !== 'env') writeKeyFile(keyFile, key);
     info = { version: 1, pid: process.pid, transport, address, keyFile, startedAt: new Date().toISOString(), ...(http ? { http } : {}) };

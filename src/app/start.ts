@@ -3,7 +3,7 @@ import { lagAdminMethods } from '../admin/lag.js';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from '../admin/server.js';
 import type { WharfConfig } from '../config/schema.js';
 import { loadServices, type LoadedService } from '../config/services.js';
-import { describeError, WharfError } from '../errors.js';
+import { ConfigError, describeError, WharfError } from '../errors.js';
 import type { HttpAddress } from '../http/address.js';
 import { startHttpListener, type HttpListener } from '../http/server.js';
 import { resolveBroker, type BrokerSource, type ResolvedBroker, type ResolveOptions } from '../kafka/broker.js';
@@ -38,7 +38,7 @@ export interface WharfOptions {
   /** How a broker is found when `brokers` is not given; default resolveBroker. What it returns is released at stop, or when the start fails. */
   resolveBroker?: (options: ResolveOptions) => Promise<ResolvedBroker>;
   /** The admin socket; its connection file goes in `dir` (default: stateHome(env), `.wharf/` here). `false`: no admin socket. */
-  admin?: false | Partial<Pick<AdminServerOptions, 'dir' | 'transport' | 'port' | 'authkey' | 'limits'>>;
+  admin?: false | Partial<Pick<AdminServerOptions, 'dir' | 'transport' | 'port' | 'host' | 'authkey' | 'limits'>>;
   /** The HTTP listener (`/metrics`); default the config's `http` (127.0.0.1:9464 unless set). `false`: none. */
   http?: false | HttpAddress;
   /** How consumer lag is sampled (`admin lag`, `/metrics`): every `intervalMs` (10 s), `samples` (10) to a window. */
@@ -136,7 +136,17 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     );
     checkAborted();
 
-    const sup = createSupervisor({ config, services, brokers, logger, pretty: options.pretty ?? false, store });
+    const wantedHttp = options.http === undefined ? config.http : options.http && { ...options.http, explicit: true };
+    // Without a listener nobody reads the workers' counts: they do not count.
+    const sup = createSupervisor({
+      config,
+      services,
+      brokers,
+      logger,
+      pretty: options.pretty ?? false,
+      store,
+      metrics: Boolean(wantedHttp),
+    });
     supervisor = sup;
 
     // Consumer lag of every group the deployment consumes, read from Kafka (`admin lag`, `/metrics`).
@@ -151,7 +161,6 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
 
     // Before the admin socket, whose connection file names it.
     let http: HttpListener | null = null;
-    const wantedHttp = options.http === undefined ? config.http : options.http && { ...options.http, explicit: true };
     if (wantedHttp) {
       const listener = await startHttpListener({ ...wantedHttp, logger, fallbackToFreePort: !wantedHttp.explicit });
       http = listener;
@@ -193,6 +202,8 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
             ...lagAdminMethods(lag),
           },
         },
+        // WHARF_ADMIN_LISTEN=HOST:PORT: on TCP, where another host's members of the deployment reach it.
+        ...adminListen(env),
         ...options.admin,
         dir: options.admin?.dir ?? stateHome(env),
         env,
@@ -265,4 +276,20 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
       Object.assign(error.context, { drained: drained.ok, unfinished: drained.unfinished, persisted });
     throw error;
   }
+}
+
+/** The admin socket on TCP when WHARF_ADMIN_LISTEN says HOST:PORT (port 0 picks one); else the default Unix socket. */
+function adminListen(env: NodeJS.ProcessEnv): Pick<AdminServerOptions, 'transport' | 'host' | 'port'> {
+  const listen = env.WHARF_ADMIN_LISTEN?.trim();
+  if (!listen) return {};
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
+  if (!match || Number(match[2]) > 65_535) {
+    throw new ConfigError(
+      `WHARF_ADMIN_LISTEN must be HOST:PORT (like 0.0.0.0:7070, or 127.0.0.1:0 for any free port); got ${JSON.stringify(listen)}.`,
+      {
+        context: { field: 'WHARF_ADMIN_LISTEN' },
+      },
+    );
+  }
+  return { transport: 'tcp', host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
 }

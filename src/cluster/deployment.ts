@@ -96,6 +96,8 @@ const RETRIABLE = new Set([
   'ERR_ADMIN_CLOSED',
   'ERR_ADMIN_PROTOCOL',
   'ERR_SHUTTING_DOWN',
+  // A member on this machine removes its key file as it stops: it is going, ask the next owner.
+  'ERR_NO_AUTHKEY',
 ]);
 
 /** Whether a failed call may be sent again with the same id: the owner moved, or could not be reached. */
@@ -164,7 +166,9 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     keyFile: advertised?.keyFile,
     tag,
     pid: process.pid,
-    owned: current?.serving ? [0] : [],
+    // Held, not only served: during a rebalance this member stops serving, yet keeps the state
+    // restored, and the assignor should leave it here.
+    owned: current ? [0] : [],
   });
 
   function enqueue(step: () => Promise<void>): void {

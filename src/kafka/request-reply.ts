@@ -107,6 +107,9 @@ export function createRequester({ kafka, sender, logger, replyTopic, sessionTime
           { topic: replyTopic, correlationId },
           'second reply to a request already answered (the request was delivered again); dropped',
         );
+      } else if (correlationId !== undefined && /^[0-9a-f]{12}\./.test(correlationId) && !correlationId.startsWith(`${instance}.`)) {
+        // Another requester's reply on a topic two supervisors share (one deployment, one clientId).
+        logger.debug({ topic: replyTopic, correlationId }, "another requester's reply on this worker's reply topic; skipped");
       } else {
         counts.unknownReplies++;
         logger.warn(

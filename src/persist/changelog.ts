@@ -126,11 +126,12 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000,
         producer = kafka.producer(
           transactionalId === undefined
             ? producerConfig()
-            : // kafkajs allows one request in flight for a transactional producer; a fenced one must fail, not retry for ever.
+            : // kafkajs allows one request in flight for a transactional producer; a fenced one must fail, not
+              // retry for ever; a transaction begun while the last one's markers are written is retried soon.
               producerConfig({
                 transactionalId,
                 maxInFlightRequests: 1,
-                retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2_000 },
+                retry: { retries: 12, initialRetryTime: 10, maxRetryTime: 2_000 },
               }),
         );
         await producer.connect();

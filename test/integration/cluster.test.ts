@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -71,8 +72,11 @@ function start(host: Host, env: Record<string, string>, configOf: (host: Host) =
   });
 }
 
+/** The key of the deployment that runs as several hosts would (TCP admin sockets, one WHARF_AUTHKEY). */
+const DEPLOYMENT_KEY = randomBytes(32).toString('hex');
+
 async function adminCall<T>(host: Host, method: string, params?: unknown): Promise<T> {
-  const client = await connectAdmin({ dir: host.home, timeoutMs: 5_000, callTimeoutMs: 20_000 });
+  const client = await connectAdmin({ dir: host.home, timeoutMs: 5_000, callTimeoutMs: 20_000, env: { WHARF_AUTHKEY: DEPLOYMENT_KEY } });
   try {
     return (await client.call(method, params)) as T;
   } finally {
@@ -137,7 +141,13 @@ describe('a deployment of three supervisors', () => {
     { timeout: 480_000 },
     async () => {
       const topic = uniqueName('wharf.state.cluster');
-      const env = { WHARF_STATE_PERSIST: 'hits,keys', WHARF_STATE_TOPIC: topic };
+      // As on separate hosts: admin sockets on TCP, one key for the whole deployment.
+      const env = {
+        WHARF_STATE_PERSIST: 'hits,keys',
+        WHARF_STATE_TOPIC: topic,
+        WHARF_AUTHKEY: DEPLOYMENT_KEY,
+        WHARF_ADMIN_LISTEN: '127.0.0.1:0',
+      };
       const config = hitters(uniqueName('cluster'));
       const hosts = [hostOf(0), hostOf(1), hostOf(2)];
       await start(hosts[0]!, env, config);
@@ -149,6 +159,10 @@ describe('a deployment of three supervisors', () => {
       expect(
         statuses.every((s) => s.members.length === 3),
         'every member sees three members',
+      ).toBe(true);
+      expect(
+        statuses[0]!.members.every((m) => /^127\.0\.0\.1:\d+$/.test(m.address)),
+        'members reach each other over TCP',
       ).toBe(true);
       const owner = hosts[statuses.findIndex((s) => s.serving)]!;
       const survivor = hosts.find((h) => h !== owner)!;
