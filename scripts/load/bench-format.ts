@@ -1,4 +1,5 @@
 import type { BenchReport, RoundTrip } from './bench.js';
+import { formatClusterBench } from './bench-cluster.js';
 import type { PythonClientBenchReport } from './bench-python.js';
 import type { Sampled } from './bench-stats.js';
 
@@ -128,6 +129,11 @@ export function formatBench(report: BenchReport, file: string | null): string {
     out.push('(5) the Python client (clients/python) vs multiprocessing.Manager: operations/s, all processes together');
     if ('error' in report.python) out.push(`  not measured: ${report.python.error}`, '');
     else out.push(...formatPythonBench(report.python).map((l) => `  ${l}`), '');
+  }
+  if (report.cluster) {
+    out.push("(6) a deployment's shared state (docs/cluster.md): persisted counter adds/s, and failover");
+    if ('error' in report.cluster) out.push(`  not measured: ${report.cluster.error}`, '');
+    else out.push(...formatClusterBench(report.cluster).map((l) => `  ${l}`), '');
   }
   if (file) out.push(`results: ${file}`);
   return out.join('\n') + '\n';

@@ -5,6 +5,7 @@ import type { Logger } from '../../src/log.js';
 import { climbLadder, summarizeCapacity, type CapacitySide } from './bench-capacity.js';
 import { measureCeiling } from './bench-ceiling.js';
 import { consumeWithKafkajs, consumeWithWharf, type DrainMeasure } from './bench-consume.js';
+import { runClusterBench, type ClusterBenchReport } from './bench-cluster.js';
 import { runPythonClientBench, type PythonClientBenchReport } from './bench-python.js';
 import { runStateBench, type StateBenchReport } from './bench-state.js';
 import { interleave, ratio, sampled, type Sampled } from './bench-stats.js';
@@ -16,7 +17,7 @@ import { resolveTarget } from './target.js';
  * `npm run bench`: wharf against baselines measured in the same run on the same broker, each a
  * ratio of medians over interleaved repetitions (bench-stats.ts says why).
  */
-export const SECTIONS = ['consume', 'scaling', 'pool', 'state', 'roundtrip', 'python'] as const;
+export const SECTIONS = ['consume', 'scaling', 'pool', 'state', 'roundtrip', 'python', 'cluster'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -81,6 +82,8 @@ export interface BenchReport {
   roundtrip?: { workers: number; awaited: RoundTrip; pipelined: RoundTrip & { inFlight: number }; capacity?: Capacity };
   /** The Python client (clients/python) vs multiprocessing.Manager; `clientVsManager` holds the ratios. */
   python?: PythonClientBenchReport | { error: string };
+  /** A deployment's shared state: owner, routed and the store as before; failover (bench-cluster.ts). */
+  cluster?: ClusterBenchReport | { error: string };
 }
 
 export interface RoundTrip {
@@ -341,6 +344,10 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
     if (sections.includes('python')) {
       say('python: the Python client vs multiprocessing.Manager (scripts/bench/python_client.py)…');
       report.python = await runPythonClientBench({ reps, quick, logger, say }).catch((error: Error) => ({ error: error.message }));
+    }
+    if (sections.includes('cluster')) {
+      say("cluster: a deployment's shared state, owner vs routed vs the store as before, and failover (scripts/load/bench-cluster.ts)…");
+      report.cluster = await runClusterBench({ brokers, reps, quick, logger, say }).catch((error: Error) => ({ error: error.message }));
     }
   } finally {
     await admin.disconnect();

@@ -21,6 +21,8 @@ interleaved repetitions:
   roundtrip  request/reply through Jarvis vs a bare kafkajs responder, awaited and 100 in flight; then
              capacity: 1 KB requests at rising rates, the highest whose p99 stays under 50 ms
   python     the Python client (clients/python) vs Python's multiprocessing.Manager, awaited and pipelined
+  cluster    a deployment's shared state: a persisted call on the owner, routed from another member, and
+             through the store as before deployments; failover after the owner's SIGKILL (docs/cluster.md)
 Writes the figures to bench/results/<timestamp>.json so runs can be compared.
 A full run takes about 25 minutes on 2 cores; --quick about 8 (--only picks sections).
 
