@@ -37,6 +37,8 @@ export interface WorkerData {
   /** Free-form per-service settings from the config, handed to the service as `ctx.options`. */
   options: Record<string, unknown>;
   heartbeatIntervalMs: number;
+  /** Count for `/metrics` (src/thread-metrics.ts); false when the supervisor has no HTTP listener, so nothing is counted. */
+  metrics?: boolean;
   kafka: { sessionTimeoutMs: number; clientId: string };
   logLevel: string;
   pretty: boolean;

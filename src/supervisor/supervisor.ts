@@ -20,6 +20,8 @@ export interface SupervisorOptions {
   store?: StateStore;
   /** Pretty logs in workers (a terminal). */
   pretty?: boolean;
+  /** Workers count for `/metrics` (default true); false costs their hot path nothing. */
+  metrics?: boolean;
 }
 
 export interface StopResult {
@@ -70,6 +72,7 @@ export function createSupervisor({
   logger,
   store = createStateStore({ logger }),
   pretty = false,
+  metrics = true,
 }: SupervisorOptions): Supervisor {
   const log = logger.child({ component: 'supervisor' });
   const events = createSupervisorEvents(log);
@@ -110,6 +113,7 @@ export function createSupervisor({
         kafka: config.kafka,
         logLevel: logger.level,
         pretty,
+        metrics,
       },
       store,
       resourceLimits: settings.resourceLimits,

@@ -42,7 +42,7 @@ export async function runWorker(role: Role): Promise<void> {
     workerId: data.workerId,
   });
   // Counted in plain numbers here, shipped with each heartbeat, merged by the supervisor (`/metrics`).
-  const metrics = createThreadMetrics();
+  const metrics = data.metrics === false ? undefined : createThreadMetrics();
   const state = createStateClient(data.statePort, { metrics });
   const shutdownTraces = await loadTracingModule(data.tracingModule, {
     service: data.service,
@@ -98,7 +98,7 @@ export async function runWorker(role: Role): Promise<void> {
     errors: counters.errors(),
     heapUsedBytes: getHeapStatistics().used_heap_size,
     delivery: delivery(),
-    metrics: metrics.snapshot(),
+    ...(metrics ? { metrics: metrics.snapshot() } : {}),
     ...(poolHealth ? { pool: poolHealth() } : {}),
   });
   // Published where operators and tests can read them (`npm run admin -- state wharf.delivery`),

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { createTopic, kafkaForTest, SERVICE_MODULES, startWharfForTest, uniqueName, waitFor } from '../helpers.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { startWharf } from '../../src/app/start.js';
+import { parseConfig } from '../../src/config/load.js';
+import { createTopic, kafkaForTest, SERVICE_MODULES, startWharfForTest, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
 import { parsePrometheusText, type Scrape } from '../prometheus-text.js';
 
 /**
@@ -166,5 +168,46 @@ describe('/metrics', () => {
       /^HTTP\/1\.1 431 /,
     );
     expect((await scrape(url)).find('wharf_worker_state', { state: 'ready', service: 'metered' })).toHaveLength(2);
+  });
+
+  it('is not counted at all with the listener off', { timeout: 90_000 }, async () => {
+    const k = kafkaForTest();
+    const input = await createTopic(await k.admin(), uniqueName('unmetered-in'), 1);
+    const forward = await createTopic(await k.admin(), uniqueName('unmetered-out'), 1);
+    const logger = testLogger();
+    const wharf = await startWharf({
+      config: parseConfig(
+        {
+          services: [
+            {
+              module: SERVICE_MODULES.fixture('metered'),
+              consumes: { topics: [input], groupId: uniqueName('unmetered') },
+              options: { forward },
+            },
+          ],
+          supervisor: { heartbeatIntervalMs: 200, drainTimeoutMs: 15_000 },
+          kafka: { sessionTimeoutMs: 6_000, clientId: uniqueName('wharf') },
+          http: 'off',
+        },
+        'test',
+        process.cwd(),
+      ),
+      brokers: testBrokers(),
+      logger,
+      env: {},
+      admin: false,
+      print: (line) => logger.debug(line),
+    });
+    onTestFinished(() => wharf.stop().then(() => undefined));
+    expect(wharf.http).toBeNull();
+    const producer = await k.producer();
+    await producer.send({ topic: input, acks: -1, messages: Array.from({ length: 5 }, (_, i) => ({ value: JSON.stringify({ i }) })) });
+    await waitFor(() => wharf.supervisor.status().workers.reduce((sum, w) => sum + w.handled, 0) >= 5, { timeoutMs: 60_000 });
+    // Heartbeats came (the handled count travels with them), and carried no counts.
+    for (const w of wharf.supervisor.metrics()) {
+      expect(w.thread.consumed).toEqual({});
+      expect(w.thread.sent).toEqual({});
+      expect(w.thread.stateCalls).toEqual({});
+    }
   });
 });
