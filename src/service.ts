@@ -8,6 +8,9 @@ import type { StateChange } from './state/store.js';
 
 export type { InboundMessage, RequestOptions, SendOptions, TopicSpec };
 
+/** `ctx.request`'s deadline when neither the call nor the definition (`requestTimeoutMs`) names one. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 /**
  * What a user writes: a service module whose default export is `defineService({...})`.
  * A service may consume topics (its consumer role, one group shared by its consumer workers)
@@ -75,7 +78,7 @@ export interface ServiceDefinition<V = unknown, O = Record<string, unknown>> {
   schema?: MessageSchema<V>;
   /** How inbound values are decoded, and the default for sends: "json" (default), "raw" (Buffers) or a Codec. */
   codec?: CodecName | Codec;
-  /** Default deadline of `ctx.request` in this service (default 30 s). */
+  /** Default deadline of `ctx.request` in this service (default REQUEST_TIMEOUT_MS, 30 s). */
   requestTimeoutMs?: number;
   handler?: (message: InboundMessage<V>, ctx: MessageContext<V, O>) => Promise<void> | void;
   producer?: ProducerRole<O>;

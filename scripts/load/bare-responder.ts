@@ -1,5 +1,5 @@
 import { parentPort, Worker, workerData } from 'node:worker_threads';
-import { DEFAULTS } from '../../src/config/schema.js';
+import { DELIVERY_DEFAULTS } from '../../src/delivery.js';
 import { WharfError } from '../../src/errors.js';
 import { createKafka, consumerConfig, producerConfig } from '../../src/kafka/client.js';
 import { HEADERS, headersToStrings } from '../../src/kafka/codec.js';
@@ -58,7 +58,7 @@ export async function runBareResponder(): Promise<void> {
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   await consumer.run({
-    partitionsConsumedConcurrently: DEFAULTS.delivery.partitionsConsumedConcurrently,
+    partitionsConsumedConcurrently: DELIVERY_DEFAULTS.partitionsConsumedConcurrently,
     eachMessage: async ({ message }) => {
       const headers = headersToStrings(message.headers);
       const value = JSON.parse(message.value!.toString('utf8')) as { text: string };

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { WORKER_LIMITS } from '../config/schema.js';
 import { ConfigError, WharfError } from '../errors.js';
 import { isErrorCode, type ErrorCode } from '../error-codes.js';
@@ -45,58 +46,53 @@ export const ErrorCodes = {
   inUse: 'ERR_ADMIN_IN_USE',
 } as const;
 
-export interface AdminLimits {
+const count = (fallback: number, min = 1) => {
+  const rule = `must be ${min === 0 ? 'a non-negative' : 'a positive'} integer`;
+  return z.int({ error: rule }).min(min, { error: rule, abort: true }).default(fallback);
+};
+
+/** The admin socket's limits (`startAdminServer({ limits })`), each default declared here once. */
+export const adminLimitsSchema = z.object({
   /** Largest request frame a client may send (body bytes). Bigger → ERR_FRAME_TOO_LARGE and close. */
-  maxFrameBytes: number;
+  maxFrameBytes: z
+    .int({ error: 'must be a positive integer' })
+    .min(1, { error: 'must be a positive integer', abort: true })
+    .min(MAX_AUTH_FRAME_BYTES, { error: `must be at least ${MAX_AUTH_FRAME_BYTES}` })
+    .default(1024 * 1024),
   /** Largest frame the server sends; a bigger result becomes ERR_RESULT_TOO_LARGE. */
-  maxReplyBytes: number;
+  maxReplyBytes: count(16 * 1024 * 1024),
   /** Open connections, authenticated or not; one more gets ERR_TOO_MANY_CONNECTIONS. */
-  maxConnections: number;
+  maxConnections: count(32),
   /** A connection with no request, no watch and nothing in flight for this long is closed. */
-  idleTimeoutMs: number;
+  idleTimeoutMs: count(5 * 60_000),
   /** Time from connect to a valid auth frame. */
-  authTimeoutMs: number;
+  authTimeoutMs: count(5_000),
   /** Every failed authentication is answered after exactly this delay, whatever was wrong. */
-  authFailureDelayMs: number;
-  maxWatchesPerConnection: number;
+  authFailureDelayMs: count(100, 0),
+  maxWatchesPerConnection: count(32),
   /** Requests awaiting an asynchronous result per connection; more get ERR_BUSY (retriable). */
-  maxInFlightPerConnection: number;
+  maxInFlightPerConnection: count(64),
   /** Bytes queued for a client that does not read (a stalled watcher); past this it is dropped. */
-  maxBufferedBytes: number;
-}
+  maxBufferedBytes: count(8 * 1024 * 1024),
+});
 
-export const DEFAULT_ADMIN_LIMITS = {
-  maxFrameBytes: 1024 * 1024,
-  maxReplyBytes: 16 * 1024 * 1024,
-  maxConnections: 32,
-  idleTimeoutMs: 5 * 60_000,
-  authTimeoutMs: 5_000,
-  authFailureDelayMs: 100,
-  maxWatchesPerConnection: 32,
-  maxInFlightPerConnection: 64,
-  maxBufferedBytes: 8 * 1024 * 1024,
-} satisfies AdminLimits;
+/** The filled form. */
+export type AdminLimits = z.output<typeof adminLimitsSchema>;
+/** What `limits` may set: any of them. */
+export type AdminLimitsInput = z.input<typeof adminLimitsSchema>;
 
-/** The filled form of `limits`, or a ConfigError naming the first bad one. */
-export function resolveLimits(limits: Partial<AdminLimits> = {}): AdminLimits {
-  const resolved: AdminLimits = { ...DEFAULT_ADMIN_LIMITS };
-  for (const key of Object.keys(DEFAULT_ADMIN_LIMITS) as (keyof AdminLimits)[]) {
-    const value = limits[key];
-    if (value === undefined) continue;
-    const min = key === 'authFailureDelayMs' ? 0 : 1;
-    if (!Number.isSafeInteger(value) || value < min) {
-      throw new ConfigError(`limits.${key} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer; got ${String(value)}.`, {
-        context: { field: `limits.${key}` },
-      });
-    }
-    resolved[key] = value;
-  }
-  if (resolved.maxFrameBytes < MAX_AUTH_FRAME_BYTES) {
-    throw new ConfigError(`limits.maxFrameBytes must be at least ${MAX_AUTH_FRAME_BYTES}; got ${resolved.maxFrameBytes}.`, {
-      context: { field: 'limits.maxFrameBytes' },
-    });
-  }
-  return resolved;
+export const DEFAULT_ADMIN_LIMITS: Readonly<AdminLimits> = adminLimitsSchema.parse({});
+
+/** The filled form of `limits`, or a ConfigError naming every bad one. */
+export function resolveLimits(limits: AdminLimitsInput = {}): AdminLimits {
+  const result = adminLimitsSchema.safeParse(limits);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const key = issue.path.join('.');
+    if (!key) return `limits must be an object of limits by name; got ${JSON.stringify(limits)}`;
+    return `limits.${key} ${issue.message}; got ${String((limits as Record<string, unknown>)[key])}`;
+  });
+  throw new ConfigError(`${problems.join('; ')}.`, { context: { field: `limits.${result.error.issues[0]!.path.join('.')}` } });
 }
 
 // ---- frames ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, DEFAULTS, type ConfigInput, type WharfConfig } from './schema.js';
+import { configSchema, type WharfConfig } from './schema.js';
 import { demoConfig } from './demo.js';
 import { DEFAULT_HTTP_ADDRESS, HTTP_ADDRESS_RULE, parseHttpAddress } from '../http/address.js';
 
@@ -64,7 +64,7 @@ async function readFile(file: string): Promise<unknown> {
   throw new ConfigError(`Config ${file} must be .json, .js or .mjs.`);
 }
 
-/** Validates raw config and fills defaults; module paths resolve against `baseDir`. */
+/** Validates raw config and fills defaults (the schema's); module paths resolve against `baseDir`. */
 export function parseConfig(raw: unknown, source: string, baseDir: string, flags: Omit<ConfigFlags, 'config'> = {}): WharfConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
@@ -76,34 +76,17 @@ export function parseConfig(raw: unknown, source: string, baseDir: string, flags
       context: { field: fieldPath(issues[0]!.path), fields: issues.map((issue) => fieldPath(issue.path)) },
     });
   }
-  const input: ConfigInput = result.data;
-  const s = input.supervisor ?? {};
+  const { $schema: _editor, ...config } = result.data;
   return {
+    ...config,
     source,
-    services: input.services.map((entry) => ({
+    services: config.services.map((entry) => ({
+      ...entry,
       module: isAbsolute(entry.module) ? entry.module : resolve(baseDir, entry.module),
-      workers: {
-        // 0 here means "the default for this service" (1 if it consumes, else 0), settled in services.ts.
-        consumer: entry.workers?.consumer ?? 0,
-        producer: entry.workers?.producer ?? -1,
-      },
-      rate: entry.rate,
-      consumes: entry.consumes ?? {},
-      options: entry.options ?? {},
     })),
-    supervisor: {
-      heartbeatIntervalMs: s.heartbeatIntervalMs ?? DEFAULTS.supervisor.heartbeatIntervalMs,
-      heartbeatTimeoutMs: s.heartbeatTimeoutMs ?? DEFAULTS.supervisor.heartbeatTimeoutMs,
-      readyTimeoutMs: s.readyTimeoutMs ?? DEFAULTS.supervisor.readyTimeoutMs,
-      drainTimeoutMs: s.drainTimeoutMs ?? DEFAULTS.supervisor.drainTimeoutMs,
-      restart: { ...DEFAULTS.supervisor.restart, ...s.restart },
-      resourceLimits: { ...DEFAULTS.supervisor.resourceLimits, ...s.resourceLimits },
-    },
-    kafka: { ...DEFAULTS.kafka, ...input.kafka },
     overrides: { workers: flags.workers, rate: flags.rate },
-    state: input.state ?? {},
-    http: httpSettings(flags.http, input.http),
-    tracing: input.tracing && { module: tracingModule(input.tracing.module, baseDir) },
+    http: httpSettings(flags.http, config.http),
+    tracing: config.tracing && { module: tracingModule(config.tracing.module, baseDir) },
   };
 }
 

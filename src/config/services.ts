@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { isCodec } from '../kafka/codec.js';
 import { isMessageSchema } from '../kafka/message-schema.js';
 import { isDefinedService, type DefinedService, type TopicSpec } from '../service.js';
-import { checkDelivery, deliveryShape, mergeDeliveryOptions, type DeliveryOptions, type ServiceEntry, type WharfConfig } from './schema.js';
+import { deliveryOptionsSchema, mergeDeliveryOptions, type DeliveryOptions } from '../delivery.js';
+import type { ServiceEntry, WharfConfig } from './schema.js';
 import { describeIssue } from './load.js';
 
 /** A config entry with its definition loaded and checked, and its worker counts settled. */
@@ -42,14 +43,10 @@ async function importDefinition(entry: ServiceEntry, index: number): Promise<Def
   return module.default;
 }
 
-const definitionDelivery = z
-  .strictObject(deliveryShape)
-  .superRefine((value, ctx) => checkDelivery(value, (path, message) => ctx.addIssue({ code: 'custom', path, message, input: value })));
-
 /** The delivery keys of a definition's `consumes` (its topics and group are checked above), checked as the config's are. */
 function checkDefinitionDelivery(d: DefinedService, index: number): void {
   const { topics: _t, groupId: _g, fromBeginning: _f, ...delivery } = d.consumes ?? { topics: [] };
-  const result = definitionDelivery.safeParse(delivery);
+  const result = deliveryOptionsSchema.safeParse(delivery);
   if (result.success) return;
   const issue = { ...result.error.issues[0]!, path: ['consumes', ...result.error.issues[0]!.path] } as z.core.$ZodIssue;
   const field = issue.path.map(String).join('.');
@@ -101,15 +98,17 @@ export async function loadServices(config: WharfConfig): Promise<LoadedService[]
     const consumes = definition.consumes !== undefined;
     const produces = definition.producer !== undefined;
     if (!consumes && entry.consumes.topics) fail(index, 'consumes', `service "${definition.name}" consumes nothing`);
-    if (!consumes && entry.workers.consumer > 0) fail(index, 'workers.consumer', `service "${definition.name}" consumes nothing`);
-    if (!produces && entry.workers.producer > 0) fail(index, 'workers.producer', `service "${definition.name}" has no producer role`);
+    if (!consumes && entry.workers?.consumer !== undefined)
+      fail(index, 'workers.consumer', `service "${definition.name}" consumes nothing`);
+    if (!produces && (entry.workers?.producer ?? 0) > 0)
+      fail(index, 'workers.producer', `service "${definition.name}" has no producer role`);
     services.push({
       name: definition.name,
       entry,
       definition,
       workers: {
-        consumer: consumes ? (config.overrides.workers ?? Math.max(entry.workers.consumer, 1)) : 0,
-        producer: produces ? (entry.workers.producer < 0 ? 1 : entry.workers.producer) : 0,
+        consumer: consumes ? (config.overrides.workers ?? entry.workers?.consumer ?? 1) : 0,
+        producer: produces ? (entry.workers?.producer ?? 1) : 0,
       },
       rate: config.overrides.rate ?? entry.rate ?? definition.producer?.defaultRate ?? 1,
       consumes: definition.consumes

@@ -1,5 +1,5 @@
 import type { Kafka } from 'kafkajs';
-import { DELIVERY_DEFAULTS, mergeDeliveryOptions, type DeliveryOptions, type DeliverySettings } from '../delivery.js';
+import { DELIVERY_DEFAULTS, deliverySettings, type DeliveryOptions } from '../delivery.js';
 import type { Logger } from '../log.js';
 import type { InboundMessage } from './message.js';
 import { HEADERS, jsonCodec, type Codec } from './codec.js';
@@ -132,24 +132,6 @@ export interface ConsumerRunner {
    */
   abandon(): Promise<void>;
   readonly stats: Readonly<ConsumerStats>;
-}
-
-/** Delivery settings with defaults filled and limits made consistent. */
-export function deliverySettings(delivery: DeliveryOptions = {}): DeliverySettings {
-  const d = DELIVERY_DEFAULTS;
-  const m = mergeDeliveryOptions(d, delivery);
-  const retry = { ...d.retry, ...m.retry };
-  const maxInFlight = m.maxInFlight ?? d.maxInFlight;
-  return {
-    // A limit given alone can make a default contradict it: the default gives way.
-    retry: { ...retry, maxDelayMs: Math.max(retry.maxDelayMs, retry.initialDelayMs) },
-    commit: { ...d.commit, ...m.commit },
-    maxInFlight,
-    maxInFlightPerPartition: Math.min(delivery.maxInFlightPerPartition ?? d.maxInFlightPerPartition, maxInFlight),
-    partitionsConsumedConcurrently: m.partitionsConsumedConcurrently ?? d.partitionsConsumedConcurrently,
-    maxMessageBytes: m.maxMessageBytes ?? d.maxMessageBytes,
-    pipelineSends: m.pipelineSends ?? d.pipelineSends,
-  };
 }
 
 const laneKey = partitionKey;

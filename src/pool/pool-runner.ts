@@ -1,12 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { headersToStrings, type CodecName } from '../kafka/codec.js';
-import {
-  deliverySettings,
-  liveConsumerStats,
-  type ConsumerRunner,
-  type ConsumerRunnerOptions,
-  type ConsumerStats,
-} from '../kafka/consumer-runner.js';
+import { deliverySettings } from '../delivery.js';
+import { liveConsumerStats, type ConsumerRunner, type ConsumerRunnerOptions, type ConsumerStats } from '../kafka/consumer-runner.js';
 import { deadLetter } from '../kafka/dead-letter.js';
 import { createFetchBuffer } from '../kafka/fetch-buffer.js';
 import { createFlowControl } from '../kafka/flow-control.js';

@@ -1,11 +1,12 @@
 import { availableParallelism } from 'node:os';
-import type { ConcurrencyMode, ConcurrencyOptions } from '../delivery.js';
+import type { z } from 'zod';
+import { concurrencySchema, type ConcurrencyMode, type ConcurrencyOptions } from '../delivery.js';
 
 export type { ConcurrencyMode, ConcurrencyOptions };
 
 /**
  * How a consumer worker spreads its messages over a pool of threads (`consumes.concurrency`).
- * The zod schema that checks these options is in src/config/schema.ts with the rest of the config.
+ * The zod schema that checks these options, and their defaults, is `concurrencySchema` in src/delivery.ts.
  *
  * - `key`: messages with the same key (in the same partition) run one after another, in offset
  *   order; different keys run side by side. Messages without a key keep their partition's order
@@ -14,26 +15,16 @@ export type { ConcurrencyMode, ConcurrencyOptions };
  *   the handler runs off the consumer's thread, so fetching and heartbeats never stall.
  * - `unordered`: any message may run beside any other.
  */
-export const CONCURRENCY_MODES: readonly ConcurrencyMode[] = ['key', 'partition', 'unordered'];
+export const CONCURRENCY_MODES: readonly ConcurrencyMode[] = concurrencySchema.shape.mode.unwrap().options;
 
 /** The filled-in form. */
-export interface PoolSettings {
-  mode: ConcurrencyMode;
-  threads: number;
-  maxInFlight: number;
-}
+export type PoolSettings = Required<z.output<typeof concurrencySchema>>;
 
-export const POOL_DEFAULTS = { mode: 'key' } as const satisfies Partial<PoolSettings>;
-
-/** Defaults filled in; `maxInFlight` falls back to the consumer's own limit. */
+/** Defaults filled in (concurrencySchema's, and those known only here): `threads` one per CPU, `maxInFlight` the consumer's own limit. */
 export function poolSettings(options: ConcurrencyOptions, fallbackMaxInFlight: number, cpus = availableParallelism()): PoolSettings {
-  const threads = options.threads ?? Math.max(1, cpus);
-  return {
-    mode: options.mode ?? POOL_DEFAULTS.mode,
-    threads,
-    // A window smaller than the pool would leave threads idle for no reason.
-    maxInFlight: Math.max(options.maxInFlight ?? fallbackMaxInFlight, threads),
-  };
+  const { mode, threads = Math.max(1, cpus), maxInFlight = fallbackMaxInFlight } = concurrencySchema.parse(options);
+  // A window smaller than the pool would leave threads idle for no reason.
+  return { mode, threads, maxInFlight: Math.max(maxInFlight, threads) };
 }
 
 /**

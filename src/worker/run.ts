@@ -1,7 +1,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
-import { DEFAULTS } from '../config/schema.js';
+import { DELIVERY_DEFAULTS } from '../delivery.js';
 import { WharfError } from '../errors.js';
 import { createKafka } from '../kafka/client.js';
 import { resolveCodec } from '../kafka/codec.js';
@@ -11,7 +11,7 @@ import { createSender } from '../kafka/sender.js';
 import { createLogger, type Logger } from '../log.js';
 import { createWorkerPoolRunner } from '../pool/pool-runner.js';
 import type { DeliveryCounters, PoolHealth, SupervisorToWorker, WorkerData, WorkerToSupervisor } from '../protocol.js';
-import type { DefinedService } from '../service.js';
+import { REQUEST_TIMEOUT_MS, type DefinedService } from '../service.js';
 import { createStateClient } from '../state/client.js';
 import { createThreadMetrics } from '../thread-metrics.js';
 import type { Role } from '../status.js';
@@ -62,7 +62,7 @@ export async function runWorker(role: Role): Promise<void> {
     logger,
     replyTopic: replyTopicFor(data.kafka.clientId, data.workerId),
     sessionTimeoutMs: data.kafka.sessionTimeoutMs,
-    defaultTimeoutMs: definition.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    defaultTimeoutMs: definition.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
   });
   const base = roleContext({ data, role, logger, state, sender, requester });
 
@@ -162,7 +162,7 @@ export async function runWorker(role: Role): Promise<void> {
         schema: definition.schema,
         // Pipelined (the default), the lane starts the partition's next message while this one's sends are under way.
         handle:
-          (consumes.delivery?.pipelineSends ?? DEFAULTS.delivery.pipelineSends)
+          (consumes.delivery?.pipelineSends ?? DELIVERY_DEFAULTS.pipelineSends)
             ? (message) => startHandler(definition.handler!, base, message, consumes.groupId)
             : (message) => runHandler(definition.handler!, base, message, consumes.groupId),
       });

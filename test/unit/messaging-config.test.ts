@@ -4,10 +4,9 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { DEFAULTS } from '../../src/config/schema.js';
 import { loadServices } from '../../src/config/services.js';
 import { ConfigError } from '../../src/errors.js';
-import { deliverySettings } from '../../src/kafka/consumer-runner.js';
+import { DELIVERY_DEFAULTS as DEFAULTS, deliverySettings } from '../../src/delivery.js';
 import { compiled } from '../../src/paths.js';
 
 const fixtures = resolve(__dirname, '../fixtures/services');
@@ -193,12 +192,12 @@ describe('delivery settings', () => {
       maxMessageBytes: 1000,
     });
     expect(deliverySettings(service!.consumes!.delivery)).toEqual({
-      retry: { attempts: 5, initialDelayMs: 20, maxDelayMs: DEFAULTS.delivery.retry.maxDelayMs },
-      commit: { intervalMs: DEFAULTS.delivery.commit.intervalMs, threshold: 7 },
+      retry: { attempts: 5, initialDelayMs: 20, maxDelayMs: DEFAULTS.retry.maxDelayMs },
+      commit: { intervalMs: DEFAULTS.commit.intervalMs, threshold: 7 },
       maxInFlight: 50,
       // The default per-partition window (250) gives way to a smaller worker window.
       maxInFlightPerPartition: 50,
-      partitionsConsumedConcurrently: DEFAULTS.delivery.partitionsConsumedConcurrently,
+      partitionsConsumedConcurrently: DEFAULTS.partitionsConsumedConcurrently,
       maxMessageBytes: 1000,
       pipelineSends: true,
     });

@@ -123,6 +123,9 @@ describe('limits', () => {
   it('fills in defaults and refuses a frame limit below the auth frame’s', () => {
     expect(resolveLimits({ maxConnections: 2 })).toEqual({ ...DEFAULT_ADMIN_LIMITS, maxConnections: 2 });
     expect(() => resolveLimits({ maxFrameBytes: 100 })).toThrow('limits.maxFrameBytes must be at least 1024; got 100.');
+    expect(() => resolveLimits({ maxConnections: 0, authTimeoutMs: 'soon' as unknown as number })).toThrow(
+      'limits.maxConnections must be a positive integer; got 0; limits.authTimeoutMs must be a positive integer; got soon.',
+    );
   });
 });
 
