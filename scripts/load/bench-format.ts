@@ -111,8 +111,9 @@ export function formatBench(report: BenchReport, file: string | null): string {
   }
   if (report.roundtrip) {
     out.push('(4) request/reply round trip through Jarvis vs a bare kafkajs responder (both one thread, same partitions)');
-    out.push(...roundTripLines('awaited one at a time', report.roundtrip.awaited));
-    out.push(...roundTripLines(`${report.roundtrip.pipelined.inFlight} in flight`, report.roundtrip.pipelined), '');
+    const { awaited, pipelined } = report.roundtrip;
+    if (awaited) out.push(...roundTripLines('awaited one at a time', awaited));
+    if (pipelined) out.push(...roundTripLines(`${pipelined.inFlight} in flight`, pipelined), '');
     const c = report.roundtrip.capacity;
     if (c) {
       out.push(`  capacity: the highest rate of ${n(c.size)}-byte requests whose p99 stays under ${c.p99LimitMs} ms (${c.stepS} s a step)`);

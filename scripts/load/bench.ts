@@ -17,7 +17,7 @@ import { resolveTarget } from './target.js';
  * `npm run bench`: wharf against baselines measured in the same run on the same broker, each a
  * ratio of medians over interleaved repetitions (bench-stats.ts says why).
  */
-export const SECTIONS = ['consume', 'scaling', 'pool', 'state', 'roundtrip', 'python', 'cluster'] as const;
+export const SECTIONS = ['consume', 'scaling', 'pool', 'state', 'roundtrip', 'capacity', 'python', 'cluster'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchSettings {
@@ -79,7 +79,8 @@ export interface BenchReport {
     target: number;
   };
   state?: StateBenchReport | { error: string };
-  roundtrip?: { workers: number; awaited: RoundTrip; pipelined: RoundTrip & { inFlight: number }; capacity?: Capacity };
+  /** `awaited` and `pipelined` with the roundtrip section, `capacity` with it or with the capacity section alone. */
+  roundtrip?: { workers: number; awaited?: RoundTrip; pipelined?: RoundTrip & { inFlight: number }; capacity?: Capacity };
   /** The Python client (clients/python) vs multiprocessing.Manager; `clientVsManager` holds the ratios. */
   python?: PythonClientBenchReport | { error: string };
   /** A deployment's shared state: owner, routed and the store as before; failover (bench-cluster.ts). */
@@ -277,8 +278,8 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       report.state = await runStateBench({ reps, quick }).catch((error: Error) => ({ error: error.message }));
     }
 
+    const target = resolveTarget('jarvis');
     if (sections.includes('roundtrip')) {
-      const target = resolveTarget('jarvis');
       const once = async (responder: 'wharf' | 'kafkajs', messages: number, maxInFlight: number) => {
         const r = await runLoad({
           brokers,
@@ -318,7 +319,9 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       const awaited = await measure(sizes.awaited, 1);
       const pipelined = { ...(await measure(sizes.pipelined, IN_FLIGHT)), inFlight: IN_FLIGHT };
       report.roundtrip = { workers: 1, awaited, pipelined };
+    }
 
+    if (sections.includes('roundtrip') || sections.includes('capacity')) {
       const { rates, stepMs } = sizes.capacity;
       const ladder = { brokers, target, rates, stepMs, warmupMs: 1_000, size: 1_024, p99LimitMs: 50, logger, serviceLogger, say };
       say(`capacity: 1 KB requests at ${rates.join(', ')}/s, ${stepMs / 1_000} s a step, until p99 ≥ 50 ms…`);
@@ -329,6 +332,7 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       );
       const wharf = summarizeCapacity(ladders.wharf!);
       const kafkajs = summarizeCapacity(ladders.kafkajs!);
+      report.roundtrip ??= { workers: 1 };
       report.roundtrip.capacity = {
         size: 1_024,
         p99LimitMs: 50,
