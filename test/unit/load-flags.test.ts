@@ -66,7 +66,10 @@ describe('npm run load: bad flags', () => {
 
 describe('npm run bench: bad flags', () => {
   it.each([
-    [['--only', 'everything'], /--only takes sections from consume, scaling, state, roundtrip, python; got "everything"/],
+    [
+      ['--only', 'everything'],
+      /--only takes sections from consume, scaling, pool, state, roundtrip, capacity, python, cluster; got "everything"/,
+    ],
     [['--only', 'consume,nope'], /--only takes sections from/],
     [['--reps', '0'], /--reps must be a whole number from 1 to 50/],
     [['--quick', 'now'], /Unexpected argument .now./],
