@@ -313,59 +313,109 @@ export function checkRequest(frame: unknown): RequestFrame {
 
 // ---- methods ---------------------------------------------------------------------------------
 
+const KIND_RULE = '"kind" must be a lower-case word such as map, list, value or counter';
+const WATCH_RULE = '"watch" must be the id of the state.watch request';
+
 /**
- * Every built-in method with its params checked into a typed object: the wire's contract, which
- * the server binds to the supervisor's AdminApi. Unknown keys are refused so typos surface.
+ * A method's params checked by its zod schema: the typed params, or ERR_BAD_PARAMS with one
+ * message naming the method and the parameter (`state.get: "name" must be …`). A problem with
+ * the params as a whole (not an object, an unknown key) comes first, then the first parameter's.
  */
-export const METHOD_PARAMS = {
-  ping: (p: unknown) => objectParams(p, 'ping', []) && {},
-  'state.describe': (p: unknown) => objectParams(p, 'state.describe', []) && {},
-  'state.get': (p: unknown) => ({ name: nameParam(objectParams(p, 'state.get', ['name']).name, 'state.get') }),
-  'state.set': (p: unknown) => {
-    const params = objectParams(p, 'state.set', ['name', 'value', 'kind']);
-    if (!('value' in params)) throw badParams('state.set: "value" is required (any JSON value, null included)');
-    if (params.kind !== undefined && (typeof params.kind !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(params.kind))) {
-      throw badParams('state.set: "kind" must be a lower-case word such as map, list, value or counter');
-    }
-    return { name: nameParam(params.name, 'state.set'), value: params.value, kind: params.kind as string | undefined };
-  },
-  'state.delete': (p: unknown) => ({ name: nameParam(objectParams(p, 'state.delete', ['name']).name, 'state.delete') }),
-  'state.snapshot': (p: unknown) => objectParams(p, 'state.snapshot', []) && {},
-  'state.watch': (p: unknown) => {
-    const { name } = objectParams(p, 'state.watch', ['name']);
-    return { name: name === undefined || name === null ? undefined : nameParam(name, 'state.watch') };
-  },
-  'state.unwatch': (p: unknown) => {
-    const { watch } = objectParams(p, 'state.unwatch', ['watch']);
-    if (!Number.isSafeInteger(watch) || (watch as number) < 0)
-      throw badParams('state.unwatch: "watch" must be the id of the state.watch request');
-    return { watch: watch as number };
-  },
-  'state.call': (p: unknown) => {
-    const { kind, name, op, args, init } = objectParams(p, 'state.call', ['kind', 'name', 'op', 'args', 'init']);
-    if (typeof kind !== 'string' || !Object.hasOwn(STATE_CALL_OPS, kind))
-      throw badParams(`state.call: "kind" must be one of ${STATE_KINDS.join(', ')}; got ${shown(kind)}`);
-    const ops = STATE_CALL_OPS[kind as StateKind];
+export function checkParams<T>(schema: z.ZodType<T>, method: string, params: unknown): T {
+  const result = schema.safeParse(params ?? {}, {
+    error: (issue) => `"${issue.path?.join('.') ?? ''}": ${z.locales.en().localeError(issue)}`,
+  });
+  if (result.success) return result.data;
+  const { issues } = result.error;
+  const issue = issues.find((i) => i.path.length === 0) ?? issues[0]!;
+  throw new WharfError(ErrorCodes.badParams, `${method}${issue.path.length === 0 ? ' ' : ': '}${issue.message}`, { context: { method } });
+}
+
+/** The params object of a method: strict, so a typo is refused rather than silently ignored. */
+function params<S extends z.ZodRawShape>(shape: S) {
+  const keys = `{${Object.keys(shape).join(', ')}}`;
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `takes params ${keys}, not ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
+        : `takes params ${keys}`,
+  });
+}
+
+const nameParam = (field = 'name') => {
+  const rule = `"${field}" must be a string of 1 to 256 characters`;
+  return z.string({ error: rule }).min(1, { error: rule }).max(256, { error: rule });
+};
+
+const stateKind = z.enum(STATE_KINDS, { error: (issue) => `"kind" must be one of ${STATE_KINDS.join(', ')}; got ${shown(issue.input)}` });
+
+/** Creation settings a kind takes: a semaphore's permits, a queue's capacity. */
+const INIT_FIELDS: Partial<Record<StateKind, 'permits' | 'capacity'>> = { semaphore: 'permits', queue: 'capacity' };
+
+function initSchema(kind: StateKind) {
+  const field = INIT_FIELDS[kind];
+  const rule = `"init" of a ${kind} must be ${field ? `{"${field}": <a positive integer>}` : `absent: a ${kind} has no creation settings`}`;
+  const count = z.int({ error: rule }).min(1, { error: rule }).optional();
+  return z.strictObject(field ? { [field]: count } : {}, { error: rule }).nullish();
+}
+
+const consumers = (() => {
+  const { min, max } = WORKER_LIMITS.consumer;
+  const rule = `"consumers" must be a whole number from ${min} to ${max}`;
+  return z.int({ error: rule }).min(min, { error: rule }).max(max, { error: rule });
+})();
+
+const stateCallParams = params({
+  kind: stateKind,
+  name: nameParam(),
+  op: z.unknown().optional(),
+  args: z.array(z.unknown(), { error: '"args" must be an array of the operation\'s arguments' }).optional(),
+  init: z.unknown().optional(),
+})
+  .superRefine(({ kind, op, init }, ctx) => {
+    const ops = STATE_CALL_OPS[kind];
     if (typeof op !== 'string' || !ops.includes(op))
-      throw badParams(`state.call: a ${kind} has the operations ${ops.join(', ')}; got ${shown(op)}`);
-    if (args !== undefined && !Array.isArray(args)) throw badParams('state.call: "args" must be an array of the operation\'s arguments');
+      ctx.addIssue({ code: 'custom', path: ['op'], message: `a ${kind} has the operations ${ops.join(', ')}; got ${shown(op)}` });
+    const checked = initSchema(kind).safeParse(init);
+    if (!checked.success) ctx.addIssue({ code: 'custom', path: ['init'], message: checked.error.issues[0]!.message });
+  })
+  .transform(({ kind, name, op, args, init }) => {
+    const settings = initSchema(kind).parse(init) as { permits?: number; capacity?: number } | null | undefined;
     return {
-      kind: kind as StateKind,
-      name: nameParam(name, 'state.call'),
-      op,
-      args: (args ?? []) as unknown[],
-      init: initParam(init, kind as StateKind),
+      kind,
+      name,
+      op: op as string,
+      args: args ?? [],
+      init: settings && Object.values(settings).some((v) => v !== undefined) ? settings : undefined,
     };
-  },
-  status: (p: unknown) => objectParams(p, 'status', []) && {},
-  scale: (p: unknown) => {
-    const { service, consumers } = objectParams(p, 'scale', ['service', 'consumers']);
-    const { min, max } = WORKER_LIMITS.consumer;
-    if (!Number.isSafeInteger(consumers) || (consumers as number) < min || (consumers as number) > max)
-      throw badParams(`scale: "consumers" must be a whole number from ${min} to ${max}`);
-    return { service: nameParam(service, 'scale', 'service'), consumers: consumers as number };
-  },
-} as const;
+  });
+
+/** Every built-in method's params schema: the wire's contract, which the server binds to the supervisor's AdminApi. */
+const METHOD_SCHEMAS = {
+  ping: params({}),
+  'state.describe': params({}),
+  'state.get': params({ name: nameParam() }),
+  'state.set': params({
+    name: nameParam(),
+    value: z.custom<unknown>((value) => value !== undefined, { error: '"value" is required (any JSON value, null included)' }),
+    kind: z
+      .string({ error: KIND_RULE })
+      .regex(/^[a-z][a-z0-9_-]{0,31}$/, { error: KIND_RULE })
+      .optional(),
+  }),
+  'state.delete': params({ name: nameParam() }),
+  'state.snapshot': params({}),
+  'state.watch': params({ name: nameParam().nullish() }).transform(({ name }) => ({ name: name ?? undefined })),
+  'state.unwatch': params({ watch: z.int({ error: WATCH_RULE }).min(0, { error: WATCH_RULE }) }),
+  'state.call': stateCallParams,
+  status: params({}),
+  scale: params({ service: nameParam('service'), consumers }),
+} satisfies Record<string, z.ZodType>;
+
+/** Each built-in method's params checked into a typed object (checkParams), or ERR_BAD_PARAMS. */
+export const METHOD_PARAMS = Object.fromEntries(
+  Object.entries(METHOD_SCHEMAS).map(([method, schema]) => [method, (p: unknown) => checkParams(schema as z.ZodType, method, p)]),
+) as { readonly [M in keyof typeof METHOD_SCHEMAS]: (params: unknown) => z.output<(typeof METHOD_SCHEMAS)[M]> };
 
 export type BuiltinMethod = keyof typeof METHOD_PARAMS;
 
@@ -386,38 +436,8 @@ export const STATE_CALL_OPS: Readonly<Record<StateKind, readonly string[]>> = {
   namespace: ['get', 'set', 'delete', 'assign', 'toObject'],
 };
 
-/** Creation settings a kind takes: a semaphore's permits, a queue's capacity. */
-const INIT_FIELDS: Partial<Record<StateKind, string>> = { semaphore: 'permits', queue: 'capacity' };
-
-function initParam(init: unknown, kind: StateKind): { permits?: number; capacity?: number } | undefined {
-  if (init === undefined || init === null) return undefined;
-  const field = INIT_FIELDS[kind];
-  const usage = field ? `{"${field}": <a positive integer>}` : 'absent: a ' + kind + ' has no creation settings';
-  if (!isPlainObject(init) || !hasOnlyKeys(init, field ? [field] : [])) throw badParams(`state.call: "init" of a ${kind} must be ${usage}`);
-  if (!field || init[field] === undefined) return undefined;
-  const value = init[field];
-  if (!Number.isSafeInteger(value) || (value as number) < 1) throw badParams(`state.call: "init" of a ${kind} must be ${usage}`);
-  return { [field]: value as number };
-}
-
 function shown(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : value === undefined ? 'nothing' : typeof value;
-}
-
-function badParams(message: string): WharfError {
-  return new WharfError(ErrorCodes.badParams, message);
-}
-
-function objectParams(params: unknown, method: string, allowed: readonly string[]): Record<string, unknown> {
-  const value = params ?? {};
-  if (!isPlainObject(value) || !hasOnlyKeys(value, allowed)) throw badParams(`${method} takes params {${allowed.join(', ')}}`);
-  return value;
-}
-
-function nameParam(value: unknown, method: string, field = 'name'): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 256)
-    throw badParams(`${method}: "${field}" must be a string of 1 to 256 characters`);
-  return value;
 }
 
 export function isHex(value: unknown, bytes: number): value is string {
