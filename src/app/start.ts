@@ -4,7 +4,7 @@ import { startAdminServer, type AdminServer, type AdminServerOptions } from '../
 import type { WharfConfig } from '../config/schema.js';
 import { loadServices, type LoadedService } from '../config/services.js';
 import { ConfigError, describeError, WharfError } from '../errors.js';
-import type { HttpAddress } from '../http/address.js';
+import { parseHttpAddress, type HttpAddress } from '../http/address.js';
 import { startHttpListener, type HttpListener } from '../http/server.js';
 import { resolveBroker, type BrokerSource, type ResolvedBroker, type ResolveOptions } from '../kafka/broker.js';
 import { createLogger, type Logger } from '../log.js';
@@ -282,8 +282,9 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
 function adminListen(env: NodeJS.ProcessEnv): Pick<AdminServerOptions, 'transport' | 'host' | 'port'> {
   const listen = env.WHARF_ADMIN_LISTEN?.trim();
   if (!listen) return {};
-  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
-  if (!match || Number(match[2]) > 65_535) {
+  // The one HOST:PORT rule (the HTTP listener's); `off` means nothing here.
+  const address = parseHttpAddress(listen);
+  if (!address) {
     throw new ConfigError(
       `WHARF_ADMIN_LISTEN must be HOST:PORT (like 0.0.0.0:7070, or 127.0.0.1:0 for any free port); got ${JSON.stringify(listen)}.`,
       {
@@ -291,5 +292,5 @@ function adminListen(env: NodeJS.ProcessEnv): Pick<AdminServerOptions, 'transpor
       },
     );
   }
-  return { transport: 'tcp', host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+  return { transport: 'tcp', host: address.host, port: address.port };
 }

@@ -237,7 +237,10 @@ export function createDeployment(options: DeploymentOptions): Deployment {
           sink: {
             write: (batch) =>
               changelog.write(batch).catch((error: unknown) => {
-                enqueue(() => lose(error));
+                enqueue(async () => {
+                  await lose(error);
+                  retake();
+                });
                 throw error;
               }),
           },
@@ -272,6 +275,32 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     served();
   }
 
+  /**
+   * After a failed write this member gave the state up. If the group still gives it to this member
+   * (the write failed on the brokers, not because a newer owner fenced it), nobody else will serve
+   * it until the group changes: take it again. A fenced member finds the state given to another.
+   */
+  function retake(delayMs = 1_000): void {
+    const timer = setTimeout(
+      () =>
+        enqueue(async () => {
+          if (closed || current) return;
+          let members: Awaited<ReturnType<typeof describeMembers>>;
+          try {
+            members = await describeMembers();
+          } catch (error) {
+            log.debug({ err: describeError(error) }, 'cannot read the group yet; trying again');
+            return retake(Math.min(delayMs * 2, 10_000));
+          }
+          if (members.length === 0) return retake(Math.min(delayMs * 2, 10_000));
+          if (members.find((m) => m.info.tag === tag)?.partitions.includes(0))
+            await acquire().catch(() => retake(Math.min(delayMs * 2, 10_000)));
+        }),
+      delayMs,
+    );
+    timer.unref();
+  }
+
   /** Gives the state up: calls waiting on it fail as retriable and are routed to the next owner. */
   async function lose(reason: unknown): Promise<void> {
     const owned = current;
@@ -297,8 +326,12 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       return;
     }
     if (current) await lose(keep ? 'rejoined the group as a new member' : 'the group gave the state to another member');
-    if (keep) await acquire();
-    else {
+    if (keep) {
+      await acquire().catch((error: unknown) => {
+        log.warn({ err: describeError(error) }, 'could not take the shared state over yet; trying again');
+        retake();
+      });
+    } else {
       role = 'standby';
       cachedOwner = undefined;
       reattachAll();
