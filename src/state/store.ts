@@ -50,7 +50,7 @@ export interface PersistOptions {
   lingerMs?: number;
   /** Operations applied with an id, read back from the changelog with `restored` (executeOnce). */
   restoredOps?: ReadonlyMap<string, AppliedOp>;
-  /** How long an applied operation's id is remembered, and a retry of it answered (default 10 min). */
+  /** How long an applied operation's id is remembered, and a retry of it answered (default 2 min: twice a deployment's routing deadline). */
   opTtlMs?: number;
 }
 
@@ -132,7 +132,7 @@ export function createStateStore({
   const connections = new Map<string, Connection>();
   /** executeOnce's ids: what each answered (restored or applied here), or its answer while it runs. */
   const applied = new Map<string, AppliedOp | Promise<unknown>>(persist?.restoredOps);
-  const opTtlMs = persist?.opTtlMs ?? 600_000;
+  const opTtlMs = persist?.opTtlMs ?? 120_000;
   const opSweeper =
     persist &&
     setInterval(
@@ -257,10 +257,15 @@ export function createStateStore({
     if (known !== undefined) return copyJson(known.result);
     const before = persister?.changes ?? 0;
     let entry: AppliedOp | undefined;
+    // Only a call that changed something needs remembering: a read done twice is the same read.
+    let changed = persister === undefined;
     // The id goes into the same changelog batch as the change, so both land or neither does.
     const record = (result: unknown) => {
       entry = { result, at: Date.now() };
-      if (persister && persister.changes !== before) persister.append(opRecord(opId, entry));
+      if (persister && persister.changes !== before) {
+        changed = true;
+        persister.append(opRecord(opId, entry));
+      }
     };
     let answer: Promise<unknown>;
     try {
@@ -272,7 +277,9 @@ export function createStateStore({
     applied.set(opId, answer);
     answer.then(
       (value) => {
-        if (applied.get(opId) === answer) applied.set(opId, entry ?? { result: value, at: Date.now() });
+        if (applied.get(opId) !== answer) return;
+        if (changed) applied.set(opId, entry ?? { result: value, at: Date.now() });
+        else applied.delete(opId);
       },
       () => {
         if (applied.get(opId) === answer) applied.delete(opId);

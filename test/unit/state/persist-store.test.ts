@@ -241,3 +241,59 @@ describe('what the changelog holds', () => {
     });
   });
 });
+
+describe('executeOnce (a deployment’s retried calls: docs/cluster.md)', () => {
+  it('applies a call once per id, writing the id with the change, and answers a retry with the first answer', async () => {
+    const sink = controlledSink();
+    const s = open(['*'], sink);
+    const first = track(s.executeOnce('op-1', 'w', 'counter', 'c', 'add', [5]) as Promise<unknown>);
+    await waitFor(() => sink.writes.length === 1);
+    // The change and the operation's id go in one write, so both land or neither does.
+    expect(sink.writes[0]!.records.map((r) => r.key)).toEqual([JSON.stringify(['o', 'c']), JSON.stringify(['x', 'op-1'])]);
+    const retryMeanwhile = s.executeOnce('op-1', 'w', 'counter', 'c', 'add', [5]) as Promise<unknown>;
+    sink.writes[0]!.ack();
+    await expect(retryMeanwhile).resolves.toBe(5);
+    await waitFor(() => first.settled);
+    expect(first.value).toBe(5);
+    await expect(s.executeOnce('op-1', 'w', 'counter', 'c', 'add', [5])).toBe(5);
+    expect(s.get('c')).toEqual({ kind: 'counter', value: 5 });
+    expect(sink.writes).toHaveLength(1);
+  });
+
+  it('deduplicates after a restore from the changelog, and lets a call whose write failed be tried again', async () => {
+    const sink = controlledSink();
+    const s = open(['*'], sink);
+    const applied = s.executeOnce('op-a', 'w', 'counter', 'c', 'add', [2]) as Promise<unknown>;
+    await waitFor(() => sink.writes.length === 1);
+    sink.writes[0]!.ack();
+    await applied;
+    s.close();
+    store = undefined;
+
+    const fold = createChangelogFold(createNameMatcher(['*']));
+    sink.log.forEach((record, i) => fold.add(record.key, record.value, `log@${i}`));
+    const next = controlledSink();
+    const restored = open(['*'], next, { restored: fold.snapshot(), restoredOps: fold.ops });
+    expect(restored.executeOnce('op-a', 'w', 'counter', 'c', 'add', [2])).toBe(2);
+    expect(restored.get('c')).toEqual({ kind: 'counter', value: 2 });
+
+    const failing = restored.executeOnce('op-b', 'w', 'counter', 'c', 'add', [1]) as Promise<unknown>;
+    await waitFor(() => next.writes.length === 1);
+    next.writes[0]!.fail(new Error('broker gone'));
+    await expect(failing).rejects.toMatchObject({ code: 'ERR_STATE_PERSIST' });
+    // Not remembered as applied: tried again, it is run again (and refused by this failed store,
+    // which a deployment replaces: the retry goes to the next owner's store).
+    await expect(restored.executeOnce('op-b', 'w', 'counter', 'c', 'add', [1])).rejects.toMatchObject({ code: 'ERR_STATE_PERSIST' });
+  });
+
+  it('remembers nothing for a call that changed nothing', async () => {
+    const sink = controlledSink();
+    const s = open(['*'], sink);
+    const set = s.executeOnce('op-set', 'w', 'value', 'v', 'set', [1]) as Promise<unknown>;
+    await waitFor(() => sink.writes.length === 1);
+    sink.writes[0]!.ack();
+    await set;
+    await expect(s.executeOnce('op-get', 'w', 'value', 'v', 'get', [])).resolves.toBe(1);
+    expect(sink.writes.flatMap((w) => w.records.map((r) => r.key)).filter((key) => key.includes('op-get'))).toEqual([]);
+  });
+});
