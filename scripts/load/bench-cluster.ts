@@ -6,14 +6,13 @@ import { join } from 'node:path';
 import { startAdminServer, type AdminServer } from '../../src/admin/server.js';
 import { adminStateApi } from '../../src/admin/state.js';
 import { createDeployment, type Deployment } from '../../src/cluster/deployment.js';
-import { WharfError } from '../../src/errors.js';
 import { createKafka } from '../../src/kafka/client.js';
 import type { Logger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 import { createChangelog } from '../../src/persist/changelog.js';
 import { createStateStore, type StateStore } from '../../src/state/store.js';
-import type { SupervisorStatus } from '../../src/status.js';
 import { median } from './bench-stats.js';
+import { standInSupervisor } from './stand-in-supervisor.js';
 
 /**
  * A deployment's shared state (docs/cluster.md): a persisted counter add, awaited and pipelined,
@@ -71,17 +70,7 @@ async function rate(call: Call, inFlight: number, seconds: number): Promise<numb
 }
 
 function standInApi(deployment: Deployment, store: StateStore) {
-  const startedAt = Date.now();
-  const status = (): SupervisorStatus => ({
-    pid: process.pid,
-    startedAt: new Date(startedAt).toISOString(),
-    uptimeMs: Date.now() - startedAt,
-    brokers: [],
-    services: [],
-    workers: [],
-  });
-  const scale = () => Promise.reject(new WharfError('ERR_UNKNOWN_SERVICE', 'the benchmark supervisor runs no services'));
-  return { state: adminStateApi(store), status, scale, extra: deployment.adminMethods() };
+  return { state: adminStateApi(store), ...standInSupervisor(), extra: deployment.adminMethods() };
 }
 
 /** A member in a process of its own (scripts/bench/cluster-member.ts), to be killed with SIGKILL. */

@@ -8,7 +8,7 @@ import { packageRoot } from '../../src/paths.js';
 import { startAdminServer } from '../../src/admin/server.js';
 import { adminStateApi } from '../../src/admin/state.js';
 import { createStateStore } from '../../src/state/store.js';
-import type { SupervisorStatus } from '../../src/status.js';
+import { standInSupervisor } from './stand-in-supervisor.js';
 
 /**
  * The Python client (clients/python) against Python's own multiprocessing.Manager: what a Python
@@ -63,16 +63,7 @@ export async function runPythonClientBench({
 }: PythonBenchOptions): Promise<PythonClientBenchReport> {
   const dir = mkdtempSync(join(tmpdir(), 'wharf-bench-py-'));
   const store = createStateStore({ logger });
-  const startedAt = Date.now();
-  const status = (): SupervisorStatus => ({
-    pid: process.pid,
-    startedAt: new Date(startedAt).toISOString(),
-    uptimeMs: Date.now() - startedAt,
-    brokers: [],
-    services: [],
-    workers: [],
-  });
-  const scale = () => Promise.reject(new WharfError('ERR_UNKNOWN_SERVICE', 'the benchmark supervisor runs no services'));
+  const { status, scale } = standInSupervisor();
   try {
     const server = await startAdminServer({ api: { state: adminStateApi(store), status, scale }, dir, logger, env: {} });
     try {

@@ -135,6 +135,22 @@ function exited(host: Host, timeoutMs = 60_000): Promise<number | null> {
   });
 }
 
+/**
+ * Stops the hosts one after another (a member's workers finish their calls, on whichever member
+ * owns the state then), then reads what the changelog holds and what the hosts' workers noted.
+ */
+async function stopAndRead(hosts: Host[], topic: string) {
+  for (const host of hosts) {
+    host.child!.kill('SIGTERM');
+    expect(await exited(host), `host ${host.index} stopped cleanly; it printed:\n${problems(host)}`).toBe(0);
+  }
+  const state = await changelogState(topic);
+  const all = hosts.map(calls);
+  const attempted = all.reduce((n, c) => n + c.attempted.size, 0);
+  const resolved = all.reduce((n, c) => n + c.resolved.size, 0);
+  return { state, all, attempted, resolved };
+}
+
 describe('a deployment of three supervisors', () => {
   it(
     'keeps one counter and one map: every resolved call counted once, through the SIGKILL of the owner and its restart',
@@ -196,16 +212,7 @@ describe('a deployment of three supervisors', () => {
       await waitFor(() => resolvedSoFar() >= restarted + 150, { timeoutMs: 60_000, message: '150 more calls after the restart' });
       expect(await hits(owner), 'the restarted member reads the shared counter').toBeGreaterThanOrEqual(restarted);
 
-      // One after another: a member's workers finish their calls, on whichever member owns the state then.
-      for (const host of hosts) {
-        host.child!.kill('SIGTERM');
-        expect(await exited(host), `host ${host.index} stopped cleanly; it printed:\n${problems(host)}`).toBe(0);
-      }
-
-      const state = await changelogState(topic);
-      const all = hosts.map(calls);
-      const attempted = all.reduce((n, c) => n + c.attempted.size, 0);
-      const resolved = all.reduce((n, c) => n + c.resolved.size, 0);
+      const { state, all, attempted, resolved } = await stopAndRead(hosts, topic);
       const counter = state.hits!.value as number;
       const keys = state.keys!.value as Record<string, number>;
       // Calls the killed owner's own workers had in flight may or may not have landed (2 workers,
@@ -318,14 +325,7 @@ describe('a deployment of three supervisors', () => {
       const atWake = resolvedSoFar();
       await waitFor(() => resolvedSoFar() >= atWake + 100, { timeoutMs: 60_000, message: '100 more calls after it woke' });
 
-      for (const host of hosts) {
-        host.child!.kill('SIGTERM');
-        expect(await exited(host), `host ${host.index} stopped cleanly; it printed:\n${problems(host)}`).toBe(0);
-      }
-      const state = await changelogState(topic);
-      const all = hosts.map(calls);
-      const attempted = all.reduce((n, c) => n + c.attempted.size, 0);
-      const resolved = all.reduce((n, c) => n + c.resolved.size, 0);
+      const { state, attempted, resolved } = await stopAndRead(hosts, topic);
       // Nobody was killed: every call resolved, and each was applied exactly once, fence or not.
       expect(resolved, 'every call resolved').toBe(attempted);
       expect(state.hits!.value, 'the counter: exactly one add per call').toBe(resolved);
