@@ -35,6 +35,9 @@ export interface ChangelogOptions {
   transactionalId?: string;
 }
 
+/** How long an open changelog transaction may last before the broker aborts it (a write takes milliseconds). */
+export const TRANSACTION_TIMEOUT_MS = 10_000;
+
 /** Records per produce request are capped so one request stays well under the broker's 1 MB message.max.bytes. */
 const MAX_REQUEST_BYTES = 512 * 1024;
 
@@ -132,6 +135,10 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000,
                 transactionalId,
                 maxInFlightRequests: 1,
                 retry: { retries: 12, initialRetryTime: 10, maxRetryTime: 2_000 },
+                // A writer killed mid-transaction leaves it open, and every read_committed reader of
+                // the topic (a restore, a replay) waits until the broker aborts it: after this long
+                // (kafkajs's default is 60 s), or at once when a new owner takes the id over.
+                transactionTimeout: TRANSACTION_TIMEOUT_MS,
               }),
         );
         await producer.connect();
