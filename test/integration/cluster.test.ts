@@ -111,13 +111,11 @@ async function changelogState(topic: string): Promise<Record<string, { kind: str
   }
 }
 
-/** The warnings and errors a host printed. */
+/** The warnings and errors a host printed, and how it ended. */
 function problems(host: Host): string {
-  return host.output
-    .split('\n')
-    .filter((line) => /"level":(40|50|60)/.test(line) || line.startsWith('wharf:'))
-    .slice(-20)
-    .join('\n');
+  const lines = host.output.split('\n');
+  const bad = lines.filter((line) => /"level":(40|50|60)/.test(line) || line.startsWith('wharf:')).slice(-20);
+  return [...bad, '… its last lines:', ...lines.slice(-8)].join('\n');
 }
 
 function exited(host: Host, timeoutMs = 60_000): Promise<number | null> {
@@ -253,7 +251,8 @@ describe('a deployment of three supervisors', () => {
         (withTony = true) =>
         () => ({
           services: withTony ? [jarvis, tony] : [jarvis],
-          supervisor: { drainTimeoutMs: 20_000 },
+          // Tony asks again until Jarvis answers; when the other host leaves, its Jarvis partitions move first.
+          supervisor: { drainTimeoutMs: 45_000 },
           kafka: { sessionTimeoutMs: 6_000, clientId },
           http: '127.0.0.1:0',
         });
