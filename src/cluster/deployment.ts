@@ -238,6 +238,8 @@ export function createDeployment(options: DeploymentOptions): Deployment {
             write: (batch) =>
               changelog.write(batch).catch((error: unknown) => {
                 enqueue(async () => {
+                  // A late failure of a changelog given up already must not drop a newer ownership.
+                  if (current?.changelog !== changelog) return;
                   await lose(error);
                   retake();
                 });
