@@ -327,22 +327,27 @@ export function createSupervisor({
       for (const slot of all) if (slot.state === 'crashed') slot.retire('stopped while waiting to restart');
       const slots = all.filter((s) => s.state !== 'stopped');
       events.emit('supervisor:draining', { workers: slots.length });
-      // Producers first, so no new traffic starts while consumers finish theirs.
-      const order = [...slots.filter((s) => s.role === 'producer'), ...slots.filter((s) => s.role === 'consumer')];
+      // Producers first, then consumers, within one deadline: no new traffic starts while consumers
+      // finish theirs, and a producer waiting for an answer (a request) still gets it.
       const deadline = Date.now() + settings.drainTimeoutMs;
-      const outcome = await Promise.all(
-        order.map(async (slot) => {
-          const finished = await Promise.race([
-            slot.drain(),
-            new Promise<boolean>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref()),
-          ]);
-          if (!finished) {
-            await slot.terminate('did not drain within the drain timeout');
-            if (slot.state === 'crashed') slot.retire('did not drain in time');
-          }
-          return { slot, finished };
-        }),
-      );
+      const drainAll = (group: typeof slots) =>
+        Promise.all(
+          group.map(async (slot) => {
+            const finished = await Promise.race([
+              slot.drain(),
+              new Promise<boolean>((r) => setTimeout(() => r(false), Math.max(0, deadline - Date.now())).unref()),
+            ]);
+            if (!finished) {
+              await slot.terminate('did not drain within the drain timeout');
+              if (slot.state === 'crashed') slot.retire('did not drain in time');
+            }
+            return { slot, finished };
+          }),
+        );
+      const outcome = [
+        ...(await drainAll(slots.filter((s) => s.role === 'producer'))),
+        ...(await drainAll(slots.filter((s) => s.role === 'consumer'))),
+      ];
       clearInterval(health);
       const unfinished = outcome.filter((o) => !o.finished).map((o) => o.slot.workerId);
       const result = { ok: unfinished.length === 0, unfinished };

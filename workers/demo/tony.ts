@@ -33,6 +33,11 @@ export default defineService<unknown, TonyOptions>({
           answer = await reply;
         } catch (error) {
           if (!isWharfError(error) || error.code !== 'ERR_TIMEOUT') throw error;
+          // Stopping: asking again could wait for ever on a Jarvis that is gone too.
+          if (ctx.signal.aborted) {
+            ctx.log.warn({ n, attempt }, 'no answer from Jarvis in time, and stopping: not asking again');
+            return;
+          }
           ctx.log.warn({ n, attempt }, 'no answer from Jarvis in time; asking again');
           await ctx.state.counter(STATE.duplicates).add(1);
         }
