@@ -2,13 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { main } from '../../src/cli.js';
-import { createLogger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 import type { SupervisorStatus } from '../../src/status.js';
-import { SERVICE_MODULES, testBrokers, uniqueName, waitFor } from '../helpers.js';
+import { runAdminIn, SERVICE_MODULES, testBrokers, uniqueName, waitFor } from '../helpers.js';
 
 /**
  * `npm run admin -- scale` against a real supervisor: `npm start` as users run it (the built CLI,
@@ -39,21 +36,7 @@ async function startWharf(config: Record<string, unknown>) {
     message: `the supervisor to be ready; it printed:\n${output.slice(-2_000)}`,
   });
   const admin = async (...args: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const sink = (append: (text: string) => void) =>
-      new Writable({
-        write(chunk, _encoding, done) {
-          append(String(chunk));
-          done();
-        },
-      });
-    const code = await main(['admin', ...args], {
-      env: { WHARF_HOME: home },
-      stdout: sink((t) => (stdout += t)),
-      stderr: sink((t) => (stderr += t)),
-      logger: createLogger({ level: 'silent' }),
-    });
+    const { code, stdout, stderr } = await runAdminIn(home, args);
     return { code, stdout, stderr: stderr.trim() };
   };
   const status = async (): Promise<SupervisorStatus> => JSON.parse((await admin('workers', '--json')).stdout);

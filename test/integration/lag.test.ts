@@ -1,14 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { startWharf } from '../../src/app/start.js';
-import { main } from '../../src/cli.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
 import type { LagReport } from '../../src/metrics/lag-monitor.js';
-import { createTopic, kafkaForTest, SERVICE_MODULES, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
+import { createTopic, kafkaForTest, runAdminIn, SERVICE_MODULES, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
 import { parsePrometheusText } from '../prometheus-text.js';
 
 /**
@@ -18,21 +15,7 @@ import { parsePrometheusText } from '../prometheus-text.js';
  * /metrics shows the same numbers.
  */
 async function admin(home: string, ...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (text: string) => void) =>
-    new Writable({
-      write(chunk, _encoding, done) {
-        append(String(chunk));
-        done();
-      },
-    });
-  const code = await main(['admin', ...args], {
-    env: { WHARF_HOME: home },
-    stdout: sink((t) => (stdout += t)),
-    stderr: sink((t) => (stderr += t)),
-    logger: createLogger({ level: 'silent' }),
-  });
+  const { code, stdout, stderr } = await runAdminIn(home, args);
   return { code, stdout, stderr: stderr.trim() };
 }
 

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createKafka } from '../../src/kafka/client.js';
 import { isPortFree } from '../../src/kafka/local/ports.js';
 import { compiled, stateHome } from '../../src/paths.js';
-import { createTopic, testLogger, uniqueName } from '../helpers.js';
+import { createTopic, testLogger, uniqueName, waitFor } from '../helpers.js';
 
 /** `npm run kafka` as a user runs it (the built CLI), against folders of this test's own. */
 function kafkaCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -122,7 +122,7 @@ describe('npm run kafka (local broker)', () => {
     // server.properties is written just before the JVM is spawned; the JVM binds seconds later.
     const properties = join(dir, 'node-1', 'server.properties');
     const start = kafkaCli(['start', '--port', String(base), '--dir', dir]);
-    while (!existsSync(properties)) await new Promise((resolve) => setTimeout(resolve, 20));
+    await waitFor(() => existsSync(properties), { timeoutMs: 60_000, intervalMs: 20, message: 'the node to be prepared' });
     await new Promise<void>((resolve) => blocker.listen(base, '127.0.0.1', () => resolve()));
     try {
       const { code, stderr } = await start;

@@ -1,14 +1,11 @@
 /** Helpers of the messaging-*.test.ts files: producing in bulk, reading topics back, the admin CLI. */
 import { dirname } from 'node:path';
-import { Writable } from 'node:stream';
 import type { IHeaders, KafkaMessage, Message, Producer } from 'kafkajs';
-import { main } from '../../src/cli.js';
 import { consumerConfig } from '../../src/kafka/client.js';
-import { createLogger } from '../../src/log.js';
 import type { DeliveryCounters } from '../../src/protocol.js';
 import type { Wharf } from '../../src/app/start.js';
 import type { StateStore } from '../../src/state/store.js';
-import { kafkaForTest, uniqueName, waitFor } from '../helpers.js';
+import { kafkaForTest, runAdminIn, uniqueName, waitFor } from '../helpers.js';
 
 /** Sends messages in batches of `batch` (acks=all), in order. */
 export async function produce(producer: Producer, topic: string, messages: Message[], batch = 500): Promise<void> {
@@ -73,22 +70,5 @@ export async function endOffsets(topic: string): Promise<Map<number, bigint>> {
 export function adminCli(wharf: Wharf) {
   if (!wharf.admin) throw new Error('adminCli needs wharf started with an admin socket (startWharfForTest(…, { admin: true }))');
   const home = dirname(wharf.admin.connectionFile);
-  return async (args: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const sink = (append: (text: string) => void) =>
-      new Writable({
-        write(chunk, _encoding, done) {
-          append(String(chunk));
-          done();
-        },
-      });
-    const code = await main(['admin', ...args], {
-      env: { WHARF_HOME: home },
-      stdout: sink((text) => (stdout += text)),
-      stderr: sink((text) => (stderr += text)),
-      logger: createLogger({ level: 'silent' }),
-    });
-    return { code, stdout, stderr };
-  };
+  return (args: string[]) => runAdminIn(home, args);
 }
