@@ -17,6 +17,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },
+  // The dashboard's pages run in the browser (served as they are, no build step).
+  { files: ['dashboard/**/*.js'], languageOptions: { globals: { ...globals.browser } } },
   {
     files: ['**/*.ts'],
     languageOptions: {

@@ -159,6 +159,10 @@ export const ERROR_CODES = {
     'HTTP',
     "The HTTP listener (`/metrics`) cannot listen on the address asked for (taken, or not an address of this machine). Pick another with `--http HOST:PORT` or the config's `http` (port 0: any free one), or turn it off with `--http off`.",
   ],
+  ERR_NO_DASHBOARD: [
+    'admin',
+    'The supervisor has no HTTP listener (started with `--http off` or config `"http": "off"`), so no dashboard to log in to; start it with one.',
+  ],
   ERR_ADMIN_IN_USE: [
     'admin',
     'Another supervisor already serves this folder (its admin socket answers). Stop it, or use another WHARF_HOME.',

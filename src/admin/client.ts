@@ -106,6 +106,17 @@ function resolveKey(
   );
 }
 
+/**
+ * The key `connectAdmin(options)` would use, and the connection file it would read (for what else
+ * proves itself with the key: `npm run admin -- dashboard` makes a login token with it).
+ */
+export function adminKey(options: ConnectAdminOptions = {}): { key: string; info: ConnectionInfo | undefined } {
+  const env = options.env ?? process.env;
+  const dir = resolve(options.dir ?? stateHome(env));
+  const info = options.address ? safeRead(dir) : findSupervisor(dir);
+  return { key: resolveKey(options, env, info, dir).key, info };
+}
+
 export async function connectAdmin(options: ConnectAdminOptions = {}): Promise<AdminClient> {
   const { timeoutMs = 5_000, callTimeoutMs = 30_000, env = process.env } = options;
   const dir = resolve(options.dir ?? stateHome(env));

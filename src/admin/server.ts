@@ -45,6 +45,8 @@ export interface AdminServer {
   connectionFile: string;
   /** The key file clients on this machine read the key from; 'env' when the key is WHARF_AUTHKEY's. */
   keyFile: string;
+  /** The deployment's key, for what proves itself with an HMAC of it (the dashboard's login tokens); never sent. */
+  readonly authkey: string;
   close(): Promise<void>;
 }
 
@@ -68,16 +70,7 @@ export async function startAdminServer({
   mkdirSync(dir, { recursive: true });
   refuseIfInUse(dir);
 
-  const methods = bindMethods(api);
-  for (const name of Object.keys(api.extra ?? {})) {
-    if (methods.has(name) || name in METHOD_PARAMS || !/^[a-z][A-Za-z0-9._-]{0,63}$/.test(name)) {
-      throw new ConfigError(
-        `api.extra.${name} cannot be an admin method: names are 1-64 of [A-Za-z0-9._-], start lower-case and are not built-in.`,
-      );
-    }
-    const fn = api.extra![name]!;
-    methods.set(name, (params) => fn(params));
-  }
+  const methods = adminMethods(api);
   if ((api.state.call === undefined) !== (api.state.release === undefined)) {
     throw new ConfigError(
       'api.state.call and api.state.release go together: without release, a closed connection would keep its locks until their leases end.',
@@ -170,10 +163,28 @@ export async function startAdminServer({
     })();
     return closing;
   }
-  return { address, transport, connectionFile: connectionFilePath(dir), keyFile, close };
+  return { address, transport, connectionFile: connectionFilePath(dir), keyFile, authkey: key, close };
 }
 
-/** The built-in methods bound to the supervisor's API; state.watch/unwatch/call live in the session. */
+/**
+ * Every method by wire name, bound to the supervisor's API and checking its params: the built-in
+ * ones and `api.extra`'s (state.watch/unwatch/call live in the session). The socket serves these,
+ * and so does the dashboard's JSON API (src/dashboard/api.ts): one implementation of each.
+ */
+export function adminMethods(api: AdminApi): Map<string, MethodHandler> {
+  const methods = bindMethods(api);
+  for (const name of Object.keys(api.extra ?? {})) {
+    if (methods.has(name) || name in METHOD_PARAMS || !/^[a-z][A-Za-z0-9._-]{0,63}$/.test(name)) {
+      throw new ConfigError(
+        `api.extra.${name} cannot be an admin method: names are 1-64 of [A-Za-z0-9._-], start lower-case and are not built-in.`,
+      );
+    }
+    const fn = api.extra![name]!;
+    methods.set(name, (params) => fn(params));
+  }
+  return methods;
+}
+
 function bindMethods(api: AdminApi): Map<string, MethodHandler> {
   const p = METHOD_PARAMS;
   return new Map<string, MethodHandler>([

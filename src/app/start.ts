@@ -1,6 +1,7 @@
 import { dlqAdminMethods } from '../admin/dead-letter.js';
 import { lagAdminMethods } from '../admin/lag.js';
-import { startAdminServer, type AdminServer, type AdminServerOptions } from '../admin/server.js';
+import type { AdminApi } from '../admin/api.js';
+import { adminMethods, startAdminServer, type AdminServer, type AdminServerOptions } from '../admin/server.js';
 import type { WharfConfig } from '../config/schema.js';
 import { loadServices, type LoadedService } from '../config/services.js';
 import { ConfigError, describeError, WharfError } from '../errors.js';
@@ -8,6 +9,7 @@ import { parseHttpAddress, type HttpAddress } from '../http/address.js';
 import { startHttpListener, type HttpListener } from '../http/server.js';
 import { resolveBroker, type BrokerSource, type ResolvedBroker, type ResolveOptions } from '../kafka/broker.js';
 import { createLogger, type Logger } from '../log.js';
+import { mountDashboard } from '../dashboard/dashboard.js';
 import { lagFamilies, startLagMonitor, type LagMonitorOptions } from '../metrics/lag-monitor.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { stateHome } from '../paths.js';
@@ -182,26 +184,27 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     // Before any worker: a second supervisor in this folder fails here, and operators can watch start-up.
     let admin: AdminServer | null = null;
     if (options.admin !== false) {
-      const server = await startAdminServer({
-        api: {
-          state: clusterStateApi(shared),
-          status: () => sup.status(),
-          scale: (service, consumers) => sup.scale(service, consumers),
-          // Dead letters: `npm run admin -- dlq list|show|replay` (src/admin/dead-letter.ts).
-          extra: {
-            ...dlqAdminMethods({
-              brokers,
-              clientId: config.kafka.clientId,
-              topics: services.flatMap((s) => s.consumes?.topics ?? []),
-              state: store.local,
-              logger,
-            }),
-            // `cluster.call` (a member's routed call) and `cluster.status` (npm run admin -- cluster).
-            ...shared.deployment?.adminMethods(),
-            // `npm run admin -- lag`: the consumer-lag report /metrics shows too.
-            ...lagAdminMethods(lag),
-          },
+      const api: AdminApi = {
+        state: clusterStateApi(shared),
+        status: () => sup.status(),
+        scale: (service, consumers) => sup.scale(service, consumers),
+        // Dead letters: `npm run admin -- dlq list|show|replay` (src/admin/dead-letter.ts).
+        extra: {
+          ...dlqAdminMethods({
+            brokers,
+            clientId: config.kafka.clientId,
+            topics: services.flatMap((s) => s.consumes?.topics ?? []),
+            state: store.local,
+            logger,
+          }),
+          // `cluster.call` (a member's routed call) and `cluster.status` (npm run admin -- cluster).
+          ...shared.deployment?.adminMethods(),
+          // `npm run admin -- lag`: the consumer-lag report /metrics shows too.
+          ...lagAdminMethods(lag),
         },
+      };
+      const server = await startAdminServer({
+        api,
         // WHARF_ADMIN_LISTEN=HOST:PORT: on TCP, where another host's members of the deployment reach it.
         ...adminListen(env),
         ...options.admin,
@@ -213,6 +216,20 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
       admin = server;
       releasers.add('the admin socket', () => server.close());
       logger.info({ address: server.address }, 'admin socket open: `npm run admin -- workers` from this folder');
+      // The dashboard: the admin socket's methods over HTTP, behind a login with the socket's key.
+      if (http) {
+        const dashboard = mountDashboard({
+          listener: http,
+          authkey: server.authkey,
+          methods: adminMethods(api),
+          watch: api.state.watch,
+          workers: () => sup.metrics(),
+          lag: () => lag.latest(),
+          logger,
+        });
+        releasers.add('the dashboard', () => dashboard.close());
+        print(`dashboard: ${dashboard.loginUrl()}  (one-time login, valid 1 h; \`npm run admin -- dashboard\` prints another)`);
+      }
     }
     checkAborted();
 

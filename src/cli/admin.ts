@@ -9,6 +9,7 @@ import type { SupervisorStatus } from '../status.js';
 import type { DeploymentStatus } from '../cluster/deployment.js';
 import { DLQ_HELP, DLQ_USAGE, parseDlq, runDlq } from './admin-dlq.js';
 import { LAG_HELP, runLag } from './admin-lag.js';
+import { DASHBOARD_COMMAND_HELP, DASHBOARD_HELP, runDashboard } from './admin-dashboard.js';
 import { intFlag, parseFlags, writeJson, type Command, type CommandContext } from './args.js';
 
 const HELP = `Usage: npm run admin -- <command> [args] [flags]      (or: wharf admin <command>)
@@ -29,7 +30,7 @@ Commands:
 ${LAG_HELP}
   cluster                   the deployment: its members, their addresses, who owns the shared state,
                             and this member's restores (docs/cluster.md)
-${DLQ_HELP}
+${DLQ_HELP}${DASHBOARD_HELP}
 Flags:
   --json          one JSON object on stdout (watch: one JSON object per line, per change)
   --kind K        set: the kind to create (value, map, list, counter, …); default: the object's own
@@ -76,6 +77,7 @@ const COMMANDS: Record<string, { args: [number, number]; usage: string; flags: r
   lag: { args: [0, 0], usage: 'lag', flags: ['json'] },
   cluster: { args: [0, 0], usage: 'cluster', flags: ['json'] },
   dlq: { args: [1, 1_001], usage: DLQ_USAGE, flags: ['json', 'limit', 'all'] },
+  dashboard: { args: [0, 0], usage: 'dashboard', flags: ['json'] },
 };
 const NAMES = Object.keys(COMMANDS).join(', ');
 
@@ -85,6 +87,10 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
   const { values, positionals: before } = parseFlags(end < 0 ? argv : argv.slice(0, end), FLAGS, 'npm run admin', { positionals: 1_002 });
   const positionals = end < 0 ? before : [...before, ...argv.slice(end + 1)];
   const [sub, ...args] = positionals;
+  if (values.help && sub === 'dashboard') {
+    stdout.write(DASHBOARD_COMMAND_HELP);
+    return 0;
+  }
   if (values.help || sub === 'help') {
     stdout.write(HELP);
     return 0;
@@ -108,14 +114,8 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
   // Reading a dead-letter topic joins a consumer group first: give it longer than a state call.
   // A scale answers within the supervisor's readyTimeoutMs (60 s by default), which only it knows.
   const callTimeoutMs = dlq ? 120_000 : sub === 'scale' ? SCALE_CALL_TIMEOUT_MS : sub === 'lag' ? 60_000 : undefined;
-  const client = await connectAdmin({
-    dir,
-    address: values.address,
-    keyFile: values['key-file'],
-    timeoutMs,
-    env,
-    ...(callTimeoutMs ? { callTimeoutMs } : {}),
-  });
+  const connection = { dir, address: values.address, keyFile: values['key-file'], timeoutMs, env };
+  const client = await connectAdmin({ ...connection, ...(callTimeoutMs ? { callTimeoutMs } : {}) });
   try {
     const json = values.json === true;
     const [name] = args;
@@ -128,6 +128,8 @@ async function run({ argv, env, stdout, stderr }: CommandContext): Promise<numbe
         return await runLag(client, json, stdout);
       case 'dlq':
         return await runDlq(client, dlq!, json, stdout);
+      case 'dashboard':
+        return runDashboard(client, connection, json, stdout);
       case 'cluster': {
         if (!client.server.methods.includes('cluster.status')) {
           stdout.write(json ? '{"cluster":null}\n' : 'This supervisor persists no shared state: it is a deployment of its own.\n');

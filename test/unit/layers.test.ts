@@ -16,7 +16,7 @@ const ROWS: readonly (readonly string[])[] = [
   ['persist', 'service', 'protocol'],
   ['config', 'pool', 'metrics'],
   ['admin', 'supervisor', 'worker'],
-  ['cluster'],
+  ['cluster', 'dashboard'],
   ['app'],
   ['cli', 'index'],
 ];
