@@ -4,7 +4,7 @@ import { h } from './ui.js';
 
 const W = 640;
 const H = 200;
-const PAD = { left: 48, right: 12, top: 12, bottom: 24 };
+const PAD = { left: 64, right: 12, top: 12, bottom: 24 };
 
 /** A round top for the axis, and how many gridlines divide it into round steps. */
 function niceMax(value) {

@@ -37,7 +37,9 @@ export async function mount(main) {
   drawCharts();
 }
 
+// The last 10 minutes, or the last 2 while the supervisor is younger than that.
 const WINDOW_MS = 10 * 60_000;
+const MIN_WINDOW_MS = 2 * 60_000;
 
 function drawCharts() {
   const names = status ? status.services.map((s) => s.name) : [];
@@ -50,11 +52,10 @@ function drawCharts() {
       points: history.points.map((p) => [p.at, p.services[name]?.[key === 'consumed' && producing.has(name) ? 'sent' : key] ?? null]),
     }));
   const now = Date.now();
-  replace(els.throughput, timeChart({ series: series('consumed'), windowMs: WINDOW_MS, now, format: (v) => fmt.rate(v) }));
-  replace(
-    els.latency,
-    timeChart({ series: series('p95'), windowMs: WINDOW_MS, now, format: (v) => fmt.ms(v), empty: 'no handler ran yet' }),
-  );
+  const first = history.points[0]?.at ?? now;
+  const windowMs = Math.min(WINDOW_MS, Math.max(MIN_WINDOW_MS, Math.ceil((now - first) / 60_000) * 60_000));
+  replace(els.throughput, timeChart({ series: series('consumed'), windowMs, now, format: (v) => fmt.rate(v) }));
+  replace(els.latency, timeChart({ series: series('p95'), windowMs, now, format: (v) => fmt.ms(v), empty: 'no handler ran yet' }));
 }
 
 function tile(label, value, note, kind) {
@@ -83,7 +84,7 @@ function render(next) {
     tile('Restarts', fmt.int(restarts), 'since start', restarts > 0 ? 'warn' : ''),
     tile('Consumed', fmt.rate(rate), 'msg/s now'),
     tile('Latency p95', p95 < 0 ? '–' : fmt.ms(p95), 'slowest service'),
-    tile('Uptime', `${Math.floor(status.uptimeMs / 60_000)} min`, `pid ${status.pid}`),
+    tile('Uptime', uptime(status.uptimeMs), `pid ${status.pid}`),
   );
   replace(
     els.services,
@@ -131,6 +132,11 @@ function render(next) {
       ),
     ),
   );
+}
+
+function uptime(ms) {
+  const s = Math.floor(ms / 1000);
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
 function scaleControl(service) {

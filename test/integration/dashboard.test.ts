@@ -210,7 +210,7 @@ describe('the dashboard', () => {
     if (process.env.WHARF_SCREENSHOT === '1') {
       await page.click('#nav a[href="/"]');
       await page.waitForSelector('.chart path.line');
-      await new Promise((done) => setTimeout(done, 20_000));
+      await new Promise((done) => setTimeout(done, 30_000));
       await page.screenshot({ path: resolve(__dirname, '..', '..', 'docs', 'dashboard.png') });
     }
     expect(problems).toEqual([]);
