@@ -9,6 +9,7 @@ import { createTopics } from '../../src/kafka/topics.js';
 import type { Logger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 import { createSupervisor } from '../../src/supervisor/supervisor.js';
+import { watchOverHttp } from './bench-http.js';
 import { burnCpu } from './cpu-work.js';
 import { waitForStableGroup } from './lag.js';
 import { HANDLED_COUNTER, SINK_MODULE } from './sink.js';
@@ -126,7 +127,7 @@ async function measureDrain(c: DrainCase, start: SinkFactory): Promise<DrainMeas
  * (with `concurrency`, one worker whose handlers run in the key-ordered pool).
  */
 export function consumeWithWharf(
-  c: DrainCase & { workers: number; concurrency?: { mode: 'key'; threads: number } },
+  c: DrainCase & { workers: number; concurrency?: { mode: 'key'; threads: number }; http?: boolean },
 ): Promise<DrainMeasure> {
   return measureDrain(c, async (topic, groupId) => {
     const config = parseConfig(
@@ -144,13 +145,23 @@ export function consumeWithWharf(
       'bench',
       process.cwd(),
     );
-    const supervisor = createSupervisor({ config, services: await loadServices(config), brokers: c.brokers, logger: c.logger });
+    // With the HTTP listener as `npm start` has it (bench-http.ts), or without (`--http off`: nothing counted).
+    const http = c.http ?? true;
+    const supervisor = createSupervisor({
+      config,
+      services: await loadServices(config),
+      brokers: c.brokers,
+      logger: c.logger,
+      metrics: http,
+    });
+    const watching = http ? await watchOverHttp(supervisor, c.logger) : undefined;
     await supervisor.start();
     const counter = supervisor.store.local.counter(HANDLED_COUNTER);
     return {
       members: c.workers,
       handled: () => counter.get(),
       async stop() {
+        await watching?.stop();
         await supervisor.stop();
         supervisor.store.close();
       },

@@ -56,7 +56,7 @@ function roundTripLines(label: string, r: RoundTrip): string[] {
 export function formatBench(report: BenchReport, file: string | null): string {
   const m = report.machine;
   const out: string[] = [
-    `wharf bench ${report.quick ? '(--quick) ' : ''}— ${report.startedAt}, ${report.durationS} s, median of ${report.reps} interleaved reps`,
+    `wharf bench ${report.quick ? '(--quick) ' : ''}${report.http === false ? '(--http off) ' : ''}— ${report.startedAt}, ${report.durationS} s, median of ${report.reps} interleaved reps`,
     `machine: ${m.cpus} × ${m.model}, Node ${m.node}, load average ${m.loadavgStart.map((l) => l.toFixed(2)).join(' ')} at start, ${m.loadavgEnd.map((l) => l.toFixed(2)).join(' ')} at end; broker ${report.brokers.join(',')}`,
     '',
   ];

@@ -25,6 +25,8 @@ export interface BenchSettings {
   quick: boolean;
   reps: number;
   sections: readonly Section[];
+  /** wharf with its HTTP listener in use (`/metrics` scraped, a dashboard open), as `npm start` runs; false: `--http off`. */
+  http: boolean;
   logger: Logger;
   /** The supervisors' logger (its level is their workers' level). */
   serviceLogger: Logger;
@@ -42,6 +44,8 @@ export interface BenchReport {
   durationS: number;
   quick: boolean;
   reps: number;
+  /** Whether wharf ran with its HTTP listener in use (`--http on`, the default) or without it. */
+  http?: boolean;
   machine: { cpus: number; model: string; node: string; loadavgStart: number[]; loadavgEnd: number[] };
   brokers: string[];
   consume?: {
@@ -153,7 +157,7 @@ function versus(
 }
 
 export async function runBench(settings: BenchSettings): Promise<BenchReport> {
-  const { brokers, quick, reps, sections, logger, serviceLogger, say } = settings;
+  const { brokers, quick, reps, sections, http, logger, serviceLogger, say } = settings;
   const sizes = quick ? SIZES.quick : SIZES.full;
   const started = Date.now();
   const report: BenchReport = {
@@ -161,6 +165,7 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
     durationS: 0,
     quick,
     reps,
+    http,
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, loadavgStart: loadavg(), loadavgEnd: [] },
     brokers,
   };
@@ -177,7 +182,7 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       say(`consume: ${sizes.consume.toLocaleString('en-US')} messages per measure, ${reps} reps…`);
       const runs = await interleave(
         {
-          'wharf, 1 worker': () => consumeWithWharf({ ...base, workers: 1 }),
+          'wharf, 1 worker': () => consumeWithWharf({ ...base, http, workers: 1 }),
           'kafkajs hand-written': () => consumeWithKafkajs({ ...base, mode: 'handWritten' }),
           'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
           'kafkajs eachBatch': () => consumeWithKafkajs({ ...base, mode: 'eachBatch' }),
@@ -217,9 +222,9 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
       const runs = await interleave(
         {
           'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
-          'wharf, 1 worker': () => consumeWithWharf({ ...base, workers: 1 }),
-          'wharf, 2 workers': () => consumeWithWharf({ ...base, workers: 2 }),
-          'wharf, 4 workers': () => consumeWithWharf({ ...base, workers: 4 }),
+          'wharf, 1 worker': () => consumeWithWharf({ ...base, http, workers: 1 }),
+          'wharf, 2 workers': () => consumeWithWharf({ ...base, http, workers: 2 }),
+          'wharf, 4 workers': () => consumeWithWharf({ ...base, http, workers: 4 }),
           [CEILING[1]]: ceiling(1),
           [CEILING[2]]: ceiling(2),
         },
@@ -246,12 +251,12 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
         `pool: ${work.iterations} SHA-256 rounds ≈ ${work.msPerCall} ms per message; ${sizes.pool.toLocaleString('en-US')} messages on ${partitions} partitions per measure…`,
       );
       const base = { brokers, kafka, admin, partitions, expected: sizes.pool, hashIterations: work.iterations, logger: serviceLogger };
-      const pool = (threads: number) => () => consumeWithWharf({ ...base, workers: 1, concurrency: { mode: 'key', threads } });
+      const pool = (threads: number) => () => consumeWithWharf({ ...base, http, workers: 1, concurrency: { mode: 'key', threads } });
       const ceiling = (threads: number) => () => measureCeiling({ threads, messages: sizes.pool, iterations: work.iterations });
       const runs = await interleave(
         {
           'kafkajs eachMessage': () => consumeWithKafkajs({ ...base, mode: 'eachMessage' }),
-          'wharf, 2 workers': () => consumeWithWharf({ ...base, workers: 2 }),
+          'wharf, 2 workers': () => consumeWithWharf({ ...base, http, workers: 2 }),
           'pool, 1 thread': pool(1),
           'pool, 2 threads': pool(2),
           [CEILING[1]]: ceiling(1),

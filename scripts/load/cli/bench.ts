@@ -31,6 +31,8 @@ Flags:
   --quick          fewer messages per measure
   --reps N         repetitions per measure (default 3; the median is reported)
   --only LIST      some sections, comma-separated: ${SECTIONS.join(',')}
+  --http on|off    wharf with its HTTP listener in use (on, the default, as npm start runs: workers count for
+                   /metrics, scraped every second, and a dashboard page open), or without it (off: nothing counted)
   --out DIR        where to write the JSON (default bench/results)
   --json           print the report as one JSON object on stdout (progress goes to stderr)
   -h, --help       this help
@@ -40,6 +42,7 @@ const FLAGS = {
   quick: { type: 'boolean' },
   reps: { type: 'string' },
   only: { type: 'string' },
+  http: { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -65,13 +68,16 @@ async function run({ argv, env, stdout, stderr, logger }: CommandContext): Promi
   const quick = values.quick ?? false;
   const reps = intFlag(values.reps, 'reps', { min: 1, max: 50, fallback: 3 });
   const sections = parseSections(values.only);
+  if (values.http !== undefined && values.http !== 'on' && values.http !== 'off')
+    throw new UsageError(`--http takes on or off; got "${values.http}".`);
+  const http = values.http !== 'off';
   const outDir = resolve(values.out ?? join('bench', 'results'));
   const say = (line: string) => void stderr.write(`bench: ${line}\n`);
   // Worker threads log to stdout: silent when stdout carries the JSON object.
   const serviceLogger = createLogger({ fd: 2, level: values.json ? 'silent' : levelFromEnv(env, 'error') });
   const broker = await resolveBroker({ logger, env });
   try {
-    const report = await runBench({ brokers: broker.brokers, quick, reps, sections, logger, serviceLogger, say });
+    const report = await runBench({ brokers: broker.brokers, quick, reps, sections, http, logger, serviceLogger, say });
     mkdirSync(outDir, { recursive: true });
     const file = join(outDir, `${report.startedAt.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
     writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
