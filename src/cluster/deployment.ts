@@ -116,10 +116,20 @@ const callParams = z.object({
   init: z.record(z.string(), z.unknown()).nullish(),
 });
 
+const releaseParams = z.object({ holder: z.string().min(1).max(600) });
+
 /** The transactional id the owner of a deployment's state writes under: taking it fences the previous owner. */
 export const stateTransactionalId = (deployment: string) => `wharf.cluster.${deployment}.state`;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+/** Who holds the store's locks and permits now (member-qualified holder ids, as the changelog restores them). */
+function leaseHolders(store: StateStore): string[] {
+  return store
+    .describe()
+    .filter((o) => (o.kind === 'lock' || o.kind === 'semaphore') && o.size > 0)
+    .flatMap((o) => ((store.get(o.name)?.value as { holders?: { holderId: string }[] } | undefined)?.holders ?? []).map((h) => h.holderId));
+}
 
 export function createDeployment(options: DeploymentOptions): Deployment {
   const { name, topic, persist, lingerMs = 0, brokers, clientId = 'wharf', authkey, routeTimeoutMs = 60_000 } = options;
@@ -151,6 +161,14 @@ export function createDeployment(options: DeploymentOptions): Deployment {
   const peers = new Map<string, Promise<AdminClient>>();
   let cachedOwner: (MemberInfo & { self: boolean }) | undefined;
   let opSeq = 0;
+  /** A holder as the owner knows it: this member's tag, then the worker's id (locks remember it across owners). */
+  const holderOf = (holderId: string) => `${tag}/${holderId}`;
+  function noteHolder(holder: string): void {
+    const memberTag = holder.split('/')[0]!;
+    let holders = remoteHolders.get(memberTag);
+    if (!holders) remoteHolders.set(memberTag, (holders = new Set()));
+    holders.add(holder);
+  }
   /** Watches of shared objects, each attached to the owner of the moment (here, or over its admin socket). */
   const watches = new Set<Watch>();
   interface Watch {
@@ -275,6 +293,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     );
     reattachAll();
     served();
+    void releaseDeparted();
   }
 
   /**
@@ -325,6 +344,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       current.serving = true;
       role = 'owner';
       served();
+      void releaseDeparted();
       return;
     }
     if (current) await lose(keep ? 'rejoined the group as a new member' : 'the group gave the state to another member');
@@ -337,19 +357,33 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       role = 'standby';
       cachedOwner = undefined;
       reattachAll();
-      void releaseDeparted();
       if (await owner()) served();
     }
   }
 
-  /** The owner frees what workers of members that left the group held (their waits end with them). */
-  async function releaseDeparted(): Promise<void> {
-    if (!current || remoteHolders.size === 0) return;
-    const present = new Set((await describeMembers().catch(() => [])).map((m) => m.info.tag));
+  /**
+   * The owner frees what workers of members that left the group held: their waits, and the locks
+   * and permits the changelog says they hold (a lease of a dead supervisor ends with its group
+   * session). Asked after every assignment that leaves this member the owner, and after a restore.
+   */
+  async function releaseDeparted(attempt = 0): Promise<void> {
+    const owned = current;
+    if (!owned) return;
+    for (const holder of leaseHolders(owned.store)) noteHolder(holder);
+    if (remoteHolders.size === 0) return;
+    const members = await describeMembers().catch(() => []);
+    // A group that has not settled (or does not list this member yet) says nothing about who left.
+    if (!members.some((m) => m.info.tag === tag)) {
+      if (attempt < 5) setTimeout(() => void releaseDeparted(attempt + 1), 1_000).unref();
+      return;
+    }
+    if (current !== owned) return;
+    const present = new Set(members.map((m) => m.info.tag));
     for (const [memberTag, holders] of remoteHolders) {
       if (present.has(memberTag)) continue;
-      for (const holder of holders) current?.store.releaseHolder(holder);
+      for (const holder of holders) owned.store.releaseHolder(holder);
       remoteHolders.delete(memberTag);
+      log.info({ member: memberTag, holders: holders.size }, 'released what the workers of a member that left held');
     }
   }
 
@@ -410,11 +444,11 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       if (closed) throw new WharfError('ERR_STATE_CLOSED', 'The state store is closed (the supervisor is stopping).');
       try {
         const serving = current?.serving ? current.store : undefined;
-        if (serving) return await serving.executeOnce(opId, holderId, kind, objectName, op, args, init);
+        if (serving) return await serving.executeOnce(opId, holderOf(holderId), kind, objectName, op, args, init);
         const target = await owner();
         if (target && !target.self) {
           const client = await peer(target);
-          return await client.call('cluster.call', { opId, holder: `${tag}/${holderId}`, kind, name: objectName, op, args, init });
+          return await client.call('cluster.call', { opId, holder: holderOf(holderId), kind, name: objectName, op, args, init });
         }
       } catch (error) {
         if (!retriable(error)) throw error;
@@ -450,10 +484,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
         retriable: true,
       });
     }
-    const memberTag = holder.split('/')[0]!;
-    let holders = remoteHolders.get(memberTag);
-    if (!holders) remoteHolders.set(memberTag, (holders = new Set()));
-    holders.add(holder);
+    noteHolder(holder);
     return serving.executeOnce(opId, holder, kind as StateKind, objectName, op, args, (init ?? undefined) as ObjectInit | undefined);
   }
 
@@ -461,7 +492,14 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     covers: (objectName, kind) => PERSISTED_KINDS.has(kind) && isShared(objectName),
     call,
     release(holderId) {
-      current?.store.releaseHolder(holderId);
+      const holder = holderOf(holderId);
+      if (current) return current.store.releaseHolder(holder);
+      // A worker of this member ended: what it holds on the owner (a lock, a permit, a wait) is freed there.
+      void owner()
+        .then(async (target) => {
+          if (target && !target.self) await (await peer(target)).call('cluster.release', { holder });
+        })
+        .catch((error: unknown) => log.debug({ err: describeError(error), holder }, 'could not tell the owner that a holder ended'));
     },
     watch(watchName, listener) {
       if (watchName !== undefined && !isShared(watchName)) return () => undefined;
@@ -549,6 +587,12 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     status,
     adminMethods: () => ({
       'cluster.call': serveRouted,
+      'cluster.release': async (params) => {
+        const parsed = releaseParams.safeParse(params);
+        if (!parsed.success) throw new WharfError('ERR_BAD_PARAMS', 'cluster.release: holder must be a member-qualified holder id.');
+        current?.store.releaseHolder(parsed.data.holder);
+        return null;
+      },
       'cluster.status': async () => status(),
     }),
     async close(timeoutMs = 30_000) {

@@ -27,8 +27,21 @@ export interface ChangelogRecord {
 
 /** Kinds with entries of their own; the others are written whole, in their object record. */
 export const ENTRY_KINDS: ReadonlySet<StateKind> = new Set(['map', 'namespace', 'list']);
-/** Locks and semaphores restore free anyway (their holders were workers of another run): never persisted. */
-export const PERSISTED_KINDS: ReadonlySet<StateKind> = new Set(['map', 'namespace', 'list', 'value', 'counter', 'event', 'queue']);
+/**
+ * Kinds written to the changelog when their name is persisted. Locks and semaphores are written with
+ * their holders: a deployment's next owner keeps them held by the same workers (src/cluster/).
+ */
+export const PERSISTED_KINDS: ReadonlySet<StateKind> = new Set([
+  'map',
+  'namespace',
+  'list',
+  'value',
+  'counter',
+  'event',
+  'queue',
+  'lock',
+  'semaphore',
+]);
 
 export type EntryKey = string | number;
 

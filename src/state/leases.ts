@@ -33,11 +33,12 @@ export function createLeases(env: ObjectEnv, kind: 'lock' | 'semaphore', init: O
   const waiters = createWaitLine<{ leaseMs: number | undefined }>();
   let nextToken = 1;
 
-  function schedule(token: number, holding: Holding, leaseMs: number | undefined): void {
+  /** Starts (or restarts) a holding's lease: `leaseMs` from now, or until `endsAt` (a restored lease). */
+  function schedule(token: number, holding: Holding, leaseMs: number | undefined, endsAt?: number): void {
     if (holding.timer) clearTimeout(holding.timer);
     holding.timer = undefined;
-    holding.expiresAt = leaseMs === undefined ? null : Date.now() + leaseMs;
-    if (leaseMs === undefined) return;
+    holding.expiresAt = endsAt ?? (leaseMs === undefined ? null : Date.now() + leaseMs);
+    if (holding.expiresAt === null) return;
     holding.timer = setTimeout(() => {
       holdings.delete(token);
       env.logger?.warn(
@@ -46,7 +47,7 @@ export function createLeases(env: ObjectEnv, kind: 'lock' | 'semaphore', init: O
       );
       env.emit('expire', holding.holderId);
       serveWaiters();
-    }, leaseMs);
+    }, holding.expiresAt - Date.now());
     holding.timer.unref();
   }
 
@@ -101,6 +102,8 @@ export function createLeases(env: ObjectEnv, kind: 'lock' | 'semaphore', init: O
         const holding = holdings.get(intArg(token, `${what} token`));
         if (!holding) return false;
         schedule(token as number, holding, leaseArg === undefined ? defaultLeaseMs : durationArg(leaseArg, `${what} leaseMs`));
+        // Announced like the other changes: a persisted lock records its new end.
+        env.emit('extend', holding.holderId);
         return holding.expiresAt;
       },
       info: () => {
@@ -113,14 +116,36 @@ export function createLeases(env: ObjectEnv, kind: 'lock' | 'semaphore', init: O
       available: () => permits - holdings.size,
     }),
     size: () => holdings.size,
+    // Holders with their tokens: what a deployment's next owner takes back from the changelog (restore).
     snapshot: () => ({
       permits,
       available: permits - holdings.size,
-      holders: [...holdings.values()].map(({ holderId, expiresAt }) => ({ holderId, expiresAt })),
+      holders: [...holdings].map(([token, { holderId, expiresAt }]) => ({ holderId, expiresAt, token })),
       waiting: waiters.length,
+      nextToken,
     }),
     load: () => {
       throw unsupported(kind, env.name, 'holders come and go with their workers, so it cannot be written; delete it to reset it');
+    },
+    restore: (value) => {
+      const recorded = (typeof value === 'object' && value !== null ? value : {}) as { holders?: unknown; nextToken?: unknown };
+      const now = Date.now();
+      for (const entry of Array.isArray(recorded.holders) ? (recorded.holders as unknown[]) : []) {
+        const { holderId, expiresAt, token } = (entry ?? {}) as { holderId?: unknown; expiresAt?: unknown; token?: unknown };
+        if (typeof holderId !== 'string' || !Number.isSafeInteger(token) || holdings.size >= permits) continue;
+        if (expiresAt !== null && typeof expiresAt !== 'number') continue;
+        // A lease that ran out while no one served the object has ended; the rest keep what they had left.
+        if (expiresAt !== null && expiresAt <= now) continue;
+        const holding: Holding = { holderId, expiresAt: null };
+        holdings.set(token as number, holding);
+        schedule(token as number, holding, undefined, expiresAt ?? undefined);
+      }
+      const tokens = [...holdings.keys()];
+      nextToken = Math.max(
+        nextToken,
+        Number.isSafeInteger(recorded.nextToken) ? (recorded.nextToken as number) : 1,
+        ...tokens.map((t) => t + 1),
+      );
     },
     checkInit: (asked) => {
       if (kind === 'semaphore' && asked?.permits !== undefined && asked.permits !== permits) {

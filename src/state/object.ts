@@ -33,6 +33,11 @@ export interface StateObject {
   snapshot(): unknown;
   /** Replaces the contents (operator write, restore); throws ERR_STATE_UNSUPPORTED where that makes no sense. */
   load(value: unknown): void;
+  /**
+   * Takes back what the changelog recorded of it, where that is more than `load` accepts from an
+   * operator (a lock's holders and their leases); `load` otherwise.
+   */
+  restore?(value: unknown): void;
   /** Throws ERR_STATE_CONFIG when a caller asks for settings that differ from the ones it was created with. */
   checkInit?(init: ObjectInit | undefined): void;
   /** That holder is gone: give back what it held, drop its waits. */

@@ -26,7 +26,8 @@ export interface Registry {
   set(name: string, value: unknown, kind?: StateKind): void;
   delete(name: string, reason?: WharfError): boolean;
   snapshot(): Record<string, ObjectSnapshot>;
-  restore(snapshot: Record<string, ObjectSnapshot>): void;
+  /** Replaces everything; `fromChangelog`: what the changelog recorded, lock holders included. */
+  restore(snapshot: Record<string, ObjectSnapshot>, fromChangelog?: boolean): void;
   releaseHolder(holderId: string): void;
   close(): void;
 }
@@ -183,7 +184,7 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
       return true;
     },
     snapshot: () => Object.fromEntries([...objects].map(([name, object]) => [name, snapshotOf(object)])),
-    restore(snapshot) {
+    restore(snapshot, fromChangelog = false) {
       checkOpen();
       for (const name of Object.keys(snapshot ?? {})) persister?.check(name);
       if (typeof snapshot !== 'object' || snapshot === null)
@@ -202,8 +203,10 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
           continue;
         }
         const object = build(kind, name, initFromValue(kind, value));
-        // Holders of locks and permits belonged to workers of another run: they start free.
-        if (kind !== 'lock' && kind !== 'semaphore') object.load(value);
+        // From the changelog, a lock keeps its holders (a deployment's new owner serves the same
+        // workers). From an operator's snapshot, holders belonged to workers of another run: free.
+        if (fromChangelog && object.restore) object.restore(value);
+        else if (kind !== 'lock' && kind !== 'semaphore') object.load(value);
         ready.push([name, object]);
       }
       for (const [name, object] of ready) {

@@ -125,7 +125,7 @@ export function createStateStore({
     onCounterWrite: (slot, total) => announced.set(slot, total),
   });
   if (persist?.restored) {
-    registry.restore(persist.restored);
+    registry.restore(persist.restored, true);
     // Read from the changelog, so already in it: recorded as written, not written again.
     persister!.adopt();
   }

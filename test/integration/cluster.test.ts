@@ -233,6 +233,64 @@ describe('a deployment of three supervisors', () => {
   );
 
   it(
+    'keeps one lock for the whole deployment, held through the SIGKILL of the owner; the killed member’s hold ends with it',
+    { timeout: 300_000 },
+    async () => {
+      const topic = uniqueName('wharf.state.lock');
+      const env = {
+        WHARF_STATE_PERSIST: 'critical,critical.by',
+        WHARF_STATE_TOPIC: topic,
+        WHARF_AUTHKEY: DEPLOYMENT_KEY,
+        WHARF_ADMIN_LISTEN: '127.0.0.1:0',
+      };
+      // A lease longer than the test's wait after the kill: only the killed member's leaving can free its hold in time.
+      const config = (host: Host) => ({
+        services: [
+          {
+            module: SERVICE_MODULES.fixture('locker'),
+            workers: { producer: 2 },
+            options: { host: `h${host.index}`, file: host.file, leaseMs: 120_000 },
+          },
+        ],
+        supervisor: { drainTimeoutMs: 20_000 },
+        kafka: { sessionTimeoutMs: 6_000, clientId: uniqueName('locks') },
+        http: '127.0.0.1:0',
+      });
+      const hosts = [hostOf(0, 'lock'), hostOf(1, 'lock'), hostOf(2, 'lock')];
+      await start(hosts[0]!, env, config);
+      await Promise.all([start(hosts[1]!, env, config), start(hosts[2]!, env, config)]);
+      const lines = (host: Host) => (existsSync(host.file) ? readFileSync(host.file, 'utf8').split('\n') : []);
+      const passes = () => hosts.reduce((n, h) => n + lines(h).filter((l) => l.startsWith('done ')).length, 0);
+      await waitFor(() => passes() >= 30, { timeoutMs: 60_000, message: '30 passes through the critical section' });
+
+      const statuses = await Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
+      const owner = hosts[statuses.findIndex((s) => s.serving)]!;
+      owner.child!.kill('SIGKILL');
+      await exited(owner);
+      const atKill = passes();
+      await waitFor(() => passes() >= atKill + 30, { timeoutMs: 60_000, message: '30 more passes after the owner was killed' });
+      const survivors = hosts.filter((h) => h !== owner);
+      for (const host of survivors) host.child!.kill('SIGTERM');
+      for (const host of survivors) expect(await exited(host), `host ${host.index} stopped cleanly:\n${problems(host)}`).toBe(0);
+
+      // Whoever got in found nobody inside, but a worker of the killed member (killed in there).
+      const seen = hosts.flatMap((h) =>
+        lines(h)
+          .filter((l) => l.startsWith('seen '))
+          .map((l) => l.slice(5)),
+      );
+      expect(
+        seen.filter((id) => !id.startsWith(`h${owner.index}.`)),
+        'two workers inside at once',
+      ).toEqual([]);
+      for (const host of survivors) expect(lines(host).filter((l) => l.startsWith('done ')).length).toBeGreaterThan(0);
+      console.log(
+        `lock: ${passes()} passes, ${passes() - atKill} after the owner's SIGKILL; ${seen.length} found the killed member's worker inside`,
+      );
+    },
+  );
+
+  it(
     'runs the demo from two folders as one conversation: one numbering, every exchange recorded once, none lost after a restart',
     { timeout: 300_000 },
     async () => {

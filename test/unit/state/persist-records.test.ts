@@ -125,7 +125,7 @@ describe('restoring from records', () => {
     expect(() => fold([{ key: 'plain', value: '1' }])).toThrow(
       /Changelog record t@0 has a key that is not a wharf state key: "plain"\. Fix or delete that record/,
     );
-    expect(() => fold([{ key: objectKey('x'), value: '{"kind":"lock"}' }])).toThrow(
+    expect(() => fold([{ key: objectKey('x'), value: '{"kind":"bogus"}' }])).toThrow(
       /record t@0 has a value that is not \{kind, value\} JSON of a persisted kind/,
     );
     expect(() => fold([objectRecord('l', 'list'), entryRecord('l', 'list', 1, 'b')]).snapshot()).toThrow(

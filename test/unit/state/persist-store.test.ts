@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createStateClient, type StateClient } from '../../../src/state/client.js';
 import { createChangelogFold, createNameMatcher, type ChangelogRecord } from '../../../src/state/changelog-records.js';
 import type { ChangelogSink } from '../../../src/state/persister.js';
@@ -239,6 +239,50 @@ describe('what the changelog holds', () => {
       m: { kind: 'map', value: { only: 1 } },
       ns: { kind: 'namespace', value: { b: 2 } },
     });
+  });
+});
+
+describe('locks and semaphores in the changelog (a deployment’s next owner: docs/cluster.md)', () => {
+  it('keep their holders, tokens and what is left of their leases; an operator’s snapshot restores them free', async () => {
+    const sink = controlledSink();
+    const first = open(['*'], sink);
+    // Every write is acknowledged as it comes.
+    const pump = setInterval(() => sink.writes.splice(0).forEach((w) => w.ack()), 1);
+    onTestFinished(() => clearInterval(pump));
+    const settle = () => first.flush();
+    const lock = track(Promise.resolve(first.execute('host-a/w1', 'lock', 'job', 'acquire', [60_000])));
+    const short = track(Promise.resolve(first.execute('host-a/w1', 'lock', 'brief', 'acquire', [1])));
+    const permit = track(Promise.resolve(first.execute('host-b/w2', 'semaphore', 'slots', 'acquire', [undefined], { permits: 2 })));
+    await settle();
+    await waitFor(() => lock.settled && short.settled && permit.settled);
+    const { token } = lock.value as { token: number; expiresAt: number };
+    // The extended lease is what the next owner gets.
+    const extended = track(Promise.resolve(first.execute('host-a/w1', 'lock', 'job', 'extend', [token, 120_000])));
+    await settle();
+    await waitFor(() => extended.settled);
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the 1 ms lease ends before the restore
+    first.close();
+
+    // This owner's writes are acknowledged at once.
+    const second = open(['*'], { write: async () => undefined }, { restored: restoredFrom(sink.log, ['*']) });
+    const info = (await second.execute('other', 'lock', 'job', 'info', [])) as { held: boolean; holder: string; expiresAt: number };
+    expect(info).toMatchObject({ held: true, holder: 'host-a/w1', expiresAt: extended.value });
+    expect(await second.execute('other', 'lock', 'brief', 'info', [])).toMatchObject({ held: false });
+    expect(await second.execute('other', 'semaphore', 'slots', 'available', [])).toBe(1);
+    // The holder releases with the token it was given; a new grant never reuses a token.
+    const again = track(Promise.resolve(second.execute('other', 'lock', 'brief', 'acquire', [1_000])));
+    await waitFor(() => again.settled);
+    expect((again.value as { token: number }).token).toBeGreaterThan(token);
+    expect(await second.execute('host-a/w1', 'lock', 'job', 'release', [token])).toBe(true);
+    // Released when the holder's supervisor is gone.
+    second.releaseHolder('host-b/w2');
+    expect(await second.execute('other', 'semaphore', 'slots', 'available', [])).toBe(2);
+    second.close();
+
+    const third = createStateStore({});
+    third.restore(restoredFrom(sink.log, ['*']));
+    expect(third.get('job')?.value).toMatchObject({ holders: [] });
+    third.close();
   });
 });
 
