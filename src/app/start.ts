@@ -121,7 +121,7 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     // joined once the admin socket can be advertised, and served before any worker exists.
     const shared = openSharedState({
       settings: persist,
-      clusterName: env.WHARF_CLUSTER_NAME?.trim() || undefined,
+      clusterName: env.WHARF_CLUSTER_NAME?.trim() || config.cluster.name,
       brokers,
       logger,
       clientId: config.kafka.clientId,
@@ -206,7 +206,7 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
       const server = await startAdminServer({
         api,
         // WHARF_ADMIN_LISTEN=HOST:PORT: on TCP, where another host's members of the deployment reach it.
-        ...adminListen(env),
+        ...adminListen(env, config.cluster.listen),
         ...options.admin,
         dir: options.admin?.dir ?? stateHome(env),
         env,
@@ -234,8 +234,8 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
     checkAborted();
 
     // The deployment's shared state: restored here when this supervisor owns it, else found on the
-    // member that does. Other members reach this one at its admin socket (or WHARF_CLUSTER_ADVERTISE).
-    const advertise = env.WHARF_CLUSTER_ADVERTISE?.trim();
+    // member that does. Other members reach this one at its admin socket (or cluster.advertise).
+    const advertise = env.WHARF_CLUSTER_ADVERTISE?.trim() || config.cluster.advertise;
     await shared.join(
       advertise
         ? { address: advertise }
@@ -295,9 +295,9 @@ export async function startWharf(options: WharfOptions): Promise<Wharf> {
   }
 }
 
-/** The admin socket on TCP when WHARF_ADMIN_LISTEN says HOST:PORT (port 0 picks one); else the default Unix socket. */
-function adminListen(env: NodeJS.ProcessEnv): Pick<AdminServerOptions, 'transport' | 'host' | 'port'> {
-  const listen = env.WHARF_ADMIN_LISTEN?.trim();
+/** The admin socket on TCP when WHARF_ADMIN_LISTEN (or cluster.listen) says HOST:PORT (port 0 picks one); else the default Unix socket. */
+function adminListen(env: NodeJS.ProcessEnv, configured?: string): Pick<AdminServerOptions, 'transport' | 'host' | 'port'> {
+  const listen = env.WHARF_ADMIN_LISTEN?.trim() || configured?.trim();
   if (!listen) return {};
   // The one HOST:PORT rule (the HTTP listener's); `off` means nothing here.
   const address = parseHttpAddress(listen);

@@ -105,6 +105,20 @@ export const configSchema = z.strictObject({
       lingerMs: ms(0).optional(),
     })
     .prefault({}),
+  /** A deployment of several supervisors (docs/cluster.md); the environment's WHARF_CLUSTER_* and WHARF_ADMIN_LISTEN win. */
+  cluster: z
+    .strictObject({
+      /** Every supervisor started with the same name shares the persisted state; default: the state topic's name. */
+      name: z.string().trim().min(1).max(200).optional(),
+      /** Where the other members reach this one's admin socket (HOST:PORT, or a socket path); default: the socket's own address. */
+      advertise: z.string().trim().min(1).max(1_000).optional(),
+      /** The admin socket on TCP at HOST:PORT (port 0: a free one), where members on other hosts reach it; default: a Unix socket. */
+      listen: z
+        .string()
+        .refine((text) => parseHttpAddress(text) !== undefined && text.trim() !== 'off', { message: 'must be HOST:PORT' })
+        .optional(),
+    })
+    .prefault({}),
   /**
    * OpenTelemetry traces: `module` (a compiled .js/.mjs path, relative to the config file) is
    * imported by every worker thread before its service, to register an SDK and exporter there

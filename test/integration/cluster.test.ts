@@ -237,12 +237,9 @@ describe('a deployment of three supervisors', () => {
     { timeout: 300_000 },
     async () => {
       const topic = uniqueName('wharf.state.lock');
-      const env = {
-        WHARF_STATE_PERSIST: 'critical,critical.by',
-        WHARF_STATE_TOPIC: topic,
-        WHARF_AUTHKEY: DEPLOYMENT_KEY,
-        WHARF_ADMIN_LISTEN: '127.0.0.1:0',
-      };
+      // The deployment set in the config file this time: its own name, admin sockets on TCP.
+      const cluster = { name: uniqueName('locks'), listen: '127.0.0.1:0' };
+      const env = { WHARF_STATE_PERSIST: 'critical,critical.by', WHARF_STATE_TOPIC: topic, WHARF_AUTHKEY: DEPLOYMENT_KEY };
       // A lease longer than the test's wait after the kill: only the killed member's leaving can free its hold in time.
       const config = (host: Host) => ({
         services: [
@@ -255,6 +252,7 @@ describe('a deployment of three supervisors', () => {
         supervisor: { drainTimeoutMs: 20_000 },
         kafka: { sessionTimeoutMs: 6_000, clientId: uniqueName('locks') },
         http: '127.0.0.1:0',
+        cluster,
       });
       const hosts = [hostOf(0, 'lock'), hostOf(1, 'lock'), hostOf(2, 'lock')];
       await start(hosts[0]!, env, config);
@@ -264,6 +262,11 @@ describe('a deployment of three supervisors', () => {
       await waitFor(() => passes() >= 30, { timeoutMs: 60_000, message: '30 passes through the critical section' });
 
       const statuses = await Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
+      expect(statuses.map((s) => s.name)).toEqual(hosts.map(() => cluster.name));
+      expect(
+        statuses[0]!.members.every((m) => /^127\.0\.0\.1:\d+$/.test(m.address)),
+        'members reach each other over TCP',
+      ).toBe(true);
       const owner = hosts[statuses.findIndex((s) => s.serving)]!;
       owner.child!.kill('SIGKILL');
       await exited(owner);

@@ -68,6 +68,12 @@ describe('config validation names the field', () => {
       'state.topic: must be a Kafka topic name',
     ],
     ['a misspelt state key', { services: [{ module: 'echo.mjs' }], state: { persits: ['x'] } }, 'unknown key "state.persits"'],
+    [
+      'an admin address that is no HOST:PORT',
+      { services: [{ module: 'echo.mjs' }], cluster: { listen: '7070' } },
+      'cluster.listen: must be HOST:PORT',
+    ],
+    ['an empty deployment name', { services: [{ module: 'echo.mjs' }], cluster: { name: ' ' } }, 'cluster.name'],
   ])('%s', async (_, raw, message) => {
     const error = await failure(raw);
     expect(error.message).toContain(message);
@@ -102,6 +108,16 @@ describe('config validation names the field', () => {
 });
 
 describe('config loading', () => {
+  it('takes a deployment’s settings from the file (docs/cluster.md)', async () => {
+    const config = parseConfig(
+      { services: [{ module: 'echo.mjs' }], cluster: { name: 'orders', advertise: 'host-a:7070', listen: '0.0.0.0:7070' } },
+      'test.json',
+      fixtures,
+    );
+    expect(config.cluster).toEqual({ name: 'orders', advertise: 'host-a:7070', listen: '0.0.0.0:7070' });
+    expect(parseConfig({ services: [{ module: 'echo.mjs' }] }, 'test.json', fixtures).cluster).toEqual({});
+  });
+
   it('fills defaults and applies flags on top of the file', async () => {
     const [echo] = await loadServices(
       parseConfig({ services: [{ module: 'echo.mjs', workers: { consumer: 2 } }] }, 'test.json', fixtures, { workers: 5 }),
