@@ -13,7 +13,16 @@ describe("the config file's JSON Schema", () => {
 
   it('names every top-level key of the config and refuses others, as wharf does', () => {
     const schema = configJsonSchema() as { properties: Record<string, unknown>; additionalProperties: unknown; required: string[] };
-    expect(Object.keys(schema.properties).sort()).toEqual(['$schema', 'cluster', 'http', 'kafka', 'services', 'state', 'supervisor', 'tracing']);
+    expect(Object.keys(schema.properties).sort()).toEqual([
+      '$schema',
+      'cluster',
+      'http',
+      'kafka',
+      'services',
+      'state',
+      'supervisor',
+      'tracing',
+    ]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.required).toEqual(['services']);
   });
