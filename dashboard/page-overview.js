@@ -169,7 +169,7 @@ function scaleControl(service) {
 export const on = {
   status(next) {
     // Keep a value someone is typing into a scale box.
-    if (document.activeElement?.closest?.('.scale')) return;
+    if (document.activeElement?.matches?.('.scale input')) return;
     render(next);
   },
   point(point) {

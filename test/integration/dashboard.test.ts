@@ -9,7 +9,7 @@ import { createTopic, kafkaForTest, runAdminIn, SERVICE_MODULES, startWharfForTe
 /**
  * The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
  * supervisor on the run's broker: nothing without a login, the overview lists every worker, a
- * crash shows up as a restart without a reload, a parked message shows in dead letters and
+ * crash shows up as a restart without a reload, scaling adds a worker, a parked message shows in dead letters and
  * replays, and the page logs no console errors. With WHARF_SCREENSHOT=1 it writes the overview to
  * docs/dashboard.png (the README's picture).
  */
@@ -50,7 +50,7 @@ async function launch(): Promise<Browser> {
 }
 
 describe('the dashboard', () => {
-  it('needs a login, shows every worker, a crash live, and replays a dead letter', { timeout: 240_000 }, async () => {
+  it('needs a login, shows every worker, a crash live, scales, and replays a dead letter', { timeout: 240_000 }, async () => {
     const browser = await launch();
     const k = kafkaForTest();
     const input = await createTopic(await k.admin(), uniqueName('dash-in'), 2);
@@ -165,6 +165,19 @@ describe('the dashboard', () => {
       workerId,
       { timeout: 60_000 },
     );
+    expect(await page.evaluate(() => window.stillTheSamePage)).toBe(true);
+
+    // Scale a service from the overview: after a confirmation, a third worker, on the page without a reload.
+    await page.fill('tr[data-service="parker"] .scale input', '3');
+    await page.click('tr[data-service="parker"] .scale button');
+    await page.waitForSelector('dialog#confirm[open]');
+    expect(await page.textContent('#confirm-text')).toBe('Run 3 consumer workers for parker?');
+    await page.click('#confirm-ok');
+    await page.waitForFunction(() => document.querySelector('.message')?.textContent === 'parker: 3 consumer workers ready.', undefined, {
+      timeout: 90_000,
+    });
+    expect(wharf.supervisor.status().services.find((s) => s.name === 'parker')!.workers.consumer).toBe(3);
+    await page.waitForSelector('#worker-chips [data-worker="parker/consumer/2"]');
     expect(await page.evaluate(() => window.stillTheSamePage)).toBe(true);
     await page.click('#nav a[href="/workers"]');
     await page.waitForFunction((id) => document.querySelector(`#workers tr[data-worker="${id}"] .restarts`)?.textContent === '1', workerId);
