@@ -106,6 +106,15 @@ describe('the dashboard', () => {
     expect((await fetch(once)).status).toBe(401);
     const session = cookie.split(';')[0]!;
     expect((await fetch(`${base}/api/status`, { headers: { Cookie: session } })).status).toBe(200);
+    // Pages allow no inline script or style, and have none.
+    const document_ = await fetch(`${base}/workers`, { headers: { Cookie: session } });
+    const csp = document_.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("style-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    const html = await document_.text();
+    expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+    expect(html).not.toMatch(/\sstyle=|<style|\son[a-z]+=/);
     // A state-changing request with the session but not from this origin: 401, and nothing scaled.
     for (const origin of [undefined, 'http://evil.example', `http://127.0.0.1:1`]) {
       const response = await fetch(`${base}/api/scale`, {
