@@ -3,15 +3,14 @@ import type { Admin, Consumer, Producer } from 'kafkajs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Writable } from 'node:stream';
 import { startWharf, type Wharf } from '../src/app/start.js';
-import { main } from '../src/cli.js';
 import { parseConfig } from '../src/config/load.js';
 import { createKafka } from '../src/kafka/client.js';
 import { createTopics } from '../src/kafka/topics.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { compiled } from '../src/paths.js';
 import type { Supervisor } from '../src/supervisor/supervisor.js';
+import { runAdmin } from './admin-cli.js';
 import { uniqueName, waitFor } from './wait.js';
 
 export { uniqueName, waitFor };
@@ -115,21 +114,6 @@ export async function startSupervisor(raw: Record<string, unknown>, options: { b
 }
 
 /** `npm run admin -- …args`, run in this process against the supervisor whose WHARF_HOME is `home`. */
-export async function runAdminIn(home: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (text: string) => void) =>
-    new Writable({
-      write(chunk, _encoding, done) {
-        append(String(chunk));
-        done();
-      },
-    });
-  const code = await main(['admin', ...args], {
-    env: { WHARF_HOME: home },
-    stdout: sink((text) => (stdout += text)),
-    stderr: sink((text) => (stderr += text)),
-    logger: createLogger({ level: 'silent' }),
-  });
-  return { code, stdout, stderr };
+export function runAdminIn(home: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runAdmin(args, { WHARF_HOME: home });
 }

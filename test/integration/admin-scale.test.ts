@@ -35,10 +35,7 @@ async function startWharf(config: Record<string, unknown>) {
     timeoutMs: 60_000,
     message: `the supervisor to be ready; it printed:\n${output.slice(-2_000)}`,
   });
-  const admin = async (...args: string[]) => {
-    const { code, stdout, stderr } = await runAdminIn(home, args);
-    return { code, stdout, stderr: stderr.trim() };
-  };
+  const admin = (...args: string[]) => runAdminIn(home, args);
   const status = async (): Promise<SupervisorStatus> => JSON.parse((await admin('workers', '--json')).stdout);
   const service = async (name: string) => (await status()).services.find((s) => s.name === name)!;
   const consumers = async (name: string) =>

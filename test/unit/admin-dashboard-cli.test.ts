@@ -1,28 +1,10 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { main } from '../../src/cli.js';
 import { startAdminServer } from '../../src/admin/server.js';
 import { createLoginGate } from '../../src/dashboard/login.js';
+import { runAdmin } from '../admin-cli.js';
 import { memoryApi, silentLogger, tempDir } from './admin/fixtures.js';
 
-async function admin(args: string[], env: NodeJS.ProcessEnv) {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (text: string) => void) =>
-    new Writable({
-      write(chunk, _encoding, done) {
-        append(String(chunk));
-        done();
-      },
-    });
-  const code = await main(['admin', ...args], {
-    env,
-    stdout: sink((t) => (stdout += t)),
-    stderr: sink((t) => (stderr += t)),
-    logger: silentLogger,
-  });
-  return { code, stdout, stderr: stderr.trim() };
-}
+const admin = runAdmin;
 
 async function supervisorWith(http: string | undefined) {
   const home = tempDir();

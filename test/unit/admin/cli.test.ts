@@ -1,31 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { main } from '../../../src/cli.js';
 import { compiled } from '../../../src/paths.js';
 import { startAdminServer } from '../../../src/admin/server.js';
+import { runAdmin } from '../../admin-cli.js';
 import { memoryApi, silentLogger, tempDir, waitFor } from './fixtures.js';
 
-/** `wharf admin …` in this process, as `npm run admin` runs it, with its output captured. */
-async function admin(args: string[], env: NodeJS.ProcessEnv) {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (text: string) => void) =>
-    new Writable({
-      write(chunk, _encoding, done) {
-        append(String(chunk));
-        done();
-      },
-    });
-  const code = await main(['admin', ...args], {
-    env,
-    stdout: sink((text) => (stdout += text)),
-    stderr: sink((text) => (stderr += text)),
-    logger: silentLogger,
-  });
-  return { code, stdout, stderr: stderr.trim() };
-}
+const admin = runAdmin;
 
 /** A supervisor stand-in whose connection and key files are where `npm run admin` looks: WHARF_HOME. */
 async function supervisor(
