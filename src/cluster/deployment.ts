@@ -169,6 +169,11 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     if (!holders) remoteHolders.set(memberTag, (holders = new Set()));
     holders.add(holder);
   }
+  /** That holder ended (its worker did): the owner frees what it held and stops tracking it. */
+  function releaseOwned(holder: string): void {
+    current?.store.releaseHolder(holder);
+    remoteHolders.get(holder.split('/')[0]!)?.delete(holder);
+  }
   /** Watches of shared objects, each attached to the owner of the moment (here, or over its admin socket). */
   const watches = new Set<Watch>();
   interface Watch {
@@ -493,7 +498,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     call,
     release(holderId) {
       const holder = holderOf(holderId);
-      if (current) return current.store.releaseHolder(holder);
+      if (current) return releaseOwned(holder);
       // A worker of this member ended: what it holds on the owner (a lock, a permit, a wait) is freed there.
       void owner()
         .then(async (target) => {
@@ -590,7 +595,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       'cluster.release': async (params) => {
         const parsed = releaseParams.safeParse(params);
         if (!parsed.success) throw new WharfError('ERR_BAD_PARAMS', 'cluster.release: holder must be a member-qualified holder id.');
-        current?.store.releaseHolder(parsed.data.holder);
+        releaseOwned(parsed.data.holder);
         return null;
       },
       'cluster.status': async () => status(),
