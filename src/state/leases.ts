@@ -39,15 +39,18 @@ export function createLeases(env: ObjectEnv, kind: 'lock' | 'semaphore', init: O
     holding.timer = undefined;
     holding.expiresAt = endsAt ?? (leaseMs === undefined ? null : Date.now() + leaseMs);
     if (holding.expiresAt === null) return;
-    holding.timer = setTimeout(() => {
-      holdings.delete(token);
-      env.logger?.warn(
-        { component: 'state', name: env.name, kind, holderId: holding.holderId, leaseMs },
-        `${what} lease expired; taken back from its holder`,
-      );
-      env.emit('expire', holding.holderId);
-      serveWaiters();
-    }, holding.expiresAt - Date.now());
+    holding.timer = setTimeout(
+      () => {
+        holdings.delete(token);
+        env.logger?.warn(
+          { component: 'state', name: env.name, kind, holderId: holding.holderId, leaseMs },
+          `${what} lease expired; taken back from its holder`,
+        );
+        env.emit('expire', holding.holderId);
+        serveWaiters();
+      },
+      Math.max(0, holding.expiresAt - Date.now()),
+    );
     holding.timer.unref();
   }
 
