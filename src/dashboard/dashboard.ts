@@ -101,8 +101,9 @@ export function mountDashboard({ listener, authkey, methods, watch, workers, lag
     }
     logger.info({ remote: request.socket.remoteAddress }, 'dashboard login');
     // A document of our own that moves on to the overview: a same-site navigation, so the Strict cookie goes with it.
+    // Its icon is inline: a browser asking for /favicon.ico would get a 404 (and log it) while it moves on.
     const body =
-      '<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><title>wharf</title><a href="/">Logged in</a>\n';
+      '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><meta http-equiv="refresh" content="0;url=/"><title>wharf</title><a href="/">Logged in</a>\n';
     response.writeHead(200, {
       'Set-Cookie': sessions.open(),
       'Content-Type': CONTENT_TYPES['.html']!,

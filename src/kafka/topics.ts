@@ -19,6 +19,25 @@ const errorType = (error: unknown): string | undefined => {
 };
 
 /**
+ * Runs `read` again while a broker answers that it does not serve the topic yet: right after a
+ * create, a broker's metadata may lag the controller's for a moment (a describeConfigs sent to
+ * such a broker fails with UNKNOWN_TOPIC_OR_PARTITION). Other errors, and the last one after
+ * `timeoutMs`, are thrown.
+ */
+export async function untilServed<T>(read: () => Promise<T>, { timeoutMs = 30_000 }: { timeoutMs?: number } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await read();
+    } catch (error) {
+      const type = errorType(error);
+      if (!type || !NOT_YET_SERVED.has(type) || Date.now() >= deadline) throw error;
+    }
+    await sleep(100);
+  }
+}
+
+/**
  * Creates topics and returns once every partition of each is served: the metadata names a
  * leader and that leader answers an offsets request. kafkajs's own `waitForLeaders` retries only
  * "leader not available"; a KRaft broker whose metadata lags the controller answers "does not

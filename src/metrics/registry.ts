@@ -74,7 +74,9 @@ export function createMetricsRegistry(source: MetricsSource): MetricsRegistry {
       const more = new Registry();
       for (const family of extras) register(more, family);
       const parts = [await registry.metrics(), ...(extras.length > 0 ? [await more.metrics()] : []), await defaults.metrics()];
-      return parts.join('\n');
+      // prom-client 15 writes a NaN sample as "Nan" (the event-loop lag's mean before its first
+      // sample); the exposition format's spelling is "NaN", which strict parsers require.
+      return parts.join('\n').replace(/ Nan$/gm, ' NaN');
     },
   };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import kafkajs, { type Kafka, type Producer } from 'kafkajs';
 import { describeError, WharfError } from '../errors.js';
 import { consumerConfig, producerConfig } from '../kafka/client.js';
-import { ensureTopics } from '../kafka/topics.js';
+import { ensureTopics, untilServed } from '../kafka/topics.js';
 import type { Logger } from '../log.js';
 import { MARKER_KEY, type ChangelogRecord } from '../state/changelog-records.js';
 import type { ChangelogSink } from '../state/persister.js';
@@ -73,7 +73,7 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000,
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      const metadata = await untilServed(() => admin.fetchTopicMetadata({ topics: [topic] }));
       const partitions = metadata.topics[0]?.partitions.length ?? 0;
       if (partitions !== 1) {
         throw changelogError(
@@ -81,10 +81,12 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000,
           `has ${partitions} partitions; a changelog needs exactly one (its order is the order of changes). Use another topic, or recreate this one with one partition.`,
         );
       }
-      const described = await admin.describeConfigs({
-        includeSynonyms: false,
-        resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }],
-      });
+      const described = await untilServed(() =>
+        admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }],
+        }),
+      );
       const policy = described.resources[0]?.configEntries.find((entry) => entry.configName === 'cleanup.policy')?.configValue ?? '';
       // Still correct without compaction (a replay reads more); with deletion, old state would be lost.
       if (!policy.split(',').includes('compact'))
