@@ -80,8 +80,9 @@ async function show(name) {
       value.textContent = error.status === 404 ? '(no such object now)' : error.message;
     }
   };
-  await load();
   let pending;
+  // Listening before the value is loaded: the button is on the page already, and a click on it
+  // while the value was still on its way did nothing.
   toggle.addEventListener('click', () => {
     if (watching) {
       watching.close();
@@ -104,4 +105,5 @@ async function show(name) {
       pending = setTimeout(load, 150);
     });
   });
+  await load();
 }
