@@ -113,6 +113,22 @@ export async function startSupervisor(raw: Record<string, unknown>, options: { b
   return (await startWharfForTest(raw, options)).supervisor;
 }
 
+/**
+ * Crashes one consumer worker of a fixture service that crashes on `{crash: true}` while the
+ * shared value "fault" is "throw" (metered, parker): arms the fault, sends the message to both
+ * partitions of `topic`, and resolves with the worker that crashed.
+ */
+export async function crashOneWorker(wharf: Wharf, producer: Producer, topic: string): Promise<string> {
+  const crashed = wharf.supervisor.events.once('worker:crashed');
+  await wharf.store.local.value('fault').set('throw');
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: [0, 1].map((partition) => ({ partition, value: JSON.stringify({ crash: true }) })),
+  });
+  return (await crashed).workerId;
+}
+
 /** `npm run admin -- …args`, run in this process against the supervisor whose WHARF_HOME is `home`. */
 export function runAdminIn(home: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return runAdmin(args, { WHARF_HOME: home });

@@ -4,7 +4,16 @@ import { chromium, type Browser, type ConsoleMessage } from 'playwright-core';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createLoginToken, loginUrl } from '../../src/dashboard/login.js';
 import { DASHBOARD_PAGES } from '../../src/dashboard/dashboard.js';
-import { createTopic, kafkaForTest, runAdminIn, SERVICE_MODULES, startWharfForTest, uniqueName, waitFor } from '../helpers.js';
+import {
+  crashOneWorker,
+  createTopic,
+  kafkaForTest,
+  runAdminIn,
+  SERVICE_MODULES,
+  startWharfForTest,
+  uniqueName,
+  waitFor,
+} from '../helpers.js';
 
 /**
  * The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
@@ -162,14 +171,7 @@ describe('the dashboard', () => {
 
     // A worker crash: the page shows its restart, without a reload.
     await page.evaluate(() => void (window.stillTheSamePage = true));
-    const crashed = wharf.supervisor.events.once('worker:crashed');
-    await wharf.store.local.value('fault').set('throw');
-    await producer.send({
-      topic: input,
-      acks: -1,
-      messages: [0, 1].map((partition) => ({ partition, value: JSON.stringify({ crash: true }) })),
-    });
-    const { workerId } = await crashed;
+    const workerId = await crashOneWorker(wharf, producer, input);
     await page.waitForFunction(
       (id) => document.querySelector(`#worker-chips [data-worker="${id}"] .restarts`)?.textContent === '1 restart',
       workerId,

@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { startWharf } from '../../src/app/start.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createTopic, kafkaForTest, SERVICE_MODULES, startWharfForTest, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
+import {
+  crashOneWorker,
+  createTopic,
+  kafkaForTest,
+  SERVICE_MODULES,
+  startWharfForTest,
+  testBrokers,
+  testLogger,
+  uniqueName,
+  waitFor,
+} from '../helpers.js';
 import { parsePrometheusText, type Scrape } from '../prometheus-text.js';
 
 /**
@@ -136,14 +146,7 @@ describe('/metrics', () => {
 
     // A worker crash: its slot restarts, and its counters carry on from where they were.
     const before = parked.find('messaging_client_consumed_messages_total', consumer);
-    const crashed = wharf.supervisor.events.once('worker:crashed');
-    await wharf.store.local.value('fault').set('throw');
-    await producer.send({
-      topic: input,
-      acks: -1,
-      messages: [0, 1].map((partition) => ({ partition, value: JSON.stringify({ crash: true }) })),
-    });
-    const { workerId } = await crashed;
+    const workerId = await crashOneWorker(wharf, producer, input);
     await wharf.supervisor.events.once('worker:ready', (p) => p.workerId === workerId);
     const after = await scrape(url);
     expect(after.sum('wharf_worker_restarts_total', { worker: workerId })).toBe(1);
