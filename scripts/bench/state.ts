@@ -2,7 +2,7 @@
  * Shared-state throughput: wharf's store against a plain comlink round trip and Python's
  * multiprocessing.Manager, measured in the same run on the same machine.
  *
- *   npm run build && node dist/scripts/bench/state.js [--json] [--reps 5] [--quick] [--no-python]
+ *   npm run build && node dist/scripts/bench/state.js [--json] [--reps 5] [--quick] [--no-python] [--workers 1,8]
  *
  * This file is both the benchmark and its worker threads (it spawns itself). Each figure is the
  * median over --reps runs of: all workers' operations / wall time from "go" to the last "done".
@@ -17,15 +17,16 @@ import { median } from '../load/bench-stats.js';
 import { packageRoot } from '../../src/paths.js';
 import { createStateClient } from '../../src/state/client.js';
 import { createStateStore } from '../../src/state/store.js';
-import { benchFlags, countFlag, HELP_FLAG, parseFlags } from './flags.js';
+import { benchFlags, countFlag, countListFlag, HELP_FLAG, parseFlags } from './flags.js';
 
 const COMMAND = 'node dist/scripts/bench/state.js';
-const USAGE = `Usage: ${COMMAND} [--json] [--reps N] [--quick] [--no-python]
+const USAGE = `Usage: ${COMMAND} [--json] [--reps N] [--quick] [--no-python] [--workers LIST]
 
 Shared-state throughput: wharf's store against a plain comlink round trip and Python's multiprocessing.Manager.
   --reps N      repetitions, interleaved; medians reported (default 5)
   --quick       fewer operations per measure
   --no-python   leave out the Python Manager
+  --workers L   worker counts to measure, comma-separated (default 1,8)
   --json        one JSON object on stdout
   -h, --help    this help
 `;
@@ -40,7 +41,7 @@ interface BenchTarget {
 }
 
 const WINDOW = 1_000;
-const WORKER_COUNTS = [1, 8];
+const DEFAULT_WORKER_COUNTS = '1,8';
 
 // The adapter is CommonJS whose module.exports is the function; unwrap whichever way it arrives.
 const nodeEndpoint = ((comlinkNode as { default: unknown }).default as { default?: unknown }).default ?? (comlinkNode as { default: unknown }).default;
@@ -92,6 +93,7 @@ async function workerMain(): Promise<void> {
 }
 
 interface Options {
+  workers: number[];
   json: boolean;
   reps: number;
   quick: boolean;
@@ -155,10 +157,10 @@ interface PythonResult {
   opsPerSec: Record<string, { dict_set: number; counter: number; manager_counter: number }>;
 }
 
-function measurePython({ quick }: Options): PythonResult | { error: string } {
+function measurePython({ quick, workers }: Options): PythonResult | { error: string } {
   const script = join(packageRoot(), 'scripts/bench/python_manager.py');
   const scale = quick ? 0.2 : 1;
-  const args = [script, '--json', '--reps', '1', '--workers', WORKER_COUNTS.join(','),
+  const args = [script, '--json', '--reps', '1', '--workers', workers.join(','),
     '--ops-awaited', String(Math.round(10_000 * scale)), '--ops-counter', String(Math.round(400_000 * scale))];
   const result = spawnSync('python3', args, { encoding: 'utf8', timeout: 900_000 });
   if (result.error) return { error: `python3 not run: ${result.error.message}` };
@@ -172,16 +174,17 @@ function ratio(a: number | undefined, b: number | undefined): number | null {
 
 async function main(): Promise<void> {
   const values = benchFlags(USAGE, (argv) =>
-    parseFlags(argv, { json: { type: 'boolean', default: false }, reps: { type: 'string' }, quick: { type: 'boolean', default: false }, 'no-python': { type: 'boolean', default: false }, ...HELP_FLAG }, COMMAND).values,
+    parseFlags(argv, { json: { type: 'boolean', default: false }, reps: { type: 'string' }, quick: { type: 'boolean', default: false }, 'no-python': { type: 'boolean', default: false }, workers: { type: 'string', default: DEFAULT_WORKER_COUNTS }, ...HELP_FLAG }, COMMAND).values,
   );
   const reps = countFlag(COMMAND, values.reps, 'reps', { min: 1, max: 1_000, fallback: 5 });
-  const options: Options = { json: values.json!, reps, quick: values.quick!, python: !values['no-python'] };
+  const workers = countListFlag(COMMAND, values.workers!, 'workers', { min: 1, max: 64 });
+  const options: Options = { workers, json: values.json!, reps, quick: values.quick!, python: !values['no-python'] };
   const say = (line: string) => options.json || process.stderr.write(`${line}\n`);
 
   // Reps are interleaved (each rep runs every measure once, Python included) so that load from
   // elsewhere on the machine spreads over all measures instead of skewing one of them.
   const pools = [];
-  for (const count of WORKER_COUNTS) pools.push(await startPool(count));
+  for (const count of options.workers) pools.push(await startPool(count));
   const ops = opsFor(options.quick);
   const samples: Record<string, Record<string, number[]>> = {};
   const record = (count: number | string, measure: string, value: number) => ((samples[count] ??= {})[measure] ??= []).push(value);
@@ -207,7 +210,7 @@ async function main(): Promise<void> {
   const at = (count: number, measure: string) => (samples[count]?.[measure] ? median(samples[count]![measure]!) : undefined);
   const spread = Object.fromEntries(Object.entries(samples).map(([count, row]) => [count, Object.fromEntries(Object.entries(row).map(([m, v]) => [m, [Math.round(Math.min(...v)), Math.round(Math.max(...v))]]))]));
 
-  const rows = WORKER_COUNTS.flatMap((count) => {
+  const rows = options.workers.flatMap((count) => {
     return [
       { workers: count, measure: 'awaited round trip (map.set)', wharf: at(count, 'awaited'), comlink: at(count, 'comlinkAwaited'), python: at(count, 'python.dict_set') },
       { workers: count, measure: `pipelined, ${WINDOW} in flight`, wharf: at(count, 'pipelined'), comlink: at(count, 'comlinkPipelined'), python: undefined },
