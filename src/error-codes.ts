@@ -122,7 +122,7 @@ export const ERROR_CODES = {
   ],
   ERR_STATE_NOT_OWNER: [
     'state',
-    "This supervisor does not serve the deployment's shared state right now (another member owns it, or it is being restored); the caller asks the owner instead (docs/cluster.md).",
+    "This supervisor does not serve that partition of the deployment's shared state right now (another member owns it, or it is being restored); the caller asks its owner instead (docs/cluster.md).",
   ],
   ERR_STATE_UNAVAILABLE: [
     'state',

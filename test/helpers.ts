@@ -7,6 +7,9 @@ import { startWharf, type Wharf } from '../src/app/start.js';
 import { parseConfig } from '../src/config/load.js';
 import { createKafka } from '../src/kafka/client.js';
 import { createTopics } from '../src/kafka/topics.js';
+import { createChangelog, openChangelogTopic, readChangelog } from '../src/persist/changelog.js';
+import { createChangelogFold, createNameMatcher } from '../src/state/changelog-records.js';
+import type { ObjectSnapshot } from '../src/state/types.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { compiled } from '../src/paths.js';
 import type { Supervisor } from '../src/supervisor/supervisor.js';
@@ -132,4 +135,25 @@ export async function crashOneWorker(wharf: Wharf, producer: Producer, topic: st
 /** `npm run admin -- …args`, run in this process against the supervisor whose WHARF_HOME is `home`. */
 export function runAdminIn(home: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return runAdmin(args, { WHARF_HOME: home });
+}
+
+/**
+ * What a deployment's changelog holds, every partition, read back as new owners would (committed
+ * transactions only): the persisted objects `persist` names, as a snapshot.
+ */
+export async function deploymentState(topic: string, persist: readonly string[] = ['*']): Promise<Record<string, ObjectSnapshot>> {
+  const kafka = createKafka({ brokers: testBrokers(), logger: testLogger() });
+  const partitions = await openChangelogTopic(kafka, topic, testLogger(), 12);
+  const markers = Array.from({ length: partitions }, (_, partition) =>
+    createChangelog({ kafka, topic, logger: testLogger(), partition, partitions, topicReady: true }),
+  );
+  try {
+    await Promise.all(markers.map((m) => m.open()));
+    const ends = new Map(await Promise.all(markers.map(async (m) => [m.partition, await m.mark()] as const)));
+    const folds = markers.map(() => createChangelogFold(createNameMatcher(persist)));
+    await readChangelog({ kafka, topic, ends, apply: (partition, key, value, where) => folds[partition]!.add(key, value, where) });
+    return Object.assign({}, ...folds.map((fold) => fold.snapshot())) as Record<string, ObjectSnapshot>;
+  } finally {
+    await Promise.all(markers.map((m) => m.close()));
+  }
 }

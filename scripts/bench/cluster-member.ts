@@ -1,7 +1,7 @@
 /**
  * One member of a deployment in a process of its own, for the cluster bench's failover measure
- * (scripts/load/bench-cluster.ts kills it with SIGKILL): joins, prints "serving" once it owns the
- * state, then waits.
+ * (scripts/load/bench-cluster.ts kills it with SIGKILL): joins, prints "serving" once it owns
+ * partitions of the state, then waits.
  *
  *   node dist/scripts/bench/cluster-member.js BROKERS NAME SESSION_TIMEOUT_MS
  */
@@ -22,5 +22,5 @@ const deployment = createDeployment({
   sessionTimeoutMs: Number(session),
 });
 await deployment.join({ address: '' });
-process.stdout.write(deployment.owned() ? 'serving\n' : 'standby\n');
+process.stdout.write(deployment.served().length > 0 ? 'serving\n' : 'standby\n');
 setInterval(() => undefined, 60_000);

@@ -14,6 +14,8 @@ import { createStateStore, type StateStore } from '../../src/state/store.js';
 import { median } from './bench-stats.js';
 import { standInSupervisor } from './stand-in-supervisor.js';
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * A deployment's shared state (docs/cluster.md): a persisted counter add, awaited and pipelined,
  * three ways in one run — a persisted store as a supervisor alone had it before deployments
@@ -120,11 +122,15 @@ export async function runClusterBench({
     members.push(standby);
     await standby.join({ address: '' });
 
+    // The two members split the partitions; the counter measured is one whose partition `owner` serves.
+    while (owner.served().length + standby.served().length < (owner.partitions() ?? 1)) await sleep(20);
+    let counter = 'c';
+    for (let i = 0; !owner.served().includes(owner.partitionOf(counter)); i++) counter = `c${i}`;
     const direct = store;
     const calls: Record<'store' | 'owner' | 'routed', Call> = {
-      store: () => Promise.resolve(direct.execute('bench', 'counter', 'c', 'add', [1])),
-      owner: () => owner.route.call('bench', 'counter', 'c', 'add', [1]),
-      routed: () => standby.route.call('bench', 'counter', 'c', 'add', [1]),
+      store: () => Promise.resolve(direct.execute('bench', 'counter', counter, 'add', [1])),
+      owner: () => owner.route.call('bench', 'counter', counter, 'add', [1]),
+      routed: () => standby.route.call('bench', 'counter', counter, 'add', [1]),
     };
     for (let rep = 0; rep <= reps; rep++) {
       say(rep === 0 ? 'cluster: warm-up…' : `cluster: rep ${rep}/${reps}…`);
@@ -158,7 +164,8 @@ export async function runClusterBench({
       await standby.join({ address: '' });
       child.kill('SIGKILL');
       const killed = performance.now();
-      while (!standby.owned()) await new Promise((resolve) => setTimeout(resolve, 20));
+      // Every partition served again: all of them by the survivor.
+      while (standby.served().length < (standby.partitions() ?? 1)) await sleep(20);
       failovers.push(Math.round(performance.now() - killed));
     } finally {
       child.kill('SIGKILL');

@@ -11,7 +11,8 @@ export interface AdminApi {
     set(name: string, value: unknown, kind?: string): void;
     delete(name: string): boolean;
     snapshot(): Record<string, { kind: string; value: unknown }>;
-    watch(name: string | undefined, listener: (change: StateChange) => void): () => void;
+    /** `partition`: a deployment member watching one partition of the shared state on its owner (src/cluster/). */
+    watch(name: string | undefined, listener: (change: StateChange) => void, partition?: number): () => void;
     /**
      * `state.call`: one operation (already checked against STATE_CALL_OPS) in the name of
      * `holderId`, one holder per connection; its result, or a promise of it when it waits. Given

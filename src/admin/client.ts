@@ -56,7 +56,8 @@ export interface AdminClient {
     delete(name: string): Promise<boolean>;
     snapshot(): Promise<Record<string, { kind: string; value: unknown }>>;
     /** Calls `listener` for each change (of `name`, or of everything) until unsubscribed or closed. */
-    watch(name: string | undefined, listener: (change: StateChange) => void): Promise<AdminWatch>;
+    /** `partition`: one partition of a deployment's shared state, on the member that owns it (docs/cluster.md). */
+    watch(name: string | undefined, listener: (change: StateChange) => void, partition?: number): Promise<AdminWatch>;
   };
   status(): Promise<SupervisorStatus>;
   scale(service: string, consumers: number): Promise<SupervisorStatus>;
@@ -290,12 +291,16 @@ export async function connectAdmin(options: ConnectAdminOptions = {}): Promise<A
         set: async (name, value, kind) => void (await request('state.set', { name, value, ...(kind === undefined ? {} : { kind }) })),
         delete: async (name) => ((await request('state.delete', { name })) as { deleted: boolean }).deleted,
         snapshot: () => request('state.snapshot') as Promise<Record<string, { kind: string; value: unknown }>>,
-        watch: async (name, listener) => {
+        watch: async (name, listener, partition) => {
           const id = nextId++;
           // Registered before the request: events may arrive ahead of its reply.
           listeners.set(id, listener);
           try {
-            await request('state.watch', name === undefined ? {} : { name }, id);
+            await request(
+              'state.watch',
+              { ...(name === undefined ? {} : { name }), ...(partition === undefined ? {} : { partition }) },
+              id,
+            );
           } catch (error) {
             listeners.delete(id);
             throw error;

@@ -405,7 +405,11 @@ const METHOD_SCHEMAS = {
   }),
   'state.delete': params({ name: nameParam() }),
   'state.snapshot': params({}),
-  'state.watch': params({ name: nameParam().nullish() }).transform(({ name }) => ({ name: name ?? undefined })),
+  // `partition`: between members of a deployment, a watch of one partition of its shared state (src/cluster/).
+  'state.watch': params({ name: nameParam().nullish(), partition: z.int().min(0).max(999).nullish() }).transform(({ name, partition }) => ({
+    name: name ?? undefined,
+    partition: partition ?? undefined,
+  })),
   'state.unwatch': params({ watch: z.int({ error: WATCH_RULE }).min(0, { error: WATCH_RULE }) }),
   'state.call': stateCallParams,
   status: params({}),

@@ -176,14 +176,14 @@ export function openSession(socket: Socket, ctx: ServerContext, holderId: string
   }
 
   function watch(id: number, params: unknown): { watching: string | null } {
-    const { name } = METHOD_PARAMS['state.watch'](params);
+    const { name, partition } = METHOD_PARAMS['state.watch'](params);
     if (watches.has(id)) throw new WharfError(ErrorCodes.badParams, `state.watch: id ${id} already names a watch on this connection`);
     if (watches.size >= limits.maxWatchesPerConnection) {
       throw new WharfError(ErrorCodes.tooManyWatches, `this connection already has ${watches.size} watches: unwatch one first`);
     }
     watches.set(
       id,
-      ctx.api.state.watch(name, (change) => sendEvent(id, change)),
+      ctx.api.state.watch(name, (change) => sendEvent(id, change), partition),
     );
     return { watching: name ?? null };
   }

@@ -374,27 +374,43 @@ export const adminCommand: Command = {
   run,
 };
 
-/** `npm run admin -- cluster`: one line per member, the owner marked. */
+/** Partition numbers as short ranges: 0-3,7,9-11. */
+function ranges(partitions: readonly number[]): string {
+  const sorted = [...partitions].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; i++) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    out.push(j === i ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j;
+  }
+  return out.join(',') || '-';
+}
+
+/** `npm run admin -- cluster`: one line per member, with the partitions of the state it owns. */
 function clusterTable(status: DeploymentStatus): string {
   const rows = status.members.map((m) => [
     m.partitions.length > 0 ? 'owner' : 'standby',
     m.tag === status.tag ? `${m.tag} (this one)` : m.tag,
     String(m.pid),
+    ranges(m.partitions),
     m.address || '(none)',
   ]);
-  const widths = [7, ...[1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), 4))];
+  const widths = [7, ...[1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i]!.length), i === 3 ? 10 : 4))];
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i]!))
       .join('  ')
       .trimEnd() + '\n';
   const restored = status.restored
-    ? `this member restored ${status.restored.objects} objects from ${status.restored.records} records in ${status.restored.ms} ms (${status.restored.at})\n`
+    ? `this member last restored partitions ${ranges(status.restored.partitions ?? [])}: ${status.restored.objects} objects from ${status.restored.records} records in ${status.restored.ms} ms (${status.restored.at})\n`
     : '';
+  const unowned = status.members.length > 0 ? status.partitions - status.members.reduce((n, m) => n + m.partitions.length, 0) : 0;
   return (
-    `deployment ${status.name}: ${status.members.length} member${status.members.length === 1 ? '' : 's'}, state in ${status.topic}, ` +
-    `this one ${status.serving ? 'serves it' : status.role}\n` +
-    line(['ROLE', 'MEMBER', 'PID', 'ADDRESS']) +
+    `deployment ${status.name}: ${status.members.length} member${status.members.length === 1 ? '' : 's'}, ` +
+    `state in ${status.topic} (${status.partitions} partitions${unowned > 0 ? `, ${unowned} not assigned` : ''}), ` +
+    `this one ${status.serving ? `serves partitions ${ranges(status.served)}` : status.role}\n` +
+    line(['ROLE', 'MEMBER', 'PID', 'PARTITIONS', 'ADDRESS']) +
     rows.map(line).join('') +
     restored
   );

@@ -7,28 +7,32 @@ import type { StateChange as WireChange } from '../admin/protocol.js';
 import { describeError, WharfError } from '../errors.js';
 import { consumerConfig, createKafka } from '../kafka/client.js';
 import type { Logger } from '../log.js';
-import { createChangelog, type Changelog } from '../persist/changelog.js';
-import { createChangelogFold, createNameMatcher, PERSISTED_KINDS } from '../state/changelog-records.js';
+import { createChangelog, openChangelogTopic, readChangelog, type Changelog } from '../persist/changelog.js';
+import { createChangelogFold, createNameMatcher, partitionOf, PERSISTED_KINDS } from '../state/changelog-records.js';
 import { isStateKind, type ObjectInit } from '../state/messages.js';
 import { createStateStore, type SharedRoute, type StateStore } from '../state/store.js';
-import type { StateChange, StateKind, StateListener } from '../state/types.js';
+import type { ObjectSnapshot, StateChange, StateKind, StateListener } from '../state/types.js';
 import { decodeAssignment, decodeMemberInfo, stateOwnerAssigner, type MemberInfo } from './assigner.js';
 
 /**
  * A deployment: every supervisor started with the same `cluster.name` against one Kafka cluster
- * (docs/cluster.md). The objects they persist are ONE store: Kafka's group protocol, over the
- * changelog topic, makes one member its owner; the owner restores it from the changelog before it
- * serves, and writes in transactions under the deployment's transactional id, which fences any
- * earlier owner (a write of a supervisor that lost the state fails instead of landing). Every
- * other member routes calls on shared objects to the owner over the admin protocol (HMAC key,
- * Unix socket or TCP). Each call carries an operation id that the owner records in the changelog
- * with the change, so a call retried on a new owner after a failover is applied exactly once.
+ * (docs/cluster.md). The objects they persist are ONE store, split over the changelog topic's
+ * partitions (an object lives in the partition its name hashes to). Kafka's group protocol, over
+ * the changelog topic, gives each partition to one member, its owner; the owner restores the
+ * partition from the changelog before it serves it, and writes it in transactions under the
+ * partition's transactional id, which fences any earlier owner (a write of a supervisor that lost
+ * the partition fails instead of landing). A call on a shared object whose partition another member
+ * owns is routed there over the admin protocol (HMAC key, Unix socket or TCP). Each call carries an
+ * operation id that the owner records in the changelog with the change, so a call retried on a new
+ * owner after a failover is applied exactly once.
  */
 export interface DeploymentOptions {
   /** The deployment's name (`cluster.name`); its group is `wharf.cluster.<name>`. */
   name: string;
-  /** The changelog topic (one partition). */
+  /** The changelog topic. */
   topic: string;
+  /** Partitions the changelog topic is created with when missing (default 12); an existing topic keeps its count. */
+  partitions?: number;
   /** Names (exact, `prefix*`, `*`) of the objects the deployment shares: the persisted ones. */
   persist: readonly string[];
   lingerMs?: number;
@@ -39,7 +43,7 @@ export interface DeploymentOptions {
   authkey?: string;
   /** A routed call that finds no owner for this long fails with ERR_STATE_UNAVAILABLE (default 60 s). */
   routeTimeoutMs?: number;
-  /** Group session timeout: how long a dead owner keeps the state before another member takes it (default 10 s). */
+  /** Group session timeout: how long a dead owner keeps its partitions before another member takes them (default 10 s). */
   sessionTimeoutMs?: number;
 }
 
@@ -54,35 +58,56 @@ export interface DeploymentStatus {
   name: string;
   group: string;
   topic: string;
+  /** The changelog topic's partitions: the most members that can own a share of the state. */
+  partitions: number;
   /** This member. */
   tag: string;
   role: 'owner' | 'standby' | 'joining';
-  /** Whether this member serves the shared state now (owner and restored). */
+  /** Whether this member serves a part of the shared state now (owner and restored). */
   serving: boolean;
+  /** The partitions this member serves now. */
+  served: number[];
   members: MemberStatus[];
-  /** The last restore this member made: records read, objects, how long. */
-  restored?: { records: number; ms: number; objects: number; at: string };
-  /** Times this member took the state over (restores) and gave it up. */
+  /** The last restore this member made: records read, objects, how long, which partitions. */
+  restored?: { records: number; ms: number; objects: number; at: string; partitions: number[] };
+  /** Partitions this member took over (restores) and gave up. */
   acquisitions: number;
   losses: number;
+}
+
+/** The shared objects as the admin socket sees them, wherever their partitions are served. */
+export interface SharedView {
+  describe(): Promise<{ name: string; kind: StateKind; size: number }[]>;
+  get(name: string): Promise<ObjectSnapshot | undefined>;
+  set(name: string, value: unknown, kind?: string): Promise<void>;
+  delete(name: string): Promise<boolean>;
+  snapshot(): Promise<Record<string, ObjectSnapshot>>;
+  /** A watch of one partition (`state.watch` with `partition`, from another member): served here, or followed to its owner. */
+  watchPartition(partition: number, name: string | undefined, listener: StateListener): () => void;
 }
 
 export interface Deployment {
   readonly tag: string;
   /** For the front store: every call on a shared object goes through it (createStateStore's `shared`). */
   readonly route: SharedRoute;
-  /** Joins the group advertising `address`; resolves once an owner serves (this member, restored, or another). */
+  /** For the admin socket: whole shared objects, read and written on their owners. */
+  readonly view: SharedView;
+  /** Joins the group advertising `address`; resolves once this member has restored what the group gave it. */
   join(advertise: { address: string; keyFile?: string }, timeoutMs?: number): Promise<void>;
-  /** The owner's objects while this member serves them (admin reads), else undefined. */
-  owned(): StateStore | undefined;
-  /** The last restore this member made, if it ever owned the state. */
+  /** The changelog topic's partition count (known once joined). */
+  partitions(): number | undefined;
+  /** The partition an object of this name lives in. */
+  partitionOf(name: string): number;
+  /** The partitions this member serves now. */
+  served(): number[];
+  /** The stores of the partitions this member serves now. */
+  ownedStores(): StateStore[];
+  /** The last restore this member made, if it ever owned a partition. */
   lastRestore(): DeploymentStatus['restored'];
-  /** The member serving now, as describeGroups says (undefined while none does). */
-  owner(): Promise<(MemberInfo & { self: boolean }) | undefined>;
   status(): Promise<DeploymentStatus>;
-  /** `cluster.call` and `cluster.status`, for the admin socket. */
+  /** `cluster.call`, `cluster.release`, `cluster.state` and `cluster.status`, for the admin socket. */
   adminMethods(): Record<string, (params: unknown) => Promise<unknown>>;
-  /** Leaves the group (another member takes over at once), after the last writes are acknowledged. */
+  /** Leaves the group (other members take over at once), after the last writes are acknowledged. */
   close(timeoutMs?: number): Promise<void>;
 }
 
@@ -118,8 +143,19 @@ const callParams = z.object({
 
 const releaseParams = z.object({ holder: z.string().min(1).max(600) });
 
-/** The transactional id the owner of a deployment's state writes under: taking it fences the previous owner. */
-export const stateTransactionalId = (deployment: string) => `wharf.cluster.${deployment}.state`;
+/** `cluster.state`: the admin socket's whole-object operations, on the partitions the member serves. */
+const stateParams = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('describe') }),
+  z.object({ op: z.literal('snapshot') }),
+  z.object({ op: z.literal('get'), name: z.string().min(1) }),
+  z.object({ op: z.literal('delete'), name: z.string().min(1) }),
+  z.object({ op: z.literal('set'), name: z.string().min(1), value: z.unknown(), kind: z.string().optional() }),
+]);
+
+/** The transactional id the owner of a partition of a deployment's state writes under: taking it fences the previous owner. */
+export const stateTransactionalId = (deployment: string, partition: number) => `wharf.cluster.${deployment}.state.${partition}`;
+
+export const DEFAULT_PARTITIONS = 12;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
@@ -131,11 +167,29 @@ function leaseHolders(store: StateStore): string[] {
     .flatMap((o) => ((store.get(o.name)?.value as { holders?: { holderId: string }[] } | undefined)?.holders ?? []).map((h) => h.holderId));
 }
 
+function notOwner(deployment: string, partition: number): WharfError {
+  return new WharfError(
+    'ERR_STATE_NOT_OWNER',
+    `This supervisor does not serve partition ${partition} of the shared state of deployment ${deployment} now.`,
+    { retriable: true },
+  );
+}
+
+/** A partition this member owns: its changelog writer (transactional) and its store. */
+interface Owned {
+  partition: number;
+  changelog: Changelog;
+  store: StateStore;
+  /** False while the group rebalances: the partition may be another member's by now. */
+  serving: boolean;
+}
+
+type Owner = MemberInfo & { self: boolean };
+
 export function createDeployment(options: DeploymentOptions): Deployment {
   const { name, topic, persist, lingerMs = 0, brokers, clientId = 'wharf', authkey, routeTimeoutMs = 60_000 } = options;
   const log = options.logger.child({ component: 'cluster', cluster: name });
   const group = `wharf.cluster.${name}`;
-  const transactionalId = stateTransactionalId(name);
   const tag = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const isShared = createNameMatcher(persist);
   const kafka: Kafka = createKafka({ brokers, logger: options.logger, clientId: `${clientId}-cluster` });
@@ -146,21 +200,33 @@ export function createDeployment(options: DeploymentOptions): Deployment {
   let role: DeploymentStatus['role'] = 'joining';
   let memberId: string | undefined;
   let closed = false;
-  /** The state while this member owns it: its changelog writer (transactional) and the store. */
-  let current: { changelog: Changelog; store: StateStore; serving: boolean } | undefined;
+  /** The changelog topic's partitions, known once joined. */
+  let count: number | undefined;
+  /** The partitions this member owns, by partition. */
+  const owned = new Map<number, Owned>();
+  /** Rebalances begun; an assignment serves only if no rebalance began after it was made. */
+  let rebalances = 0;
   let restored: DeploymentStatus['restored'];
   let acquisitions = 0;
   let losses = 0;
   /** Transitions (take over, give up) run one at a time, in the order the group decided them. */
   let transitions: Promise<void> = Promise.resolve();
-  let served: () => void = () => undefined;
-  const firstServed = new Promise<void>((resolve) => (served = resolve));
+  let markJoined: () => void = () => undefined;
+  let failJoin: (error: unknown) => void = () => undefined;
+  const joined = new Promise<void>((resolve, reject) => ((markJoined = resolve), (failJoin = reject)));
+  joined.catch(() => undefined);
   /** Remote holders (workers of other members) seen by this owner, by member tag. */
   const remoteHolders = new Map<string, Set<string>>();
   /** Admin connections to other members, by address. */
   const peers = new Map<string, Promise<AdminClient>>();
-  let cachedOwner: (MemberInfo & { self: boolean }) | undefined;
+  /** Who owns which partition, as the group said last (read with describeGroups; dropped when a call finds it stale). */
+  let owners: Promise<Map<number, Owner>> | undefined;
   let opSeq = 0;
+  const partitionOfName = (objectName: string) => partitionOf(objectName, count ?? 1);
+  const servedHere = (partition: number) => {
+    const here = owned.get(partition);
+    return here?.serving ? here.store : undefined;
+  };
   /** A holder as the owner knows it: this member's tag, then the worker's id (locks remember it across owners). */
   const holderOf = (holderId: string) => `${tag}/${holderId}`;
   function noteHolder(holder: string): void {
@@ -169,19 +235,19 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     if (!holders) remoteHolders.set(memberTag, (holders = new Set()));
     holders.add(holder);
   }
-  /** That holder ended (its worker did): the owner frees what it held and stops tracking it. */
+  /** That holder ended (its worker did): the partitions owned here free what it held and stop tracking it. */
   function releaseOwned(holder: string): void {
-    current?.store.releaseHolder(holder);
+    for (const { store } of owned.values()) store.releaseHolder(holder);
     remoteHolders.get(holder.split('/')[0]!)?.delete(holder);
   }
-  /** Watches of shared objects, each attached to the owner of the moment (here, or over its admin socket). */
+  /** Watches of shared objects: per partition watched, attached to the owner of the moment (here, or over its admin socket). */
   const watches = new Set<Watch>();
   interface Watch {
     name: string | undefined;
     listener: StateListener;
-    detach?: () => void;
-    /** Bumped at every attach: a remote subscription that arrives after a newer attach is dropped. */
-    epoch: number;
+    /** Only this partition (a watch another member asked for), else the name's, or all of them. */
+    partition?: number;
+    attached: Map<number, { detach?: () => void; epoch: number }>;
   }
 
   const info = (): MemberInfo => ({
@@ -189,128 +255,192 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     keyFile: advertised?.keyFile,
     tag,
     pid: process.pid,
-    // Held, not only served: during a rebalance this member stops serving, yet keeps the state
-    // restored, and the assignor should leave it here.
-    owned: current ? [0] : [],
+    // Held, not only served: during a rebalance this member stops serving, yet keeps its partitions
+    // restored, and the assignor should leave them here.
+    owned: [...owned.keys()],
   });
 
   function enqueue(step: () => Promise<void>): void {
     transitions = transitions.then(step).catch((error: unknown) => log.error({ err: describeError(error) }, 'cluster transition failed'));
   }
 
-  /** (Re)subscribes a watch where the state is served now; changes made while no one served are not replayed. */
-  function attach(watch: Watch): void {
-    watch.detach?.();
-    watch.detach = undefined;
-    const epoch = ++watch.epoch;
+  function watchedPartitions(watch: Watch): number[] {
+    if (watch.partition !== undefined) return [watch.partition];
+    if (count === undefined) return [];
+    if (watch.name !== undefined) return [partitionOfName(watch.name)];
+    return Array.from({ length: count }, (_, p) => p);
+  }
+
+  /** (Re)subscribes a watch's partition where it is served now; changes made while no one served it are not replayed. */
+  function attach(watch: Watch, partition: number): void {
+    let slot = watch.attached.get(partition);
+    if (!slot) watch.attached.set(partition, (slot = { epoch: 0 }));
+    slot.detach?.();
+    slot.detach = undefined;
+    const epoch = ++slot.epoch;
+    const current = slot;
     if (closed || !watches.has(watch)) return;
-    const own = current?.serving ? current.store : undefined;
-    if (own) {
-      watch.detach = own.watch(watch.name, watch.listener);
+    const here = servedHere(partition);
+    if (here) {
+      current.detach = here.watch(watch.name, watch.listener);
       return;
     }
     void (async () => {
-      for (let attempt = 0; epoch === watch.epoch && !closed; attempt++) {
+      for (let attempt = 0; epoch === current.epoch && !closed; attempt++) {
         try {
-          const target = await owner();
+          const target = await ownerOf(partition);
           if (target && !target.self) {
             const client = await peer(target);
             // The wire's change is the store's (kinds and keys as the owner's store made them).
             const forward = (change: WireChange) => {
               if (isShared(change.name)) watch.listener(change as StateChange);
             };
-            const handle = await client.state.watch(watch.name, forward);
-            if (epoch !== watch.epoch) return void handle.unsubscribe().catch(() => undefined);
-            watch.detach = () => void handle.unsubscribe().catch(() => undefined);
+            const handle = await client.state.watch(watch.name, forward, partition);
+            if (epoch !== current.epoch) return void handle.unsubscribe().catch(() => undefined);
+            current.detach = () => void handle.unsubscribe().catch(() => undefined);
             // The owner went away: follow the next one.
-            void client.closed.then(() => epoch === watch.epoch && attach(watch));
+            void client.closed.then(() => epoch === current.epoch && attach(watch, partition));
             return;
           }
-          if (target?.self && current?.serving) return attach(watch);
+          if (target?.self && servedHere(partition)) return attach(watch, partition);
         } catch (error) {
-          cachedOwner = undefined;
-          log.debug({ err: describeError(error) }, 'a watch of shared state is waiting for an owner');
+          owners = undefined;
+          log.debug({ err: describeError(error), partition }, 'a watch of shared state is waiting for an owner');
         }
         await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)));
       }
     })();
   }
 
-  const reattachAll = () => {
-    for (const watch of watches) attach(watch);
-  };
+  function detachAll(watch: Watch): void {
+    for (const slot of watch.attached.values()) {
+      slot.epoch++;
+      slot.detach?.();
+      slot.detach = undefined;
+    }
+  }
 
-  /** Takes the state over: fence earlier owners, replay the changelog, then serve. */
-  async function acquire(): Promise<void> {
-    if (closed || current) return;
+  /** Every watch follows its partitions to where they are served now (after this member gained or lost some). */
+  function reattach(partitions?: readonly number[]): void {
+    for (const watch of watches) {
+      for (const partition of watchedPartitions(watch)) if (!partitions || partitions.includes(partition)) attach(watch, partition);
+    }
+  }
+
+  function addWatch(watch: Watch): () => void {
+    watches.add(watch);
+    for (const partition of watchedPartitions(watch)) attach(watch, partition);
+    return () => {
+      watches.delete(watch);
+      detachAll(watch);
+    };
+  }
+
+  /** Takes partitions over: fence their earlier owners, replay them from the changelog, then serve them. */
+  async function acquire(wanted: readonly number[], generation = rebalances): Promise<void> {
+    const fresh = wanted.filter((p) => !owned.has(p));
+    if (closed || fresh.length === 0 || count === undefined) return;
     const started = Date.now();
-    const changelog = createChangelog({ kafka, topic, logger: options.logger, transactionalId });
-    await changelog.open();
-    let store: StateStore;
-    try {
-      const fold = createChangelogFold(isShared);
-      const records = await changelog.replay(fold.add);
-      store = createStateStore({
+    const changelogs = fresh.map((partition) =>
+      createChangelog({
+        kafka,
+        topic,
         logger: options.logger,
-        persist: {
-          names: persist,
-          restored: fold.snapshot(),
-          restoredOps: fold.ops,
-          lingerMs,
-          sink: {
-            write: (batch) =>
-              changelog.write(batch).catch((error: unknown) => {
-                enqueue(async () => {
-                  // A late failure of a changelog given up already must not drop a newer ownership.
-                  if (current?.changelog !== changelog) return;
-                  await lose(error);
-                  retake();
-                });
-                throw error;
-              }),
-          },
-        },
+        transactionalId: stateTransactionalId(name, partition),
+        partition,
+        partitions: count,
+        topicReady: true,
+      }),
+    );
+    const stores = new Map<number, StateStore>();
+    let records: number;
+    try {
+      // Opening a partition's changelog takes its transactional id over: every earlier owner is fenced.
+      await Promise.all(changelogs.map((changelog) => changelog.open()));
+      const ends = new Map(await Promise.all(changelogs.map(async (c) => [c.partition, await c.mark()] as const)));
+      const folds = new Map(fresh.map((p) => [p, createChangelogFold(isShared)]));
+      records = await readChangelog({
+        kafka,
+        topic,
+        ends,
+        apply: (partition, key, value, where) => folds.get(partition)!.add(key, value, where),
       });
-      restored = { records, ms: Date.now() - started, objects: store.describe().length, at: new Date().toISOString() };
+      for (const changelog of changelogs) {
+        const fold = folds.get(changelog.partition)!;
+        stores.set(
+          changelog.partition,
+          createStateStore({
+            logger: options.logger,
+            persist: {
+              names: persist,
+              restored: fold.snapshot(),
+              restoredOps: fold.ops,
+              lingerMs,
+              sink: {
+                write: (batch) =>
+                  changelog.write(batch).catch((error: unknown) => {
+                    enqueue(async () => {
+                      // A late failure of a changelog given up already must not drop a newer ownership.
+                      if (owned.get(changelog.partition)?.changelog !== changelog) return;
+                      await lose([changelog.partition], error);
+                      retake();
+                    });
+                    throw error;
+                  }),
+              },
+            },
+          }),
+        );
+      }
     } catch (error) {
-      await changelog.close().catch(() => undefined);
+      for (const store of stores.values()) store.close();
+      await Promise.all(changelogs.map((c) => c.close().catch(() => undefined)));
       throw error;
     }
     if (closed) {
-      store.close();
-      await changelog.close().catch(() => undefined);
+      for (const store of stores.values()) store.close();
+      await Promise.all(changelogs.map((c) => c.close().catch(() => undefined)));
       return;
     }
-    current = { changelog, store, serving: true };
-    acquisitions++;
+    for (const changelog of changelogs) {
+      owned.set(changelog.partition, {
+        partition: changelog.partition,
+        changelog,
+        store: stores.get(changelog.partition)!,
+        serving: generation === rebalances,
+      });
+    }
+    acquisitions += fresh.length;
     role = 'owner';
-    cachedOwner = { ...info(), self: true };
-    // The same line a supervisor of one always printed, saying now which deployment it owns the state of.
+    owners = undefined;
+    const objects = [...stores.values()].flatMap((store) => store.describe());
+    restored = { records, ms: Date.now() - started, objects: objects.length, at: new Date().toISOString(), partitions: fresh };
+    // The same line a supervisor of one always printed, saying now which partitions of which deployment it restored.
     log.info(
       {
         topic,
         owner: true,
-        records: restored!.records,
-        ms: restored!.ms,
-        objects: Object.fromEntries(store.describe().map((o) => [o.name, o.size])),
+        partitions: fresh,
+        records,
+        ms: restored.ms,
+        objects: Object.fromEntries(objects.map((o) => [o.name, o.size])),
       },
       `shared state restored from ${topic}`,
     );
-    reattachAll();
-    served();
+    reattach(fresh);
     void releaseDeparted();
   }
 
   /**
-   * After a failed write this member gave the state up. If the group still gives it to this member
+   * After a failed write this member gave a partition up. If the group still gives it to this member
    * (the write failed on the brokers, not because a newer owner fenced it), nobody else will serve
-   * it until the group changes: take it again. A fenced member finds the state given to another.
+   * it until the group changes: take it again. A fenced member finds the partition given to another.
    */
   function retake(delayMs = 1_000): void {
     const timer = setTimeout(
       () =>
         enqueue(async () => {
-          if (closed || current) return;
+          if (closed) return;
           let members: Awaited<ReturnType<typeof describeMembers>>;
           try {
             members = await describeMembers();
@@ -319,62 +449,71 @@ export function createDeployment(options: DeploymentOptions): Deployment {
             return retake(Math.min(delayMs * 2, 10_000));
           }
           if (members.length === 0) return retake(Math.min(delayMs * 2, 10_000));
-          if (members.find((m) => m.info.tag === tag)?.partitions.includes(0))
-            await acquire().catch(() => retake(Math.min(delayMs * 2, 10_000)));
+          const mine = members.find((m) => m.info.tag === tag)?.partitions ?? [];
+          if (mine.some((p) => !owned.has(p))) await acquire(mine).catch(() => retake(Math.min(delayMs * 2, 10_000)));
         }),
       delayMs,
     );
     timer.unref();
   }
 
-  /** Gives the state up: calls waiting on it fail as retriable and are routed to the next owner. */
-  async function lose(reason: unknown): Promise<void> {
-    const owned = current;
-    if (!owned) return;
-    current = undefined;
-    owned.serving = false;
-    losses++;
-    cachedOwner = undefined;
-    log.warn({ reason: describeError(reason) }, `this supervisor no longer owns the shared state of deployment ${name}`);
-    owned.store.close();
-    reattachAll();
-    await owned.changelog.close().catch(() => undefined);
+  /** Gives partitions up: calls waiting on them fail as retriable and are routed to their next owners. */
+  async function lose(partitions: readonly number[], reason: unknown): Promise<void> {
+    const given = partitions.flatMap((p) => {
+      const here = owned.get(p);
+      return here ? [here] : [];
+    });
+    if (given.length === 0) return;
+    for (const here of given) {
+      owned.delete(here.partition);
+      here.serving = false;
+      here.store.close();
+    }
+    losses += given.length;
+    owners = undefined;
+    if (owned.size === 0 && role === 'owner') role = 'standby';
+    log.warn(
+      { reason: describeError(reason), partitions: given.map((h) => h.partition) },
+      `this supervisor no longer owns these partitions of the shared state of deployment ${name}`,
+    );
+    reattach(given.map((h) => h.partition));
+    await Promise.all(given.map((here) => here.changelog.close().catch(() => undefined)));
   }
 
-  async function onAssignment(partitions: number[], newMemberId: string): Promise<void> {
-    const keep = partitions.includes(0);
+  async function onAssignment(partitions: number[], newMemberId: string, generation: number): Promise<void> {
     const sameMember = newMemberId === memberId;
     memberId = newMemberId;
-    if (keep && current && sameMember) {
-      current.serving = true;
-      role = 'owner';
-      served();
-      void releaseDeparted();
-      return;
+    const keep = sameMember ? partitions.filter((p) => owned.has(p)) : [];
+    const drop = [...owned.keys()].filter((p) => !keep.includes(p));
+    if (drop.length > 0) await lose(drop, sameMember ? 'the group gave them to other members' : 'rejoined the group as a new member');
+    owners = undefined;
+    if (generation === rebalances) for (const p of keep) owned.get(p)!.serving = true;
+    const failed = await acquire(partitions, generation).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    // A changelog that is not wharf's state fails the start, as it would a supervisor alone: no retry mends it.
+    if (failed instanceof WharfError && failed.code === 'ERR_STATE_RESTORE') {
+      log.error({ err: describeError(failed) }, 'cannot restore the shared state');
+      failJoin(failed);
+    } else if (failed !== undefined) {
+      log.warn({ err: describeError(failed) }, 'could not take the shared state over yet; trying again');
+      retake();
     }
-    if (current) await lose(keep ? 'rejoined the group as a new member' : 'the group gave the state to another member');
-    if (keep) {
-      await acquire().catch((error: unknown) => {
-        log.warn({ err: describeError(error) }, 'could not take the shared state over yet; trying again');
-        retake();
-      });
-    } else {
-      role = 'standby';
-      cachedOwner = undefined;
-      reattachAll();
-      if (await owner()) served();
-    }
+    role = owned.size > 0 ? 'owner' : 'standby';
+    reattach();
+    if (owned.size > 0) void releaseDeparted();
+    markJoined();
   }
 
   /**
    * The owner frees what workers of members that left the group held: their waits, and the locks
    * and permits the changelog says they hold (a lease of a dead supervisor ends with its group
-   * session). Asked after every assignment that leaves this member the owner, and after a restore.
+   * session). Asked after every assignment that leaves this member an owner, and after a restore.
    */
   async function releaseDeparted(attempt = 0): Promise<void> {
-    const owned = current;
-    if (!owned) return;
-    for (const holder of leaseHolders(owned.store)) noteHolder(holder);
+    if (owned.size === 0) return;
+    for (const { store } of owned.values()) for (const holder of leaseHolders(store)) noteHolder(holder);
     if (remoteHolders.size === 0) return;
     const members = await describeMembers().catch(() => []);
     // A group that has not settled (or does not list this member yet) says nothing about who left.
@@ -382,11 +521,10 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       if (attempt < 5) setTimeout(() => void releaseDeparted(attempt + 1), 1_000).unref();
       return;
     }
-    if (current !== owned) return;
     const present = new Set(members.map((m) => m.info.tag));
     for (const [memberTag, holders] of remoteHolders) {
       if (present.has(memberTag)) continue;
-      for (const holder of holders) owned.store.releaseHolder(holder);
+      for (const holder of holders) for (const { store } of owned.values()) store.releaseHolder(holder);
       remoteHolders.delete(memberTag);
       log.info({ member: memberTag, holders: holders.size }, 'released what the workers of a member that left held');
     }
@@ -406,13 +544,27 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     });
   }
 
-  async function owner(): Promise<(MemberInfo & { self: boolean }) | undefined> {
-    if (current?.serving) return { ...info(), self: true };
-    if (cachedOwner) return cachedOwner;
-    const found = (await describeMembers()).find((m) => m.partitions.includes(0));
-    if (!found) return undefined;
-    cachedOwner = { ...found.info, self: found.info.tag === tag };
-    return cachedOwner;
+  /** Who owns which partition, as describeGroups says: cached until a call finds it stale. */
+  function loadOwners(): Promise<Map<number, Owner>> {
+    if (owners) return owners;
+    const loading = describeMembers().then((members) => {
+      const map = new Map<number, Owner>();
+      for (const m of members) for (const p of m.partitions) map.set(p, { ...m.info, self: m.info.tag === tag });
+      return map;
+    });
+    owners = loading;
+    // An unsettled group (no owners yet) is asked again next time.
+    void loading.then(
+      (map) => map.size === 0 && owners === loading && (owners = undefined),
+      () => owners === loading && (owners = undefined),
+    );
+    return loading;
+  }
+
+  /** The member serving a partition now (undefined while none does). */
+  async function ownerOf(partition: number): Promise<Owner | undefined> {
+    if (servedHere(partition)) return { ...info(), self: true };
+    return (await loadOwners()).get(partition);
   }
 
   function peer(target: MemberInfo): Promise<AdminClient> {
@@ -433,32 +585,33 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     return client;
   }
 
-  /** One call on a shared object, from a holder of this member: served here, or by the owner. */
-  async function call(
-    holderId: string,
-    kind: StateKind,
-    objectName: string,
-    op: string,
-    args: unknown[],
-    init?: ObjectInit,
-  ): Promise<unknown> {
-    const opId = `${tag}:${++opSeq}`;
+  /**
+   * Runs `here` on the partition's store when this member serves it, else `there` on its owner;
+   * retried (the owner moved, or could not be reached) until `routeTimeoutMs`.
+   */
+  async function onOwner<T>(
+    partition: () => number,
+    here: (store: StateStore) => T | Promise<T>,
+    there: (client: AdminClient) => Promise<T>,
+    what: string,
+  ): Promise<T> {
     const deadline = Date.now() + routeTimeoutMs;
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
       if (closed) throw new WharfError('ERR_STATE_CLOSED', 'The state store is closed (the supervisor is stopping).');
       try {
-        const serving = current?.serving ? current.store : undefined;
-        if (serving) return await serving.executeOnce(opId, holderOf(holderId), kind, objectName, op, args, init);
-        const target = await owner();
-        if (target && !target.self) {
-          const client = await peer(target);
-          return await client.call('cluster.call', { opId, holder: holderOf(holderId), kind, name: objectName, op, args, init });
+        // Until this member joined, it does not know how many partitions there are: wait.
+        if (count !== undefined) {
+          const p = partition();
+          const store = servedHere(p);
+          if (store) return await here(store);
+          const target = await ownerOf(p);
+          if (target && !target.self) return await there(await peer(target));
         }
       } catch (error) {
         if (!retriable(error)) throw error;
         lastError = error;
-        cachedOwner = undefined;
+        owners = undefined;
       }
       if (Date.now() > deadline) {
         throw new WharfError(
@@ -466,14 +619,34 @@ export function createDeployment(options: DeploymentOptions): Deployment {
           `No member of deployment ${name} served the shared state within ${routeTimeoutMs} ms` +
             (lastError ? ` (last: ${describeError(lastError)})` : '') +
             '. Is a supervisor of it running? npm run admin -- cluster',
-          { retriable: true, cause: lastError, context: { object: objectName } },
+          { retriable: true, cause: lastError, context: { object: what } },
         );
       }
       await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
     }
   }
 
-  /** The owner's side of a routed call: applied once per id, or refused (retriable) when this member does not serve. */
+  /** One call on a shared object, from a holder of this member: served here, or by the owner of its partition. */
+  function call(holderId: string, kind: StateKind, objectName: string, op: string, args: unknown[], init?: ObjectInit): Promise<unknown> {
+    const opId = `${tag}:${++opSeq}`;
+    const holder = holderOf(holderId);
+    return onOwner(
+      () => partitionOfName(objectName),
+      (store) => store.executeOnce(opId, holder, kind, objectName, op, args, init),
+      (client) => client.call('cluster.call', { opId, holder, kind, name: objectName, op, args, init }),
+      objectName,
+    );
+  }
+
+  /** The store of the partition an object lives in, when this member serves it; else refused as retriable. */
+  function servingStore(objectName: string): StateStore {
+    const partition = partitionOfName(objectName);
+    const store = servedHere(partition);
+    if (!store) throw notOwner(name, partition);
+    return store;
+  }
+
+  /** The owner's side of a routed call: applied once per id, or refused (retriable) when this member does not serve it. */
   async function serveRouted(params: unknown): Promise<unknown> {
     const parsed = callParams.safeParse(params);
     if (!parsed.success) {
@@ -483,51 +656,125 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       );
     }
     const { opId, holder, kind, name: objectName, op, args, init } = parsed.data;
-    const serving = current?.serving ? current.store : undefined;
-    if (!serving) {
-      throw new WharfError('ERR_STATE_NOT_OWNER', `This supervisor does not serve the shared state of deployment ${name} now.`, {
-        retriable: true,
-      });
-    }
+    const store = servingStore(objectName);
     noteHolder(holder);
-    return serving.executeOnce(opId, holder, kind as StateKind, objectName, op, args, (init ?? undefined) as ObjectInit | undefined);
+    return store.executeOnce(opId, holder, kind as StateKind, objectName, op, args, (init ?? undefined) as ObjectInit | undefined);
   }
+
+  /** The owner's side of the admin socket's whole-object operations (`cluster.state`). */
+  async function serveState(params: unknown): Promise<unknown> {
+    const parsed = stateParams.safeParse(params);
+    if (!parsed.success) throw new WharfError('ERR_BAD_PARAMS', `cluster.state: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    const request = parsed.data;
+    const stores = [...owned.values()].filter((h) => h.serving).map((h) => h.store);
+    switch (request.op) {
+      case 'describe':
+        return stores.flatMap((store) => store.describe());
+      case 'snapshot':
+        return Object.assign({}, ...stores.map((store) => store.snapshot())) as Record<string, ObjectSnapshot>;
+      case 'get':
+        return servingStore(request.name).get(request.name) ?? null;
+      case 'delete':
+        return servingStore(request.name).delete(request.name);
+      case 'set':
+        servingStore(request.name).set(request.name, request.value, request.kind as StateKind | undefined);
+        return null;
+    }
+  }
+
+  /** Every member serving a part of the state now, with the partitions it serves (this one included). */
+  async function servingMembers(): Promise<Owner[]> {
+    const byTag = new Map<string, Owner>();
+    const known = await loadOwners().catch((error: unknown) => {
+      log.debug({ err: describeError(error) }, 'cannot read the group: only this member’s part of the state is at hand');
+      return new Map<number, Owner>();
+    });
+    for (const owner of known.values()) byTag.set(owner.tag, owner);
+    if (owned.size > 0) byTag.set(tag, { ...info(), self: true });
+    return [...byTag.values()];
+  }
+
+  /** describe or snapshot: the parts every serving member holds, gathered. */
+  async function gather<T>(here: (stores: StateStore[]) => T[], op: 'describe' | 'snapshot'): Promise<T[]> {
+    const parts = await Promise.all(
+      (await servingMembers()).map(async (member): Promise<T[]> => {
+        if (member.self) return here([...owned.values()].filter((h) => h.serving).map((h) => h.store));
+        try {
+          const answer = await (await peer(member)).call('cluster.state', { op });
+          return op === 'describe' ? (answer as T[]) : [answer as T];
+        } catch (error) {
+          owners = undefined;
+          log.debug({ err: describeError(error), member: member.tag }, `could not ${op} a member's part of the shared state`);
+          return [];
+        }
+      }),
+    );
+    return parts.flat();
+  }
+
+  const view: SharedView = {
+    describe: () => gather((stores) => stores.flatMap((store) => store.describe()), 'describe'),
+    snapshot: async () =>
+      Object.assign(
+        {},
+        ...(await gather<Record<string, ObjectSnapshot>>((stores) => stores.map((store) => store.snapshot()), 'snapshot')),
+      ) as Record<string, ObjectSnapshot>,
+    get: (objectName) =>
+      onOwner(
+        () => partitionOfName(objectName),
+        (store) => store.get(objectName),
+        async (client) =>
+          ((await client.call('cluster.state', { op: 'get', name: objectName })) ?? undefined) as ObjectSnapshot | undefined,
+        objectName,
+      ),
+    set: (objectName, value, kind) =>
+      onOwner(
+        () => partitionOfName(objectName),
+        (store) => store.set(objectName, value, kind as StateKind | undefined),
+        async (client) => void (await client.call('cluster.state', { op: 'set', name: objectName, value, ...(kind ? { kind } : {}) })),
+        objectName,
+      ),
+    delete: (objectName) =>
+      onOwner(
+        () => partitionOfName(objectName),
+        (store) => store.delete(objectName),
+        async (client) => (await client.call('cluster.state', { op: 'delete', name: objectName })) as boolean,
+        objectName,
+      ),
+    watchPartition: (partition, watchName, listener) => addWatch({ name: watchName, listener, partition, attached: new Map() }),
+  };
 
   const route: SharedRoute = {
     covers: (objectName, kind) => PERSISTED_KINDS.has(kind) && isShared(objectName),
     call,
     release(holderId) {
       const holder = holderOf(holderId);
-      if (current) return releaseOwned(holder);
-      // A worker of this member ended: what it holds on the owner (a lock, a permit, a wait) is freed there.
-      void owner()
-        .then(async (target) => {
-          if (target && !target.self) await (await peer(target)).call('cluster.release', { holder });
-        })
-        .catch((error: unknown) => log.debug({ err: describeError(error), holder }, 'could not tell the owner that a holder ended'));
+      releaseOwned(holder);
+      // A worker of this member ended: what it holds on other owners (a lock, a permit, a wait) is freed there.
+      void servingMembers()
+        .then((members) =>
+          Promise.all(members.filter((m) => !m.self).map(async (m) => (await peer(m)).call('cluster.release', { holder }))),
+        )
+        .catch((error: unknown) => log.debug({ err: describeError(error), holder }, 'could not tell the owners that a holder ended'));
     },
     watch(watchName, listener) {
       if (watchName !== undefined && !isShared(watchName)) return () => undefined;
-      const watch: Watch = { name: watchName, listener, epoch: 0 };
-      watches.add(watch);
-      attach(watch);
-      return () => {
-        watches.delete(watch);
-        watch.epoch++;
-        watch.detach?.();
-      };
+      return addWatch({ name: watchName, listener, attached: new Map() });
     },
   };
 
   async function status(): Promise<DeploymentStatus> {
     const members = await describeMembers().catch(() => []);
+    const served = [...owned.values()].filter((h) => h.serving).map((h) => h.partition);
     return {
       name,
       group,
       topic,
+      partitions: count ?? 0,
       tag,
       role,
-      serving: current?.serving === true,
+      serving: served.length > 0,
+      served: served.sort((a, b) => a - b),
       members: members.map((m) => ({ tag: m.info.tag, address: m.info.address, pid: m.info.pid, partitions: m.partitions })),
       ...(restored ? { restored } : {}),
       acquisitions,
@@ -538,8 +785,17 @@ export function createDeployment(options: DeploymentOptions): Deployment {
   return {
     tag,
     route,
+    view,
     async join(advertise, timeoutMs = 120_000) {
       advertised = advertise;
+      // The changelog must exist (with its partitions) before the group can be given them.
+      count = await openChangelogTopic(kafka, topic, options.logger, options.partitions ?? DEFAULT_PARTITIONS);
+      if (options.partitions !== undefined && count !== options.partitions)
+        log.warn(
+          { topic, partitions: count, configured: options.partitions },
+          `the changelog topic has ${count} partitions; the deployment's state is split over those (state.partitions applies when the topic is created)`,
+        );
+      reattach();
       consumer = kafka.consumer({
         ...consumerConfig(group, { sessionTimeout: options.sessionTimeoutMs ?? 10_000 }),
         partitionAssigners: [stateOwnerAssigner(topic, info)],
@@ -547,51 +803,47 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       const { GROUP_JOIN, REBALANCING, CRASH } = consumer.events;
       consumer.on(GROUP_JOIN, (event) => {
         const partitions = event.payload.memberAssignment[topic] ?? [];
-        enqueue(() => onAssignment(partitions, event.payload.memberId));
+        const generation = rebalances;
+        enqueue(() => onAssignment(partitions, event.payload.memberId, generation));
       });
       // Eager rebalancing: until the next assignment, this member may not own what it owned.
-      consumer.on(REBALANCING, () => {
-        if (current) current.serving = false;
-      });
-      consumer.on(CRASH, () => {
-        if (current) current.serving = false;
-      });
-      // The changelog must exist (with its one partition) before the group can be given it.
-      const probe = createChangelog({ kafka, topic, logger: options.logger });
-      await probe.open();
-      await probe.close();
+      const pause = () => {
+        rebalances++;
+        for (const here of owned.values()) here.serving = false;
+      };
+      consumer.on(REBALANCING, pause);
+      consumer.on(CRASH, pause);
       await consumer.connect();
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
-      // Membership only: the owner restores with a reader of its own, so fetched records are not needed.
+      // Membership only: owners restore with a reader of their own, so fetched records are not needed.
       await consumer.run({ eachBatch: async ({ batch }) => consumer!.pause([{ topic: batch.topic, partitions: [batch.partition] }]) });
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(
           () =>
             reject(
-              new WharfError(
-                'ERR_STATE_UNAVAILABLE',
-                `No member of deployment ${name} served the shared state within ${timeoutMs} ms of joining.`,
-                {
-                  retriable: true,
-                },
-              ),
+              new WharfError('ERR_STATE_UNAVAILABLE', `Deployment ${name} gave this member no share of its state within ${timeoutMs} ms.`, {
+                retriable: true,
+              }),
             ),
           timeoutMs,
         );
       });
       try {
-        await Promise.race([firstServed, late]);
+        await Promise.race([joined, late]);
       } finally {
         clearTimeout(timer);
       }
     },
-    owned: () => (current?.serving ? current.store : undefined),
+    partitions: () => count,
+    partitionOf: partitionOfName,
+    served: () => [...owned.values()].filter((h) => h.serving).map((h) => h.partition),
+    ownedStores: () => [...owned.values()].filter((h) => h.serving).map((h) => h.store),
     lastRestore: () => restored,
-    owner,
     status,
     adminMethods: () => ({
       'cluster.call': serveRouted,
+      'cluster.state': serveState,
       'cluster.release': async (params) => {
         const parsed = releaseParams.safeParse(params);
         if (!parsed.success) throw new WharfError('ERR_BAD_PARAMS', 'cluster.release: holder must be a member-qualified holder id.');
@@ -602,9 +854,9 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     }),
     async close(timeoutMs = 30_000) {
       if (closed) return;
-      const owned = current;
+      const mine = [...owned.values()];
       let failure: unknown;
-      if (owned) {
+      if (mine.length > 0) {
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<never>((_, reject) => {
           timer = setTimeout(
@@ -612,15 +864,16 @@ export function createDeployment(options: DeploymentOptions): Deployment {
             timeoutMs,
           );
         });
-        await Promise.race([owned.store.flush(), late]).catch((error: unknown) => (failure = error));
+        await Promise.race([Promise.all(mine.map((h) => h.store.flush())), late]).catch((error: unknown) => (failure = error));
         clearTimeout(timer);
       }
       closed = true;
-      // Leaving the group hands the state to another member at once, rather than after a session timeout.
+      for (const watch of watches) detachAll(watch);
+      // Leaving the group hands the partitions to other members at once, rather than after a session timeout.
       await consumer?.disconnect().catch(() => undefined);
-      current = undefined;
-      owned?.store.close();
-      await owned?.changelog.close().catch(() => undefined);
+      owned.clear();
+      for (const here of mine) here.store.close();
+      await Promise.all(mine.map((here) => here.changelog.close().catch(() => undefined)));
       for (const client of peers.values()) await client.then((c) => c.close()).catch(() => undefined);
       await admin?.disconnect().catch(() => undefined);
       if (failure) throw failure;

@@ -1,5 +1,4 @@
 import type { AdminApi } from '../admin/api.js';
-import { connectAdmin } from '../admin/client.js';
 import { adminStateApi } from '../admin/state.js';
 import type { Logger } from '../log.js';
 import type { PersistSettings, StatePersistence } from '../persist/open.js';
@@ -54,6 +53,7 @@ export function openSharedState({
   const deployment = createDeployment({
     name: clusterName ?? settings.topic,
     topic: settings.topic,
+    partitions: settings.partitions,
     persist: settings.persist,
     lingerMs: settings.lingerMs,
     brokers,
@@ -67,10 +67,11 @@ export function openSharedState({
     store,
     deployment,
     restored() {
-      const owned = deployment.owned();
-      if (!owned) return NONE;
+      const stores = deployment.ownedStores();
+      if (stores.length === 0) return NONE;
       const { records = 0, ms = 0 } = deployment.lastRestore() ?? {};
-      return { records, ms, objects: Object.fromEntries(owned.describe().map((o) => [o.name, o.size])), skipped: [] };
+      const objects = stores.flatMap((owned) => owned.describe());
+      return { records, ms, objects: Object.fromEntries(objects.map((o) => [o.name, o.size])), skipped: [] };
     },
     join: (advertise) => deployment.join(advertise),
     async close(timeoutMs) {
@@ -82,75 +83,26 @@ export function openSharedState({
 
 /**
  * The admin socket's view of the state: this supervisor's own objects, and the deployment's
- * shared ones, read and written where they are owned (here, or on the owner over its admin socket).
- * Watches are the store's own, which follow shared objects wherever they are owned.
+ * shared ones, read and written where their partitions are served (here, or on their owners over
+ * their admin sockets). Watches are the store's own, which follow shared objects wherever they are
+ * served; a watch of one partition (another member asking) is the deployment's.
  */
 export function clusterStateApi(handle: SharedStateHandle): AdminApi['state'] {
   const local = adminStateApi(handle.store);
   const { deployment } = handle;
   if (!deployment) return local;
-  const owned = () => deployment.owned();
-  const remote = async () => {
-    const owner = await deployment.owner();
-    if (!owner || owner.self) return undefined;
-    return connectAdmin({ address: owner.address, ...(owner.keyFile ? { keyFile: owner.keyFile } : {}), timeoutMs: 5_000 });
-  };
-  async function onOwner<T>(
-    here: (store: StateStore) => T,
-    there: (client: Awaited<ReturnType<typeof connectAdmin>>) => Promise<T>,
-    none: T,
-  ) {
-    const store = owned();
-    if (store) return here(store);
-    const client = await remote();
-    if (!client) return none;
-    try {
-      return await there(client);
-    } finally {
-      await client.close();
-    }
-  }
+  const { view } = deployment;
   const isShared = (name: string) => deployment.route.covers(name, 'map');
+  // The socket's session awaits what these return; the AdminApi's types are the store's synchronous ones.
+  const later = <T>(promise: Promise<unknown>) => promise as unknown as T;
   return {
     ...local,
-    describe: () =>
-      onOwner(
-        (store) => [...local.describe(), ...store.describe()],
-        async (client) => [...local.describe(), ...(await client.state.describe()).filter((o) => isShared(o.name))],
-        local.describe(),
-      ) as unknown as ReturnType<AdminApi['state']['describe']>,
-    get: (name) =>
-      (isShared(name)
-        ? onOwner(
-            (store): { kind: string; value: unknown } | undefined => store.get(name),
-            (client) => client.state.get(name),
-            undefined,
-          )
-        : local.get(name)) as ReturnType<AdminApi['state']['get']>,
-    set: (name, value, kind) =>
-      (isShared(name)
-        ? onOwner(
-            (store) => store.set(name, value, kind as never),
-            (client) => client.state.set(name, value, kind),
-            undefined,
-          )
-        : local.set(name, value, kind)) as void,
-    delete: (name) =>
-      (isShared(name)
-        ? onOwner(
-            (store) => store.delete(name),
-            (client) => client.state.delete(name),
-            false,
-          )
-        : local.delete(name)) as boolean,
-    snapshot: () =>
-      onOwner(
-        (store) => ({ ...local.snapshot(), ...store.snapshot() }),
-        async (client) => ({
-          ...local.snapshot(),
-          ...Object.fromEntries(Object.entries(await client.state.snapshot()).filter(([name]) => isShared(name))),
-        }),
-        local.snapshot(),
-      ) as unknown as ReturnType<AdminApi['state']['snapshot']>,
+    describe: () => later(view.describe().then((shared) => [...local.describe(), ...shared])),
+    get: (name) => (isShared(name) ? later(view.get(name)) : local.get(name)),
+    set: (name, value, kind) => (isShared(name) ? later(view.set(name, value, kind)) : local.set(name, value, kind)),
+    delete: (name) => (isShared(name) ? later(view.delete(name)) : local.delete(name)),
+    snapshot: () => later(view.snapshot().then((shared) => ({ ...local.snapshot(), ...shared }))),
+    watch: (name, listener, partition) =>
+      partition === undefined ? local.watch(name, listener) : view.watchPartition(partition, name, listener),
   };
 }

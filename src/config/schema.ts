@@ -103,6 +103,8 @@ export const configSchema = z.strictObject({
       persist: z.array(z.string().min(1)).optional(),
       topic: topicNameSchema.optional(),
       lingerMs: ms(0).optional(),
+      /** Partitions of the changelog topic when wharf creates it: a deployment's state is split over them, one owner each (docs/cluster.md). */
+      partitions: z.int().min(1).max(1_000).optional(),
     })
     .prefault({}),
   /** A deployment of several supervisors (docs/cluster.md); the environment's WHARF_CLUSTER_* and WHARF_ADMIN_LISTEN win. */

@@ -8,15 +8,27 @@ import { MARKER_KEY, type ChangelogRecord } from '../state/changelog-records.js'
 import type { ChangelogSink } from '../state/persister.js';
 
 /**
- * The compacted Kafka topic behind persisted shared state: one partition, so the log has one
- * order and a restore replays exactly the order the store wrote in. Writes use the idempotent
- * acks=all producer every worker uses; reads replay the topic from its beginning.
+ * The compacted Kafka topic behind persisted shared state. One changelog writes one partition of
+ * it, so that partition's log has one order and a restore replays exactly the order its store
+ * wrote in. A supervisor alone uses a one-partition topic; a deployment (src/cluster/) splits its
+ * state over the topic's partitions, one writer per partition it owns. Writes use the idempotent
+ * acks=all producer every worker uses; reads replay partitions from their beginning.
  */
 export interface Changelog extends ChangelogSink {
   readonly topic: string;
-  /** Creates the topic (compacted, one partition) when missing, checks it when not, connects the producer. */
-  open(): Promise<void>;
-  /** Replays every record from the beginning up to now, in log order; resolves with how many. */
+  readonly partition: number;
+  /**
+   * Creates the topic (compacted, `partitions` partitions) when missing, checks it when not, connects
+   * the producer. Resolves with the topic's partition count.
+   */
+  open(): Promise<number>;
+  /**
+   * Writes a marker into this changelog's partition and resolves with its offset: a replay up to it
+   * reads everything written before (a marker is a record compaction cannot have removed yet,
+   * unlike whatever the high watermark pointed at).
+   */
+  mark(): Promise<bigint>;
+  /** Replays this changelog's partition from the beginning up to now, in log order; resolves with how many records. */
   replay(apply: (key: string | null, value: string | null, where: string) => void): Promise<number>;
   close(): Promise<void>;
 }
@@ -27,6 +39,15 @@ export interface ChangelogOptions {
   logger: Logger;
   /** A replay that makes no progress for this long fails (default 60 s). */
   stallTimeoutMs?: number;
+  /** The partition this changelog writes and replays (default 0). */
+  partition?: number;
+  /**
+   * Partitions the topic is created with when missing (default 1). When undefined or 1, an existing
+   * topic must have exactly one; otherwise any count is accepted and `open()` says which it is.
+   */
+  partitions?: number;
+  /** The topic was opened already (`openChangelogTopic`, with `partitions` its count): `open()` only connects the producer. */
+  topicReady?: boolean;
   /**
    * Write in transactions under this id (a deployment's owner of the state: src/cluster/). Opening
    * the changelog then fences every earlier producer of the same id: a write of a supervisor that
@@ -64,21 +85,24 @@ function chunks(records: ChangelogRecord[]): ChangelogRecord[][] {
   return out;
 }
 
-export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000, transactionalId }: ChangelogOptions): Changelog {
+/**
+ * Creates the changelog topic when missing (compacted, `partitions` partitions) and checks it:
+ * resolves with its partition count. A supervisor alone (`partitions` 1) needs exactly one.
+ */
+export async function openChangelogTopic(kafka: Kafka, topic: string, logger: Logger, partitions = 1): Promise<number> {
   // ensureTopics names the topic in its own lines; these name it themselves.
   const log = logger.child({ component: 'changelog' });
-  let producer: Producer | undefined;
-
-  async function checkTopic(): Promise<void> {
+  try {
+    await ensureTopics(kafka, [{ topic, numPartitions: partitions, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }], log);
     const admin = kafka.admin();
     await admin.connect();
     try {
       const metadata = await untilServed(() => admin.fetchTopicMetadata({ topics: [topic] }));
-      const partitions = metadata.topics[0]?.partitions.length ?? 0;
-      if (partitions !== 1) {
+      const found = metadata.topics[0]?.partitions.length ?? 0;
+      if (partitions === 1 && found !== 1) {
         throw changelogError(
           topic,
-          `has ${partitions} partitions; a changelog needs exactly one (its order is the order of changes). Use another topic, or recreate this one with one partition.`,
+          `has ${found} partitions; a supervisor's own changelog needs exactly one (its order is the order of changes). Use another topic, or recreate this one with one partition.`,
         );
       }
       const described = await untilServed(() =>
@@ -93,10 +117,115 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000,
         log.warn({ topic, policy }, 'the state changelog topic is not compacted: set cleanup.policy=compact on it');
       if (policy.split(',').includes('delete'))
         log.warn({ topic, policy }, 'the state changelog topic deletes old records: state older than its retention will not be restored');
+      return found;
     } finally {
       await admin.disconnect();
     }
+  } catch (error) {
+    if (error instanceof WharfError) throw error;
+    throw changelogError(topic, `could not be opened: ${describeError(error)}. Is the broker reachable?`, error, true);
   }
+}
+
+export interface ReadChangelogOptions {
+  kafka: Kafka;
+  topic: string;
+  /** Where to stop in each partition read: the offset of its marker (`Changelog.mark`), not applied. */
+  ends: ReadonlyMap<number, bigint>;
+  apply: (partition: number, key: string | null, value: string | null, where: string) => void;
+  /** A read that makes no progress for this long fails (default 60 s). */
+  stallTimeoutMs?: number;
+}
+
+/**
+ * Replays the given partitions of a changelog from their beginnings up to their ends, each in log
+ * order, with one consumer (partitions not asked for are paused as soon as they show up). Resolves
+ * with the number of records applied.
+ */
+export async function readChangelog({ kafka, topic, ends, apply, stallTimeoutMs = 60_000 }: ReadChangelogOptions): Promise<number> {
+  // kafkajs consumers always join a group: a throwaway one that never commits.
+  const groupId = `wharf-restore-${randomUUID()}`;
+  const consumer = kafka.consumer(consumerConfig(groupId, { maxWaitTimeInMs: 100 }));
+  const next = new Map<number, bigint>([...ends.keys()].map((p) => [p, 0n]));
+  const open = new Set(ends.keys());
+  let count = 0;
+  let lastProgress = Date.now();
+  let finish!: (error?: unknown) => void;
+  const finished = new Promise<void>((resolve, reject) => (finish = (error) => (error === undefined ? resolve() : reject(error))));
+  if (open.size === 0) finish();
+  const stall = setInterval(
+    () => {
+      if (Date.now() - lastProgress > stallTimeoutMs) {
+        const at = [...open].map((p) => `partition ${p} at offset ${next.get(p)} of ${ends.get(p)}`).join(', ');
+        finish(changelogError(topic, `restore made no progress for ${stallTimeoutMs} ms (${at}).`, undefined, true));
+      }
+    },
+    Math.min(1_000, stallTimeoutMs),
+  );
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const partition = batch.partition;
+        const end = ends.get(partition);
+        if (end === undefined || !open.has(partition)) {
+          consumer.pause([{ topic, partitions: [partition] }]);
+          return;
+        }
+        try {
+          for (const message of batch.messages) {
+            const offset = BigInt(message.offset);
+            // A batch fetched again (kafkajs retries) must not be applied twice.
+            if (offset < next.get(partition)! || offset > end) continue;
+            next.set(partition, offset + 1n);
+            lastProgress = Date.now();
+            if (offset === end) {
+              open.delete(partition);
+              consumer.pause([{ topic, partitions: [partition] }]);
+              if (open.size === 0) finish();
+              return;
+            }
+            apply(
+              partition,
+              message.key?.toString('utf8') ?? null,
+              message.value?.toString('utf8') ?? null,
+              `${topic}[${partition}]@${offset}`,
+            );
+            count++;
+          }
+        } catch (error) {
+          // Thrown out of eachBatch, kafkajs would retry forever; a bad record fails the restore.
+          finish(error);
+        }
+      },
+    });
+    await finished;
+    return count;
+  } finally {
+    clearInterval(stall);
+    await consumer.disconnect().catch(() => undefined);
+    const admin = kafka.admin();
+    await admin
+      .connect()
+      .then(() => admin.deleteGroups([groupId]))
+      .catch(() => undefined)
+      .finally(() => admin.disconnect().catch(() => undefined));
+  }
+}
+
+export function createChangelog({
+  kafka,
+  topic,
+  logger,
+  stallTimeoutMs = 60_000,
+  transactionalId,
+  partition = 0,
+  partitions = 1,
+  topicReady = false,
+}: ChangelogOptions): Changelog {
+  let producer: Producer | undefined;
 
   async function send(records: ChangelogRecord[]): Promise<string | undefined> {
     if (!producer) throw changelogError(topic, 'is not open; call open() first.');
@@ -116,18 +245,26 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000,
   async function sendChunks(target: Pick<Producer, 'send'>, records: ChangelogRecord[]): Promise<string | undefined> {
     let last: string | undefined;
     for (const chunk of chunks(records)) {
-      const [meta] = await target.send({ topic, acks: -1, messages: chunk.map((r) => ({ key: r.key, value: r.value })) });
+      const [meta] = await target.send({ topic, acks: -1, messages: chunk.map((r) => ({ key: r.key, value: r.value, partition })) });
       last = meta?.baseOffset === undefined ? undefined : String(BigInt(meta.baseOffset) + BigInt(chunk.length - 1));
     }
     return last;
   }
 
+  async function mark(): Promise<bigint> {
+    const markerValue = JSON.stringify({ kind: 'marker', at: new Date().toISOString(), pid: process.pid });
+    const endText = await send([{ key: MARKER_KEY, value: markerValue }]);
+    if (endText === undefined) throw changelogError(topic, 'the broker did not say where the restore marker landed.');
+    return BigInt(endText);
+  }
+
   return {
     topic,
+    partition,
     async open() {
+      const found = topicReady ? partitions : await openChangelogTopic(kafka, topic, logger, partitions);
+      if (partition >= found) throw changelogError(topic, `has ${found} partitions; there is no partition ${partition} to write.`);
       try {
-        await ensureTopics(kafka, [{ topic, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }], log);
-        await checkTopic();
         producer = kafka.producer(
           transactionalId === undefined
             ? producerConfig()
@@ -148,74 +285,26 @@ export function createChangelog({ kafka, topic, logger, stallTimeoutMs = 60_000,
         // open changelog has fenced every earlier producer of its id (and aborted what they left open).
         if (transactionalId !== undefined) await (await producer.transaction()).abort();
       } catch (error) {
-        if (error instanceof WharfError) throw error;
         throw changelogError(topic, `could not be opened: ${describeError(error)}. Is the broker reachable?`, error, true);
       }
+      return found;
     },
+
+    mark,
 
     async write(records) {
       await send(records);
     },
 
     async replay(apply) {
-      // A marker written now is the end of the replay: its offset is known, and it is a record
-      // that compaction cannot have removed, unlike whatever the high watermark pointed before.
-      const markerValue = JSON.stringify({ kind: 'marker', at: new Date().toISOString(), pid: process.pid });
-      const endText = await send([{ key: MARKER_KEY, value: markerValue }]);
-      if (endText === undefined) throw changelogError(topic, 'the broker did not say where the restore marker landed.');
-      const end = BigInt(endText);
-      // kafkajs consumers always join a group: a throwaway one that never commits.
-      const groupId = `wharf-restore-${randomUUID()}`;
-      const consumer = kafka.consumer(consumerConfig(groupId, { maxWaitTimeInMs: 100 }));
-      let next = 0n;
-      let count = 0;
-      let lastProgress = Date.now();
-      let finish!: (error?: unknown) => void;
-      const finished = new Promise<void>((resolve, reject) => (finish = (error) => (error === undefined ? resolve() : reject(error))));
-      const stall = setInterval(
-        () => {
-          if (Date.now() - lastProgress > stallTimeoutMs)
-            finish(
-              changelogError(topic, `restore made no progress for ${stallTimeoutMs} ms (at offset ${next} of ${end}).`, undefined, true),
-            );
-        },
-        Math.min(1_000, stallTimeoutMs),
-      );
-      try {
-        await consumer.connect();
-        await consumer.subscribe({ topics: [topic], fromBeginning: true });
-        await consumer.run({
-          autoCommit: false,
-          eachBatch: async ({ batch }) => {
-            try {
-              for (const message of batch.messages) {
-                const offset = BigInt(message.offset);
-                // A batch fetched again (kafkajs retries) must not be applied twice.
-                if (offset < next || offset > end) continue;
-                next = offset + 1n;
-                lastProgress = Date.now();
-                if (offset === end) return finish();
-                apply(message.key?.toString('utf8') ?? null, message.value?.toString('utf8') ?? null, `${topic}@${offset}`);
-                count++;
-              }
-            } catch (error) {
-              // Thrown out of eachBatch, kafkajs would retry forever; a bad record fails the restore.
-              finish(error);
-            }
-          },
-        });
-        await finished;
-        return count;
-      } finally {
-        clearInterval(stall);
-        await consumer.disconnect().catch(() => undefined);
-        const admin = kafka.admin();
-        await admin
-          .connect()
-          .then(() => admin.deleteGroups([groupId]))
-          .catch(() => undefined)
-          .finally(() => admin.disconnect().catch(() => undefined));
-      }
+      const end = await mark();
+      return readChangelog({
+        kafka,
+        topic,
+        ends: new Map([[partition, end]]),
+        apply: (_partition, key, value, where) => apply(key, value, where),
+        stallTimeoutMs,
+      });
     },
 
     async close() {

@@ -18,7 +18,15 @@ export interface PersistSettings {
   topic: string;
   /** Extra wait before a batch of changes is written (default 0). */
   lingerMs: number;
+  /**
+   * Partitions the changelog topic is created with (default 12): a deployment splits its persisted
+   * objects over them, each partition served by one member (src/cluster/). An existing topic keeps
+   * the count it has.
+   */
+  partitions: number;
 }
+
+export const DEFAULT_STATE_PARTITIONS = 12;
 
 export const DEFAULT_STATE_TOPIC = 'wharf.state.default';
 
@@ -27,11 +35,13 @@ export interface StateConfig {
   persist?: string[];
   topic?: string;
   lingerMs?: number;
+  partitions?: number;
 }
 
 /**
  * Settings from config < environment: `WHARF_STATE_PERSIST` (comma-separated names; empty for
- * none) and `WHARF_STATE_TOPIC` override the config's `state.persist` and `state.topic`.
+ * none), `WHARF_STATE_TOPIC` and `WHARF_STATE_PARTITIONS` override the config's `state.persist`,
+ * `state.topic` and `state.partitions`.
  */
 export function persistSettings(config: { source: string; state?: StateConfig }, env: NodeJS.ProcessEnv = process.env): PersistSettings {
   const fromEnv = env.WHARF_STATE_PERSIST?.split(',')
@@ -45,7 +55,14 @@ export function persistSettings(config: { source: string; state?: StateConfig },
       context: { field: 'state.topic' },
     });
   }
-  return { persist, topic, lingerMs: config.state?.lingerMs ?? 0 };
+  const partitionsText = env.WHARF_STATE_PARTITIONS?.trim();
+  const partitions = partitionsText ? Number(partitionsText) : (config.state?.partitions ?? DEFAULT_STATE_PARTITIONS);
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > 1_000) {
+    throw new ConfigError(`WHARF_STATE_PARTITIONS must be a whole number from 1 to 1000; got ${JSON.stringify(partitionsText)}.`, {
+      context: { field: 'state.partitions' },
+    });
+  }
+  return { persist, topic, lingerMs: config.state?.lingerMs ?? 0, partitions };
 }
 
 export interface StatePersistence {

@@ -220,3 +220,18 @@ export function createChangelogFold(isPersisted: (name: string) => boolean): Cha
     snapshot: () => Object.fromEntries([...objects].map(([name, object]) => [name, build(name, object)])),
   };
 }
+
+/**
+ * The changelog partition an object lives in when a deployment splits its state over `partitions`
+ * (src/cluster/): FNV-1a of the name's UTF-16 code units, so every member computes the same one. An
+ * object's records (its entries and the ids of operations on it too) all go to its partition.
+ */
+export function partitionOf(name: string, partitions: number): number {
+  if (partitions <= 1) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    hash ^= name.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % partitions;
+}

@@ -6,17 +6,15 @@ import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { connectAdmin } from '../../src/admin/client.js';
 import type { DeploymentStatus } from '../../src/cluster/deployment.js';
-import { createKafka } from '../../src/kafka/client.js';
 import { compiled } from '../../src/paths.js';
-import { createChangelog } from '../../src/persist/changelog.js';
-import { createChangelogFold, createNameMatcher } from '../../src/state/changelog-records.js';
-import { SERVICE_MODULES, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
+import { partitionOf } from '../../src/state/changelog-records.js';
+import { deploymentState, SERVICE_MODULES, testBrokers, uniqueName, waitFor } from '../helpers.js';
 
 /**
  * A deployment of several supervisors: separate processes, each with its own WHARF_HOME (its own
- * "host"), one state topic. Persisted objects are one store: one member owns it, the others route
- * their workers' calls to it, and a call whose owner died is retried on the next one and applied
- * once.
+ * "host"), one state topic. Persisted objects are one store, split over the topic's partitions:
+ * each partition has one owner, the other members route their workers' calls on its objects to
+ * it, and a call whose owner died is retried on the next one and applied once.
  */
 const dir = mkdtempSync(join(tmpdir(), 'wharf-cluster-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,18 +95,18 @@ function calls(host: Host): { attempted: Set<string>; resolved: Set<string> } {
   return { attempted, resolved };
 }
 
-/** What the changelog holds, read back as a new owner would (committed transactions only). */
-async function changelogState(topic: string): Promise<Record<string, { kind: string; value: unknown }>> {
-  const kafka = createKafka({ brokers: testBrokers(), logger: testLogger() });
-  const changelog = createChangelog({ kafka, topic, logger: testLogger() });
-  await changelog.open();
-  try {
-    const fold = createChangelogFold(createNameMatcher(['*']));
-    await changelog.replay(fold.add);
-    return fold.snapshot();
-  } finally {
-    await changelog.close();
-  }
+/** The host whose supervisor serves the partition an object lives in. */
+function ownerOf(hosts: Host[], statuses: DeploymentStatus[], name: string): Host {
+  const partition = partitionOf(name, statuses[0]!.partitions);
+  const index = statuses.findIndex((s) => s.served.includes(partition));
+  expect(index, `a member serves partition ${partition} (of ${name})`).toBeGreaterThanOrEqual(0);
+  return hosts[index]!;
+}
+
+/** Every partition served by exactly one of these members. */
+function servedOnce(statuses: DeploymentStatus[]): boolean {
+  const served = statuses.flatMap((s) => s.served).sort((a, b) => a - b);
+  return served.length === statuses[0]!.partitions && served.every((p, i) => p === i);
 }
 
 /** The warnings and errors a host printed, and how it ended. */
@@ -142,7 +140,7 @@ async function stopAndRead(hosts: Host[], topic: string) {
     host.child!.kill('SIGTERM');
     expect(await exited(host), `host ${host.index} stopped cleanly; it printed:\n${problems(host)}`).toBe(0);
   }
-  const state = await changelogState(topic);
+  const state = await deploymentState(topic);
   const all = hosts.map(calls);
   const attempted = all.reduce((n, c) => n + c.attempted.size, 0);
   const resolved = all.reduce((n, c) => n + c.resolved.size, 0);
@@ -167,9 +165,15 @@ describe('a deployment of three supervisors', () => {
       await start(hosts[0]!, env, config);
       await Promise.all([start(hosts[1]!, env, config), start(hosts[2]!, env, config)]);
 
-      const statuses = await Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
-      const owners = statuses.filter((s) => s.serving);
-      expect(owners, 'one owner').toHaveLength(1);
+      // The state's 12 partitions, 4 per member once the group settled.
+      const status = () => Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
+      await waitFor(async () => servedOnce(await status()), { timeoutMs: 60_000, message: 'every partition served by one member' });
+      const statuses = await status();
+      expect(statuses[0]!.partitions).toBe(12);
+      expect(
+        statuses.map((s) => s.served.length),
+        'the partitions spread over the three members',
+      ).toEqual([4, 4, 4]);
       expect(
         statuses.every((s) => s.members.length === 3),
         'every member sees three members',
@@ -178,7 +182,8 @@ describe('a deployment of three supervisors', () => {
         statuses[0]!.members.every((m) => /^127\.0\.0\.1:\d+$/.test(m.address)),
         'members reach each other over TCP',
       ).toBe(true);
-      const owner = hosts[statuses.findIndex((s) => s.serving)]!;
+      // The member killed is the one serving the counter.
+      const owner = ownerOf(hosts, statuses, 'hits');
       const survivor = hosts.find((h) => h !== owner)!;
 
       const resolvedSoFar = () => hosts.reduce((n, h) => n + calls(h).resolved.size, 0);
@@ -190,20 +195,12 @@ describe('a deployment of three supervisors', () => {
       const atKill = resolvedSoFar();
       // The survivors' workers ride out the failover: their calls wait, then reach the new owner.
       const survivors = hosts.filter((h) => h !== owner);
-      await waitFor(
-        async () => (await Promise.all(survivors.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')))).some((s) => s.serving),
-        {
-          timeoutMs: 60_000,
-          message: 'a survivor to serve the state',
-        },
-      );
-      console.log(`failover: a survivor served the state ${Date.now() - killedAt} ms after the owner's SIGKILL (session timeout 6 s)`);
+      await waitFor(async () => servedOnce(await Promise.all(survivors.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')))), {
+        timeoutMs: 60_000,
+        message: 'the survivors to serve every partition',
+      });
+      console.log(`failover: the survivors served every partition ${Date.now() - killedAt} ms after the SIGKILL (session timeout 6 s)`);
       await waitFor(() => resolvedSoFar() >= atKill + 150, { timeoutMs: 90_000, message: '150 more calls after the owner was killed' });
-      const after = await Promise.all(survivors.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
-      expect(
-        after.filter((s) => s.serving),
-        'one new owner',
-      ).toHaveLength(1);
 
       await start(owner, env, config);
       const restarted = resolvedSoFar();
@@ -261,13 +258,16 @@ describe('a deployment of three supervisors', () => {
       const passes = () => hosts.reduce((n, h) => n + lines(h).filter((l) => l.startsWith('done ')).length, 0);
       await waitFor(() => passes() >= 30, { timeoutMs: 60_000, message: '30 passes through the critical section' });
 
-      const statuses = await Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
+      const status = () => Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
+      await waitFor(async () => servedOnce(await status()), { timeoutMs: 60_000, message: 'every partition served by one member' });
+      const statuses = await status();
       expect(statuses.map((s) => s.name)).toEqual(hosts.map(() => cluster.name));
       expect(
         statuses[0]!.members.every((m) => /^127\.0\.0\.1:\d+$/.test(m.address)),
         'members reach each other over TCP',
       ).toBe(true);
-      const owner = hosts[statuses.findIndex((s) => s.serving)]!;
+      // The member killed is the one serving the lock.
+      const owner = ownerOf(hosts, statuses, 'critical');
       owner.child!.kill('SIGKILL');
       await exited(owner);
       const atKill = passes();
@@ -363,25 +363,27 @@ describe('a deployment of three supervisors', () => {
       const hosts = [hostOf(0, 'zombie'), hostOf(1, 'zombie')];
       await start(hosts[0]!, env, config);
       await start(hosts[1]!, env, config);
-      const statuses = await Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
-      const zombie = hosts[statuses.findIndex((s) => s.serving)]!;
+      const status = () => Promise.all(hosts.map((h) => adminCall<DeploymentStatus>(h, 'cluster.status')));
+      await waitFor(async () => servedOnce(await status()), { timeoutMs: 60_000, message: 'every partition served by one member' });
+      // The member frozen is the one serving the counter.
+      const zombie = ownerOf(hosts, await status(), 'hits');
       const other = hosts.find((h) => h !== zombie)!;
       const resolvedSoFar = () => hosts.reduce((n, h) => n + calls(h).resolved.size, 0);
       await waitFor(() => resolvedSoFar() >= 100, { timeoutMs: 60_000, message: '100 calls' });
 
       // Frozen, as by a long GC pause: its session expires and the other member takes the state over.
       zombie.child!.kill('SIGSTOP');
-      await waitFor(async () => (await adminCall<DeploymentStatus>(other, 'cluster.status')).serving, {
+      await waitFor(async () => servedOnce([await adminCall<DeploymentStatus>(other, 'cluster.status')]), {
         timeoutMs: 60_000,
-        message: 'the other member to take the state over',
+        message: 'the other member to take every partition over',
       });
       zombie.child!.kill('SIGCONT');
       // Awake, it still believes it owns the state until it sees the group: its next write is fenced.
-      await waitFor(() => /no longer owns the shared state/.test(zombie.output), {
+      await waitFor(() => /no longer owns these partitions of the shared state/.test(zombie.output), {
         timeoutMs: 60_000,
         message: 'the woken owner to give the state up',
       });
-      console.log(`the woken owner: ${zombie.output.split('\n').find((line) => line.includes('no longer owns the shared state'))}`);
+      console.log(`the woken owner: ${zombie.output.split('\n').find((line) => line.includes('no longer owns these partitions'))}`);
       const atWake = resolvedSoFar();
       await waitFor(() => resolvedSoFar() >= atWake + 100, { timeoutMs: 60_000, message: '100 more calls after it woke' });
 

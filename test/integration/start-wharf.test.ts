@@ -131,34 +131,43 @@ describe('startWharf', () => {
     });
   });
 
-  it('releases the broker lease when the changelog topic has 2 partitions', { timeout: 60_000 }, async () => {
-    const dir = tempHome();
-    const { lease, resolve } = countedBroker();
-    const stateTopic = await createTopic(await kafkaForTest().admin(), uniqueName('state'), 2);
-    const before = tcpSockets();
+  it(
+    'fails with the restore error and releases the broker lease when the changelog holds what is not wharf state',
+    { timeout: 60_000 },
+    async () => {
+      const dir = tempHome();
+      const { lease, resolve } = countedBroker();
+      const kafka = kafkaForTest();
+      const stateTopic = await createTopic(await kafka.admin(), uniqueName('state'), 2);
+      // A record of some other program in each partition.
+      await (
+        await kafka.producer()
+      ).send({ topic: stateTopic, messages: [0, 1].map((partition) => ({ partition, key: 'user:1', value: '{}' })) });
+      const before = tcpSockets();
 
-    const start = startWharf({
-      config: config(
-        [
-          {
-            module: SERVICE_MODULES.fixture('echo'),
-            workers: { consumer: 1 },
-            consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') },
-          },
-        ],
-        { persist: ['*'], topic: stateTopic },
-      ),
-      env: {},
-      logger: testLogger(),
-      resolveBroker: resolve,
-      admin: { dir },
-    });
-    await expect(start).rejects.toThrow(/has 2 partitions; a changelog needs exactly one/);
-    expect(lease).toEqual({ resolved: 1, released: 1 });
-    expect(readdirSync(dir)).toEqual([]);
-    await waitFor(() => tcpSockets() <= before, {
-      timeoutMs: 10_000,
-      message: `the changelog's clients to disconnect (${tcpSockets()} sockets open, ${before} before)`,
-    });
-  });
+      const start = startWharf({
+        config: config(
+          [
+            {
+              module: SERVICE_MODULES.fixture('echo'),
+              workers: { consumer: 1 },
+              consumes: { topics: [uniqueName('in')], groupId: uniqueName('echo') },
+            },
+          ],
+          { persist: ['*'], topic: stateTopic },
+        ),
+        env: {},
+        logger: testLogger(),
+        resolveBroker: resolve,
+        admin: { dir },
+      });
+      await expect(start).rejects.toThrow(/has a key that is not a wharf state key: "user:1"/);
+      expect(lease).toEqual({ resolved: 1, released: 1 });
+      expect(readdirSync(dir)).toEqual([]);
+      await waitFor(() => tcpSockets() <= before, {
+        timeoutMs: 10_000,
+        message: `the changelog's clients to disconnect (${tcpSockets()} sockets open, ${before} before)`,
+      });
+    },
+  );
 });

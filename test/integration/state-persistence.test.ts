@@ -9,7 +9,7 @@ import { deadLetterTopic } from '../../src/kafka/dead-letter.js';
 import { compiled } from '../../src/paths.js';
 import { openStatePersistence, type PersistSettings, type StatePersistence } from '../../src/persist/open.js';
 import type { StateStore } from '../../src/state/store.js';
-import { createTopic, kafkaForTest, SERVICE_MODULES, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
+import { createTopic, deploymentState, kafkaForTest, SERVICE_MODULES, testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
 
 /**
  * Persisted shared state against the run's real broker: what workers wrote comes back from the
@@ -23,7 +23,7 @@ beforeAll(() => {
 });
 
 function settings(topic: string): PersistSettings {
-  return { persist: PERSISTED, topic, lingerMs: 0 };
+  return { persist: PERSISTED, topic, lingerMs: 0, partitions: 1 };
 }
 
 /** Opened for one test, and always closed (flushed, disconnected) when it ends. */
@@ -123,7 +123,7 @@ describe('shared state persisted in a compacted topic', () => {
     const topic = await createTopic(await k.admin(), uniqueName('wharf.state'), 3);
     await expect(openStatePersistence({ settings: settings(topic), brokers: testBrokers(), logger: testLogger() })).rejects.toMatchObject({
       code: 'ERR_STATE_CHANGELOG',
-      message: `State changelog ${topic}: has 3 partitions; a changelog needs exactly one (its order is the order of changes). Use another topic, or recreate this one with one partition.`,
+      message: `State changelog ${topic}: has 3 partitions; a supervisor's own changelog needs exactly one (its order is the order of changes). Use another topic, or recreate this one with one partition.`,
     });
   });
 });
@@ -293,15 +293,8 @@ describe('npm start with persisted state, killed with kill -9', () => {
       first.child.kill('SIGKILL');
       await first.exited();
 
-      // The changelog as the next start will restore it (replayed the same way, with the same code).
-      const replay = await openStatePersistence({
-        settings: { persist: env.WHARF_STATE_PERSIST.split(','), topic, lingerMs: 0 },
-        brokers: testBrokers(),
-        logger: testLogger(),
-      });
-      const restored = replay.store.snapshot();
-      await replay.close();
-      replay.store.close();
+      // The changelog as the next start will restore it (every partition, folded the same way, with the same code).
+      const restored = await deploymentState(topic, env.WHARF_STATE_PERSIST.split(','));
       const conversation = restored.conversation!.value as Record<string, unknown>;
       const ledger = restored.ledger!.value as Record<string, unknown>;
       const counter = (name: string) => (restored[name]?.value ?? 0) as number;

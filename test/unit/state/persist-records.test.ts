@@ -143,22 +143,35 @@ describe('persistence settings (config < environment)', () => {
       persist: ['conversation', 'tony.asked', 'sent', 'replied', 'duplicates'],
       topic: 'wharf.state.default',
       lingerMs: 0,
+      partitions: 12,
     });
     expect(persistSettings(file, {}).persist).toEqual([]);
   });
 
   it('takes the config’s state section, and the environment over it', () => {
-    const config = { ...file, state: { persist: ['orders', 'stats.*'], topic: 'wharf.state.orders', lingerMs: 2 } };
-    expect(persistSettings(config, {})).toEqual({ persist: ['orders', 'stats.*'], topic: 'wharf.state.orders', lingerMs: 2 });
+    const config = { ...file, state: { persist: ['orders', 'stats.*'], topic: 'wharf.state.orders', lingerMs: 2, partitions: 6 } };
+    expect(persistSettings(config, {})).toEqual({
+      persist: ['orders', 'stats.*'],
+      topic: 'wharf.state.orders',
+      lingerMs: 2,
+      partitions: 6,
+    });
     expect(
-      persistSettings(config, { WHARF_STATE_PERSIST: ' conversation , tony.* ', WHARF_STATE_TOPIC: 'wharf.state.test' }),
-    ).toMatchObject({ persist: ['conversation', 'tony.*'], topic: 'wharf.state.test' });
+      persistSettings(config, {
+        WHARF_STATE_PERSIST: ' conversation , tony.* ',
+        WHARF_STATE_TOPIC: 'wharf.state.test',
+        WHARF_STATE_PARTITIONS: '24',
+      }),
+    ).toMatchObject({ persist: ['conversation', 'tony.*'], topic: 'wharf.state.test', partitions: 24 });
     expect(persistSettings(demo, { WHARF_STATE_PERSIST: '' }).persist, 'an empty variable turns persistence off').toEqual([]);
   });
 
   it('names what is wrong', () => {
     expect(() => persistSettings(file, { WHARF_STATE_PERSIST: 'a,b*c' })).toThrow(
       'WHARF_STATE_PERSIST[1] must be an object name, or a prefix ending in "*" (like "tony.*"); got "b*c".',
+    );
+    expect(() => persistSettings(file, { WHARF_STATE_PARTITIONS: 'twelve' })).toThrow(
+      'WHARF_STATE_PARTITIONS must be a whole number from 1 to 1000; got "twelve".',
     );
     expect(() => persistSettings({ ...file, state: { topic: 'no spaces' } }, {})).toThrow(
       `The state changelog topic must be a Kafka topic name (${TOPIC_NAME_RULE}); got "no spaces".`,
