@@ -20,6 +20,9 @@ export interface MemberInfo {
   owned: number[];
 }
 
+/** A member as routing sees it: its info, and whether it is this member. */
+export type Owner = MemberInfo & { self: boolean };
+
 export const ASSIGNER_NAME = 'WharfStateOwner';
 
 export function encodeMemberInfo(topics: string[], info: MemberInfo): Buffer {

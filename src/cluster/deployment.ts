@@ -7,12 +7,17 @@ import type { StateChange as WireChange } from '../admin/protocol.js';
 import { describeError, WharfError } from '../errors.js';
 import { consumerConfig, createKafka } from '../kafka/client.js';
 import type { Logger } from '../log.js';
-import { createChangelog, openChangelogTopic, readChangelog, type Changelog } from '../persist/changelog.js';
-import { createChangelogFold, createNameMatcher, partitionOf, PERSISTED_KINDS } from '../state/changelog-records.js';
+import { openChangelogTopic } from '../persist/changelog.js';
+import { DEFAULT_STATE_PARTITIONS } from '../persist/open.js';
+import { createNameMatcher, partitionOf, PERSISTED_KINDS } from '../state/changelog-records.js';
 import { isStateKind, type ObjectInit } from '../state/messages.js';
-import { createStateStore, type SharedRoute, type StateStore } from '../state/store.js';
-import type { ObjectSnapshot, StateChange, StateKind, StateListener } from '../state/types.js';
-import { decodeAssignment, decodeMemberInfo, stateOwnerAssigner, type MemberInfo } from './assigner.js';
+import type { SharedRoute, StateStore } from '../state/store.js';
+import type { StateChange, StateKind, StateListener } from '../state/types.js';
+import { decodeAssignment, decodeMemberInfo, stateOwnerAssigner, type MemberInfo, type Owner } from './assigner.js';
+import { createOwnedPartitions } from './partitions.js';
+import { createSharedView, type SharedView } from './shared-view.js';
+
+export type { SharedView } from './shared-view.js';
 
 /**
  * A deployment: every supervisor started with the same `cluster.name` against one Kafka cluster
@@ -75,17 +80,6 @@ export interface DeploymentStatus {
   losses: number;
 }
 
-/** The shared objects as the admin socket sees them, wherever their partitions are served. */
-export interface SharedView {
-  describe(): Promise<{ name: string; kind: StateKind; size: number }[]>;
-  get(name: string): Promise<ObjectSnapshot | undefined>;
-  set(name: string, value: unknown, kind?: string): Promise<void>;
-  delete(name: string): Promise<boolean>;
-  snapshot(): Promise<Record<string, ObjectSnapshot>>;
-  /** A watch of one partition (`state.watch` with `partition`, from another member): served here, or followed to its owner. */
-  watchPartition(partition: number, name: string | undefined, listener: StateListener): () => void;
-}
-
 export interface Deployment {
   readonly tag: string;
   /** For the front store: every call on a shared object goes through it (createStateStore's `shared`). */
@@ -143,20 +137,6 @@ const callParams = z.object({
 
 const releaseParams = z.object({ holder: z.string().min(1).max(600) });
 
-/** `cluster.state`: the admin socket's whole-object operations, on the partitions the member serves. */
-const stateParams = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('describe') }),
-  z.object({ op: z.literal('snapshot') }),
-  z.object({ op: z.literal('get'), name: z.string().min(1) }),
-  z.object({ op: z.literal('delete'), name: z.string().min(1) }),
-  z.object({ op: z.literal('set'), name: z.string().min(1), value: z.unknown(), kind: z.string().optional() }),
-]);
-
-/** The transactional id the owner of a partition of a deployment's state writes under: taking it fences the previous owner. */
-export const stateTransactionalId = (deployment: string, partition: number) => `wharf.cluster.${deployment}.state.${partition}`;
-
-export const DEFAULT_PARTITIONS = 12;
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 /** Who holds the store's locks and permits now (member-qualified holder ids, as the changelog restores them). */
@@ -166,25 +146,6 @@ function leaseHolders(store: StateStore): string[] {
     .filter((o) => (o.kind === 'lock' || o.kind === 'semaphore') && o.size > 0)
     .flatMap((o) => ((store.get(o.name)?.value as { holders?: { holderId: string }[] } | undefined)?.holders ?? []).map((h) => h.holderId));
 }
-
-function notOwner(deployment: string, partition: number): WharfError {
-  return new WharfError(
-    'ERR_STATE_NOT_OWNER',
-    `This supervisor does not serve partition ${partition} of the shared state of deployment ${deployment} now.`,
-    { retriable: true },
-  );
-}
-
-/** A partition this member owns: its changelog writer (transactional) and its store. */
-interface Owned {
-  partition: number;
-  changelog: Changelog;
-  store: StateStore;
-  /** False while the group rebalances: the partition may be another member's by now. */
-  serving: boolean;
-}
-
-type Owner = MemberInfo & { self: boolean };
 
 export function createDeployment(options: DeploymentOptions): Deployment {
   const { name, topic, persist, lingerMs = 0, brokers, clientId = 'wharf', authkey, routeTimeoutMs = 60_000 } = options;
@@ -202,8 +163,23 @@ export function createDeployment(options: DeploymentOptions): Deployment {
   let closed = false;
   /** The changelog topic's partitions, known once joined. */
   let count: number | undefined;
-  /** The partitions this member owns, by partition. */
-  const owned = new Map<number, Owned>();
+  /** The partitions this member owns. */
+  const owned = createOwnedPartitions({
+    kafka,
+    topic,
+    name,
+    persist,
+    isShared,
+    lingerMs,
+    logger: options.logger,
+    onWriteFailed: (partition, changelog) =>
+      enqueue(async () => {
+        // A late failure of a changelog given up already must not drop a newer ownership.
+        if (owned.get(partition)?.changelog !== changelog) return;
+        await lose([partition], 'a write of its changelog failed');
+        retake();
+      }),
+  });
   /** Rebalances begun; an assignment serves only if no rebalance began after it was made. */
   let rebalances = 0;
   let restored: DeploymentStatus['restored'];
@@ -223,10 +199,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
   let owners: Promise<Map<number, Owner>> | undefined;
   let opSeq = 0;
   const partitionOfName = (objectName: string) => partitionOf(objectName, count ?? 1);
-  const servedHere = (partition: number) => {
-    const here = owned.get(partition);
-    return here?.serving ? here.store : undefined;
-  };
+  const servedHere = (partition: number) => owned.serving(partition);
   /** A holder as the owner knows it: this member's tag, then the worker's id (locks remember it across owners). */
   const holderOf = (holderId: string) => `${tag}/${holderId}`;
   function noteHolder(holder: string): void {
@@ -237,7 +210,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
   }
   /** That holder ended (its worker did): the partitions owned here free what it held and stop tracking it. */
   function releaseOwned(holder: string): void {
-    for (const { store } of owned.values()) store.releaseHolder(holder);
+    for (const { store } of owned.held()) store.releaseHolder(holder);
     remoteHolders.get(holder.split('/')[0]!)?.delete(holder);
   }
   /** Watches of shared objects: per partition watched, attached to the owner of the moment (here, or over its admin socket). */
@@ -257,7 +230,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     pid: process.pid,
     // Held, not only served: during a rebalance this member stops serving, yet keeps its partitions
     // restored, and the assignor should leave them here.
-    owned: [...owned.keys()],
+    owned: owned.held().map((h) => h.partition),
   });
 
   function enqueue(step: () => Promise<void>): void {
@@ -338,96 +311,30 @@ export function createDeployment(options: DeploymentOptions): Deployment {
 
   /** Takes partitions over: fence their earlier owners, replay them from the changelog, then serve them. */
   async function acquire(wanted: readonly number[], generation = rebalances): Promise<void> {
-    const fresh = wanted.filter((p) => !owned.has(p));
-    if (closed || fresh.length === 0 || count === undefined) return;
-    const started = Date.now();
-    const changelogs = fresh.map((partition) =>
-      createChangelog({
-        kafka,
-        topic,
-        logger: options.logger,
-        transactionalId: stateTransactionalId(name, partition),
-        partition,
-        partitions: count,
-        topicReady: true,
-      }),
-    );
-    const stores = new Map<number, StateStore>();
-    let records: number;
-    try {
-      // Opening a partition's changelog takes its transactional id over: every earlier owner is fenced.
-      await Promise.all(changelogs.map((changelog) => changelog.open()));
-      const ends = new Map(await Promise.all(changelogs.map(async (c) => [c.partition, await c.mark()] as const)));
-      const folds = new Map(fresh.map((p) => [p, createChangelogFold(isShared)]));
-      records = await readChangelog({
-        kafka,
-        topic,
-        ends,
-        apply: (partition, key, value, where) => folds.get(partition)!.add(key, value, where),
-      });
-      for (const changelog of changelogs) {
-        const fold = folds.get(changelog.partition)!;
-        stores.set(
-          changelog.partition,
-          createStateStore({
-            logger: options.logger,
-            persist: {
-              names: persist,
-              restored: fold.snapshot(),
-              restoredOps: fold.ops,
-              lingerMs,
-              sink: {
-                write: (batch) =>
-                  changelog.write(batch).catch((error: unknown) => {
-                    enqueue(async () => {
-                      // A late failure of a changelog given up already must not drop a newer ownership.
-                      if (owned.get(changelog.partition)?.changelog !== changelog) return;
-                      await lose([changelog.partition], error);
-                      retake();
-                    });
-                    throw error;
-                  }),
-              },
-            },
-          }),
-        );
-      }
-    } catch (error) {
-      for (const store of stores.values()) store.close();
-      await Promise.all(changelogs.map((c) => c.close().catch(() => undefined)));
-      throw error;
-    }
+    if (closed || count === undefined) return;
+    const taken = await owned.restore(wanted, count, () => generation === rebalances);
+    if (!taken) return;
     if (closed) {
-      for (const store of stores.values()) store.close();
-      await Promise.all(changelogs.map((c) => c.close().catch(() => undefined)));
+      await owned.release(taken.partitions);
       return;
     }
-    for (const changelog of changelogs) {
-      owned.set(changelog.partition, {
-        partition: changelog.partition,
-        changelog,
-        store: stores.get(changelog.partition)!,
-        serving: generation === rebalances,
-      });
-    }
-    acquisitions += fresh.length;
+    acquisitions += taken.partitions.length;
     role = 'owner';
     owners = undefined;
-    const objects = [...stores.values()].flatMap((store) => store.describe());
-    restored = { records, ms: Date.now() - started, objects: objects.length, at: new Date().toISOString(), partitions: fresh };
+    restored = { ...taken, objects: taken.objects.length, at: new Date().toISOString() };
     // The same line a supervisor of one always printed, saying now which partitions of which deployment it restored.
     log.info(
       {
         topic,
         owner: true,
-        partitions: fresh,
-        records,
-        ms: restored.ms,
-        objects: Object.fromEntries(objects.map((o) => [o.name, o.size])),
+        partitions: taken.partitions,
+        records: taken.records,
+        ms: taken.ms,
+        objects: Object.fromEntries(taken.objects.map((o) => [o.name, o.size])),
       },
       `shared state restored from ${topic}`,
     );
-    reattach(fresh);
+    reattach(taken.partitions);
     void releaseDeparted();
   }
 
@@ -459,32 +366,26 @@ export function createDeployment(options: DeploymentOptions): Deployment {
 
   /** Gives partitions up: calls waiting on them fail as retriable and are routed to their next owners. */
   async function lose(partitions: readonly number[], reason: unknown): Promise<void> {
-    const given = partitions.flatMap((p) => {
-      const here = owned.get(p);
-      return here ? [here] : [];
-    });
+    const given = await owned.release(partitions);
     if (given.length === 0) return;
-    for (const here of given) {
-      owned.delete(here.partition);
-      here.serving = false;
-      here.store.close();
-    }
     losses += given.length;
     owners = undefined;
-    if (owned.size === 0 && role === 'owner') role = 'standby';
+    if (owned.held().length === 0 && role === 'owner') role = 'standby';
     log.warn(
-      { reason: describeError(reason), partitions: given.map((h) => h.partition) },
+      { reason: describeError(reason), partitions: given },
       `this supervisor no longer owns these partitions of the shared state of deployment ${name}`,
     );
-    reattach(given.map((h) => h.partition));
-    await Promise.all(given.map((here) => here.changelog.close().catch(() => undefined)));
+    reattach(given);
   }
 
   async function onAssignment(partitions: number[], newMemberId: string, generation: number): Promise<void> {
     const sameMember = newMemberId === memberId;
     memberId = newMemberId;
     const keep = sameMember ? partitions.filter((p) => owned.has(p)) : [];
-    const drop = [...owned.keys()].filter((p) => !keep.includes(p));
+    const drop = owned
+      .held()
+      .map((h) => h.partition)
+      .filter((p) => !keep.includes(p));
     if (drop.length > 0) await lose(drop, sameMember ? 'the group gave them to other members' : 'rejoined the group as a new member');
     owners = undefined;
     if (generation === rebalances) for (const p of keep) owned.get(p)!.serving = true;
@@ -500,9 +401,9 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       log.warn({ err: describeError(failed) }, 'could not take the shared state over yet; trying again');
       retake();
     }
-    role = owned.size > 0 ? 'owner' : 'standby';
+    role = owned.held().length > 0 ? 'owner' : 'standby';
     reattach();
-    if (owned.size > 0) void releaseDeparted();
+    if (role === 'owner') void releaseDeparted();
     markJoined();
   }
 
@@ -512,8 +413,8 @@ export function createDeployment(options: DeploymentOptions): Deployment {
    * session). Asked after every assignment that leaves this member an owner, and after a restore.
    */
   async function releaseDeparted(attempt = 0): Promise<void> {
-    if (owned.size === 0) return;
-    for (const { store } of owned.values()) for (const holder of leaseHolders(store)) noteHolder(holder);
+    if (owned.held().length === 0) return;
+    for (const { store } of owned.held()) for (const holder of leaseHolders(store)) noteHolder(holder);
     if (remoteHolders.size === 0) return;
     const members = await describeMembers().catch(() => []);
     // A group that has not settled (or does not list this member yet) says nothing about who left.
@@ -524,7 +425,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     const present = new Set(members.map((m) => m.info.tag));
     for (const [memberTag, holders] of remoteHolders) {
       if (present.has(memberTag)) continue;
-      for (const holder of holders) for (const { store } of owned.values()) store.releaseHolder(holder);
+      for (const holder of holders) for (const { store } of owned.held()) store.releaseHolder(holder);
       remoteHolders.delete(memberTag);
       log.info({ member: memberTag, holders: holders.size }, 'released what the workers of a member that left held');
     }
@@ -638,14 +539,6 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     );
   }
 
-  /** The store of the partition an object lives in, when this member serves it; else refused as retriable. */
-  function servingStore(objectName: string): StateStore {
-    const partition = partitionOfName(objectName);
-    const store = servedHere(partition);
-    if (!store) throw notOwner(name, partition);
-    return store;
-  }
-
   /** The owner's side of a routed call: applied once per id, or refused (retriable) when this member does not serve it. */
   async function serveRouted(params: unknown): Promise<unknown> {
     const parsed = callParams.safeParse(params);
@@ -661,27 +554,6 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     return store.executeOnce(opId, holder, kind as StateKind, objectName, op, args, (init ?? undefined) as ObjectInit | undefined);
   }
 
-  /** The owner's side of the admin socket's whole-object operations (`cluster.state`). */
-  async function serveState(params: unknown): Promise<unknown> {
-    const parsed = stateParams.safeParse(params);
-    if (!parsed.success) throw new WharfError('ERR_BAD_PARAMS', `cluster.state: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
-    const request = parsed.data;
-    const stores = [...owned.values()].filter((h) => h.serving).map((h) => h.store);
-    switch (request.op) {
-      case 'describe':
-        return stores.flatMap((store) => store.describe());
-      case 'snapshot':
-        return Object.assign({}, ...stores.map((store) => store.snapshot())) as Record<string, ObjectSnapshot>;
-      case 'get':
-        return servingStore(request.name).get(request.name) ?? null;
-      case 'delete':
-        return servingStore(request.name).delete(request.name);
-      case 'set':
-        servingStore(request.name).set(request.name, request.value, request.kind as StateKind | undefined);
-        return null;
-    }
-  }
-
   /** Every member serving a part of the state now, with the partitions it serves (this one included). */
   async function servingMembers(): Promise<Owner[]> {
     const byTag = new Map<string, Owner>();
@@ -690,59 +562,22 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       return new Map<number, Owner>();
     });
     for (const owner of known.values()) byTag.set(owner.tag, owner);
-    if (owned.size > 0) byTag.set(tag, { ...info(), self: true });
+    if (owned.held().length > 0) byTag.set(tag, { ...info(), self: true });
     return [...byTag.values()];
   }
 
-  /** describe or snapshot: the parts every serving member holds, gathered. */
-  async function gather<T>(here: (stores: StateStore[]) => T[], op: 'describe' | 'snapshot'): Promise<T[]> {
-    const parts = await Promise.all(
-      (await servingMembers()).map(async (member): Promise<T[]> => {
-        if (member.self) return here([...owned.values()].filter((h) => h.serving).map((h) => h.store));
-        try {
-          const answer = await (await peer(member)).call('cluster.state', { op });
-          return op === 'describe' ? (answer as T[]) : [answer as T];
-        } catch (error) {
-          owners = undefined;
-          log.debug({ err: describeError(error), member: member.tag }, `could not ${op} a member's part of the shared state`);
-          return [];
-        }
-      }),
-    );
-    return parts.flat();
-  }
-
-  const view: SharedView = {
-    describe: () => gather((stores) => stores.flatMap((store) => store.describe()), 'describe'),
-    snapshot: async () =>
-      Object.assign(
-        {},
-        ...(await gather<Record<string, ObjectSnapshot>>((stores) => stores.map((store) => store.snapshot()), 'snapshot')),
-      ) as Record<string, ObjectSnapshot>,
-    get: (objectName) =>
-      onOwner(
-        () => partitionOfName(objectName),
-        (store) => store.get(objectName),
-        async (client) =>
-          ((await client.call('cluster.state', { op: 'get', name: objectName })) ?? undefined) as ObjectSnapshot | undefined,
-        objectName,
-      ),
-    set: (objectName, value, kind) =>
-      onOwner(
-        () => partitionOfName(objectName),
-        (store) => store.set(objectName, value, kind as StateKind | undefined),
-        async (client) => void (await client.call('cluster.state', { op: 'set', name: objectName, value, ...(kind ? { kind } : {}) })),
-        objectName,
-      ),
-    delete: (objectName) =>
-      onOwner(
-        () => partitionOfName(objectName),
-        (store) => store.delete(objectName),
-        async (client) => (await client.call('cluster.state', { op: 'delete', name: objectName })) as boolean,
-        objectName,
-      ),
+  const { view, serveState, servingStore } = createSharedView({
+    deployment: name,
+    partitionOf: partitionOfName,
+    serving: servedHere,
+    servingStores: () => owned.servingStores(),
+    onOwner,
+    servingMembers,
+    peer,
+    onStale: () => (owners = undefined),
     watchPartition: (partition, watchName, listener) => addWatch({ name: watchName, listener, partition, attached: new Map() }),
-  };
+    log,
+  });
 
   const route: SharedRoute = {
     covers: (objectName, kind) => PERSISTED_KINDS.has(kind) && isShared(objectName),
@@ -765,7 +600,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
 
   async function status(): Promise<DeploymentStatus> {
     const members = await describeMembers().catch(() => []);
-    const served = [...owned.values()].filter((h) => h.serving).map((h) => h.partition);
+    const served = owned.served();
     return {
       name,
       group,
@@ -789,7 +624,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     async join(advertise, timeoutMs = 120_000) {
       advertised = advertise;
       // The changelog must exist (with its partitions) before the group can be given them.
-      count = await openChangelogTopic(kafka, topic, options.logger, options.partitions ?? DEFAULT_PARTITIONS);
+      count = await openChangelogTopic(kafka, topic, options.logger, options.partitions ?? DEFAULT_STATE_PARTITIONS);
       if (options.partitions !== undefined && count !== options.partitions)
         log.warn(
           { topic, partitions: count, configured: options.partitions },
@@ -809,7 +644,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       // Eager rebalancing: until the next assignment, this member may not own what it owned.
       const pause = () => {
         rebalances++;
-        for (const here of owned.values()) here.serving = false;
+        owned.pause();
       };
       consumer.on(REBALANCING, pause);
       consumer.on(CRASH, pause);
@@ -837,8 +672,8 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     },
     partitions: () => count,
     partitionOf: partitionOfName,
-    served: () => [...owned.values()].filter((h) => h.serving).map((h) => h.partition),
-    ownedStores: () => [...owned.values()].filter((h) => h.serving).map((h) => h.store),
+    served: () => owned.served(),
+    ownedStores: () => owned.servingStores(),
     lastRestore: () => restored,
     status,
     adminMethods: () => ({
@@ -854,7 +689,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     }),
     async close(timeoutMs = 30_000) {
       if (closed) return;
-      const mine = [...owned.values()];
+      const mine = owned.held();
       let failure: unknown;
       if (mine.length > 0) {
         let timer: NodeJS.Timeout | undefined;
@@ -871,9 +706,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       for (const watch of watches) detachAll(watch);
       // Leaving the group hands the partitions to other members at once, rather than after a session timeout.
       await consumer?.disconnect().catch(() => undefined);
-      owned.clear();
-      for (const here of mine) here.store.close();
-      await Promise.all(mine.map((here) => here.changelog.close().catch(() => undefined)));
+      await owned.release(mine.map((h) => h.partition));
       for (const client of peers.values()) await client.then((c) => c.close()).catch(() => undefined);
       await admin?.disconnect().catch(() => undefined);
       if (failure) throw failure;

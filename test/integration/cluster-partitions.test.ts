@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startAdminServer } from '../../src/admin/server.js';
 import { clusterStateApi, openSharedState, type SharedStateHandle } from '../../src/cluster/open.js';
-import { stateTransactionalId } from '../../src/cluster/deployment.js';
+import { stateTransactionalId } from '../../src/cluster/partitions.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { createChangelog, openChangelogTopic, readChangelog } from '../../src/persist/changelog.js';
 import type { StateChange } from '../../src/state/types.js';
