@@ -405,6 +405,9 @@ function clusterTable(status: DeploymentStatus): string {
   const restored = status.restored
     ? `this member last restored partitions ${ranges(status.restored.partitions ?? [])}: ${status.restored.objects} objects from ${status.restored.records} records in ${status.restored.ms} ms (${status.restored.at})\n`
     : '';
+  const restoring = status.restoring
+    ? `this member is restoring partitions ${ranges(status.restoring.partitions)}: ${status.restoring.records.toLocaleString('en-US')} records read since ${status.restoring.startedAt}\n`
+    : '';
   const unowned = status.members.length > 0 ? status.partitions - status.members.reduce((n, m) => n + m.partitions.length, 0) : 0;
   return (
     `deployment ${status.name}: ${status.members.length} member${status.members.length === 1 ? '' : 's'}, ` +
@@ -412,6 +415,7 @@ function clusterTable(status: DeploymentStatus): string {
     `this one ${status.serving ? `serves partitions ${ranges(status.served)}` : status.role}\n` +
     line(['ROLE', 'MEMBER', 'PID', 'PARTITIONS', 'ADDRESS']) +
     rows.map(line).join('') +
+    restoring +
     restored
   );
 }

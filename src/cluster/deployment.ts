@@ -14,7 +14,7 @@ import { isStateKind, type ObjectInit } from '../state/messages.js';
 import type { SharedRoute, StateStore } from '../state/store.js';
 import type { StateChange, StateKind, StateListener } from '../state/types.js';
 import { decodeAssignment, decodeMemberInfo, stateOwnerAssigner, type MemberInfo, type Owner } from './assigner.js';
-import { createOwnedPartitions } from './partitions.js';
+import { createOwnedPartitions, type RestoreProgress } from './partitions.js';
 import { createSharedView, type SharedView } from './shared-view.js';
 
 export type { SharedView } from './shared-view.js';
@@ -75,6 +75,8 @@ export interface DeploymentStatus {
   members: MemberStatus[];
   /** The last restore this member made: records read, objects, how long, which partitions. */
   restored?: { records: number; ms: number; objects: number; at: string; partitions: number[] };
+  /** The restore under way on this member: its partitions, records read so far, since when. */
+  restoring?: RestoreProgress;
   /** Partitions this member took over (restores) and gave up. */
   acquisitions: number;
   losses: number;
@@ -601,6 +603,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
   async function status(): Promise<DeploymentStatus> {
     const members = await describeMembers().catch(() => []);
     const served = owned.served();
+    const restoring = owned.restoring();
     return {
       name,
       group,
@@ -612,6 +615,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
       served: served.sort((a, b) => a - b),
       members: members.map((m) => ({ tag: m.info.tag, address: m.info.address, pid: m.info.pid, partitions: m.partitions })),
       ...(restored ? { restored } : {}),
+      ...(restoring ? { restoring } : {}),
       acquisitions,
       losses,
     };

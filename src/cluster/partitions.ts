@@ -39,7 +39,16 @@ export interface Restored {
   objects: { name: string; size: number }[];
 }
 
+/** A restore under way: which partitions, how many records read so far, since when. */
+export interface RestoreProgress {
+  partitions: number[];
+  records: number;
+  startedAt: string;
+}
+
 export interface OwnedPartitions {
+  /** The restore under way, if one is. */
+  restoring(): RestoreProgress | undefined;
   has(partition: number): boolean;
   get(partition: number): OwnedPartition | undefined;
   /** The store of a partition this member serves now. */
@@ -69,12 +78,14 @@ export const stateTransactionalId = (deployment: string, partition: number) => `
 export function createOwnedPartitions(options: OwnedPartitionsOptions): OwnedPartitions {
   const { kafka, topic, name, persist, isShared, lingerMs, logger, onWriteFailed } = options;
   const owned = new Map<number, OwnedPartition>();
+  let progress: RestoreProgress | undefined;
   const closeAll = async (stores: Iterable<StateStore>, changelogs: Changelog[]) => {
     for (const store of stores) store.close();
     await Promise.all(changelogs.map((c) => c.close().catch(() => undefined)));
   };
 
   return {
+    restoring: () => (progress ? { ...progress, partitions: [...progress.partitions] } : undefined),
     has: (partition) => owned.has(partition),
     get: (partition) => owned.get(partition),
     serving(partition) {
@@ -102,6 +113,8 @@ export function createOwnedPartitions(options: OwnedPartitionsOptions): OwnedPar
       );
       const stores = new Map<number, StateStore>();
       let records: number;
+      const mine: RestoreProgress = { partitions: fresh, records: 0, startedAt: new Date(started).toISOString() };
+      progress = mine;
       try {
         // Opening a partition's changelog takes its transactional id over: every earlier owner is fenced.
         await Promise.all(changelogs.map((changelog) => changelog.open()));
@@ -111,7 +124,10 @@ export function createOwnedPartitions(options: OwnedPartitionsOptions): OwnedPar
           kafka,
           topic,
           ends,
-          apply: (partition, key, value, where) => folds.get(partition)!.add(key, value, where),
+          apply: (partition, key, value, where) => {
+            folds.get(partition)!.add(key, value, where);
+            mine.records++;
+          },
         });
         for (const changelog of changelogs) {
           const fold = folds.get(changelog.partition)!;
@@ -128,6 +144,8 @@ export function createOwnedPartitions(options: OwnedPartitionsOptions): OwnedPar
       } catch (error) {
         await closeAll(stores.values(), changelogs);
         throw error;
+      } finally {
+        if (progress === mine) progress = undefined;
       }
       const now = serving();
       for (const changelog of changelogs) {

@@ -9,6 +9,7 @@ import { createKafka } from '../../src/kafka/client.js';
 import { createChangelog, openChangelogTopic, readChangelog } from '../../src/persist/changelog.js';
 import type { StateChange } from '../../src/state/types.js';
 import { standInSupervisor } from '../../scripts/load/stand-in-supervisor.js';
+import { runAdmin } from '../admin-cli.js';
 import { testBrokers, testLogger, uniqueName, waitFor } from '../helpers.js';
 
 /**
@@ -63,6 +64,18 @@ describe('a deployment’s state over partitions', () => {
         if (names.filter((n) => da.partitionOf(n) === da.partitionOf(candidate)).length < 3) names.push(candidate);
       }
       expect(new Set(names.map((n) => da.partitionOf(n))).size).toBe(4);
+
+      // What `npm run admin -- cluster` prints: each member with the partitions it serves.
+      const table = await runAdmin(['cluster'], { WHARF_HOME: join(dir, `${name}-0`) });
+      expect(table.code, table.stderr).toBe(0);
+      expect(table.stdout).toContain(`deployment ${name}: 2 members, state in ${name} (4 partitions), this one serves partitions `);
+      expect(table.stdout).toMatch(/^ROLE +MEMBER +PID +PARTITIONS +ADDRESS$/m);
+      const ranges = (partitions: number[]) =>
+        partitions[1] === partitions[0]! + 1 ? `${partitions[0]}-${partitions[1]}` : partitions.join(',');
+      for (const d of [da, db])
+        expect(table.stdout).toMatch(
+          new RegExp(`^owner +${d.tag.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* ${ranges(d.served().sort())} +/`, 'm'),
+        );
 
       const seen: StateChange[] = [];
       const unwatch = a.store.watch(undefined, (change) => seen.push(change));
