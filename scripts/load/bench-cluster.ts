@@ -18,13 +18,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A deployment's shared state (docs/cluster.md): a persisted counter add, awaited and pipelined,
- * three ways in one run — a persisted store as a supervisor alone had it before deployments
- * (its changelog written without transactions), the owner of a deployment serving its own call,
- * and a standby routing the call to the owner over the admin protocol — and failover: an owner
- * process killed with SIGKILL, until the standby serves the state, with the session timeout used.
+ * four ways in one run — a persisted store as a supervisor alone had it before deployments
+ * (its changelog written without transactions), the owner of the counter's partition serving its
+ * own call, the other member routing the call to it over the admin protocol, and one member's calls
+ * spread over counters in every partition (half of them served by the other member: partitions
+ * write in parallel), and the same spread calls in a deployment of one with the default partitions
+ * and with one (`state.partitions: 1`) — and failover: a member process killed with SIGKILL, until the survivor
+ * serves every partition, with the session timeout used.
  */
-export type ClusterMeasure =
-  'store.awaited' | 'store.pipelined' | 'owner.awaited' | 'owner.pipelined' | 'routed.awaited' | 'routed.pipelined';
+export type ClusterMeasure = `${'store' | 'owner' | 'routed' | 'spread' | 'lone' | 'lone1'}.${'awaited' | 'pipelined'}`;
 
 export interface ClusterBenchReport {
   reps: number;
@@ -36,7 +38,16 @@ export interface ClusterBenchReport {
   opsPerSec: Partial<Record<ClusterMeasure, number>>;
   spread: Partial<Record<ClusterMeasure, [number, number]>>;
   /** Routed ÷ owner (a call from another member vs the owner's own), and owner ÷ store (what a deployment of one costs). */
-  ratios: { routedVsOwner: { awaited: number; pipelined: number }; ownerVsStore: { awaited: number; pipelined: number } };
+  ratios: {
+    routedVsOwner: { awaited: number; pipelined: number };
+    ownerVsStore: { awaited: number; pipelined: number };
+    /** Spread over every partition ÷ one counter's owner, pipelined: what P partitions writing in parallel buy. */
+    spreadVsOwner: { pipelined: number };
+    /** A deployment of one, calls spread over every partition: the default partitions ÷ one partition. */
+    loneVsOnePartition: { awaited: number; pipelined: number };
+  };
+  /** The changelog's partitions in the deployment measured. */
+  partitions: number;
   failover: { sessionTimeoutMs: number; kills: number; medianMs: number; samplesMs: number[] };
   loadavg: string[];
 }
@@ -105,7 +116,9 @@ export async function runClusterBench({
   const kafka = createKafka({ brokers, logger, clientId: 'wharf-bench' });
   const members: Deployment[] = [];
   let server: AdminServer | undefined;
+  let otherServer: AdminServer | undefined;
   const samples = new Map<ClusterMeasure, number[]>();
+  let partitions = 0;
   // The store as a supervisor alone had it: its changelog written without transactions.
   const plainTopic = `${name}.plain`;
   const plain = createChangelog({ kafka, topic: plainTopic, logger });
@@ -120,17 +133,53 @@ export async function runClusterBench({
     await owner.join({ address: server.address, keyFile: server.keyFile });
     const standby = createDeployment({ name, topic: name, persist: ['*'], brokers, logger, sessionTimeoutMs });
     members.push(standby);
-    await standby.join({ address: '' });
+    // The other member serves half the partitions: calls routed to it come in on its own socket.
+    otherServer = await startAdminServer({
+      api: standInApi(standby, createStateStore({ logger, shared: standby.route })),
+      dir: join(dir, 'other'),
+      logger,
+      env: {},
+    });
+    await standby.join({ address: otherServer.address, keyFile: otherServer.keyFile });
 
     // The two members split the partitions; the counter measured is one whose partition `owner` serves.
-    while (owner.served().length + standby.served().length < (owner.partitions() ?? 1)) await sleep(20);
+    partitions = owner.partitions() ?? 1;
+    while (owner.served().length + standby.served().length < partitions) await sleep(20);
     let counter = 'c';
     for (let i = 0; !owner.served().includes(owner.partitionOf(counter)); i++) counter = `c${i}`;
+    // One counter per partition.
+    const spreadOver = new Map<number, string>();
+    for (let i = 0; spreadOver.size < partitions; i++) {
+      if (!spreadOver.has(owner.partitionOf(`s${i}`))) spreadOver.set(owner.partitionOf(`s${i}`), `s${i}`);
+    }
+    const spreadNames = [...spreadOver.values()];
+    // Deployments of one: the default partitions, and one partition (every write of a tick in one transaction).
+    const lone = createDeployment({ name: `${name}.lone`, topic: `${name}.lone`, persist: ['*'], brokers, logger, sessionTimeoutMs });
+    members.push(lone);
+    await lone.join({ address: '' });
+    const lone1 = createDeployment({
+      name: `${name}.lone1`,
+      topic: `${name}.lone1`,
+      partitions: 1,
+      persist: ['*'],
+      brokers,
+      logger,
+      sessionTimeoutMs,
+    });
+    members.push(lone1);
+    await lone1.join({ address: '' });
+    const spreading = (member: Deployment) => {
+      let at = 0;
+      return () => member.route.call('bench', 'counter', spreadNames[at++ % spreadNames.length]!, 'add', [1]);
+    };
     const direct = store;
-    const calls: Record<'store' | 'owner' | 'routed', Call> = {
+    const calls: Record<'store' | 'owner' | 'routed' | 'spread' | 'lone' | 'lone1', Call> = {
       store: () => Promise.resolve(direct.execute('bench', 'counter', counter, 'add', [1])),
       owner: () => owner.route.call('bench', 'counter', counter, 'add', [1]),
       routed: () => standby.route.call('bench', 'counter', counter, 'add', [1]),
+      spread: spreading(owner),
+      lone: spreading(lone),
+      lone1: spreading(lone1),
     };
     for (let rep = 0; rep <= reps; rep++) {
       say(rep === 0 ? 'cluster: warm-up…' : `cluster: rep ${rep}/${reps}…`);
@@ -149,6 +198,7 @@ export async function runClusterBench({
   } finally {
     for (const member of members) await member.close().catch(() => undefined);
     await server?.close();
+    await otherServer?.close();
     store?.close();
     await plain.close().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
@@ -190,7 +240,10 @@ export async function runClusterBench({
     ratios: {
       routedVsOwner: { awaited: ratio('routed.awaited', 'owner.awaited'), pipelined: ratio('routed.pipelined', 'owner.pipelined') },
       ownerVsStore: { awaited: ratio('owner.awaited', 'store.awaited'), pipelined: ratio('owner.pipelined', 'store.pipelined') },
+      spreadVsOwner: { pipelined: ratio('spread.pipelined', 'owner.pipelined') },
+      loneVsOnePartition: { awaited: ratio('lone.awaited', 'lone1.awaited'), pipelined: ratio('lone.pipelined', 'lone1.pipelined') },
     },
+    partitions,
     failover: { sessionTimeoutMs, kills, medianMs: Math.round(median(failovers)), samplesMs: failovers },
     loadavg: loadavg().map((n) => n.toFixed(2)),
   };
@@ -204,7 +257,10 @@ export function formatClusterBench(report: ClusterBenchReport): string[] {
     `cluster (persisted counter add, median of ${report.reps} × ${report.seconds} s; pipelined = ${report.window} in flight):`,
     `  store before deployments   awaited ${n(o['store.awaited'])}/s   pipelined ${n(o['store.pipelined'])}/s`,
     `  owner, its own call        awaited ${n(o['owner.awaited'])}/s   pipelined ${n(o['owner.pipelined'])}/s   (${report.ratios.ownerVsStore.awaited}× / ${report.ratios.ownerVsStore.pipelined}× the store)`,
-    `  routed from a standby      awaited ${n(o['routed.awaited'])}/s   pipelined ${n(o['routed.pipelined'])}/s   (${report.ratios.routedVsOwner.awaited}× / ${report.ratios.routedVsOwner.pipelined}× the owner's)`,
+    `  routed from the other one  awaited ${n(o['routed.awaited'])}/s   pipelined ${n(o['routed.pipelined'])}/s   (${report.ratios.routedVsOwner.awaited}× / ${report.ratios.routedVsOwner.pipelined}× the owner's)`,
+    `  spread over ${String(report.partitions).padStart(2)} partitions, 2 members  awaited ${n(o['spread.awaited'])}/s   pipelined ${n(o['spread.pipelined'])}/s   (${report.ratios.spreadVsOwner.pipelined}× the owner's pipelined)`,
+    `  the same, a deployment of one  awaited ${n(o['lone.awaited'])}/s   pipelined ${n(o['lone.pipelined'])}/s   (${report.ratios.loneVsOnePartition.awaited}× / ${report.ratios.loneVsOnePartition.pipelined}× with state.partitions 1)`,
+    `  the same, state.partitions 1   awaited ${n(o['lone1.awaited'])}/s   pipelined ${n(o['lone1.pipelined'])}/s`,
     `  failover after SIGKILL: median ${report.failover.medianMs} ms over ${report.failover.kills} kills (${report.failover.samplesMs.join(', ')} ms), session timeout ${report.failover.sessionTimeoutMs} ms`,
     `  load average ${report.loadavg.join(' ')}`,
   ];
