@@ -288,3 +288,45 @@ describe('shared state from 8 worker threads', () => {
     expect(out.stillWorks).toBe('yes');
   });
 });
+
+describe('one worker’s calls on its port', () => {
+  it('keeps 5,000 awaited calls in order, and the worker’s event loop turning meanwhile', async () => {
+    store = createStateStore();
+    const name = uniqueName('list');
+    const out = await spawn<{ ticks: number; elapsedMs: number; outOfOrder: number }>(store, 'awaitedWithTimer', { name, calls: 5_000 })
+      .result;
+    expect(out.outOfOrder).toBe(0);
+    expect(await store.local.list(name).length()).toBe(5_000);
+    // A 1 ms interval fires at every turn of the loop: awaited calls must not starve it (answers
+    // that resumed the caller without a turn, as a polling transport's would, never let it fire).
+    expect(out.ticks).toBeGreaterThanOrEqual(Math.floor(out.elapsedMs / 20));
+  });
+
+  it('answers 2,000 pipelined calls in order', async () => {
+    store = createStateStore();
+    const name = uniqueName('list');
+    const out = await spawn<{ outOfOrder: number }>(store, 'pipelined', { name, calls: 2_000 }).result;
+    expect(out.outOfOrder).toBe(0);
+    expect(await store.local.list(name).slice(0, 3)).toEqual([0, 1, 2]);
+  });
+
+  it('carries a 4 MB value both ways, and a small call after it', async () => {
+    store = createStateStore();
+    const name = uniqueName('value');
+    const out = await spawn<{ same: boolean; small: number }>(store, 'bigValue', { name, bytes: 4 * 1024 * 1024 }).result;
+    expect(out).toEqual({ same: true, small: 1 });
+  });
+
+  it('frees the lock of a worker terminated in the middle of its awaited calls, and serves the next worker', async () => {
+    store = createStateStore();
+    const lock = uniqueName('lock');
+    const name = uniqueName('map');
+    const holder = spawn(store, 'lockThenHammer', { lock, name });
+    await waitFor(() => holder.events.some((e) => 'acquired' in e), { message: 'holder acquired the lock' });
+    await waitFor(async () => ((await store.local.map<number>(name).get('i')) ?? 0) > 1_000, { message: 'holder making calls' });
+    await holder.worker.terminate();
+    await waitFor(async () => !(await store.local.lock(lock).info()).held, { message: 'lock released after the port closed' });
+    const next = await spawn<{ acquired: boolean }>(store, 'acquireLock', { lock, timeoutMs: 5_000 }, 1).result;
+    expect(next.acquired).toBe(true);
+  });
+});
