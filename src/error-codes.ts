@@ -116,6 +116,10 @@ export const ERROR_CODES = {
     'state',
     'A write to the state changelog failed; persisted objects refuse calls from then on. Check the broker, then restart the supervisor.',
   ],
+  ERR_STATE_TOO_LARGE: [
+    'state',
+    "A call on a persisted object carried more than one changelog record can hold (1 MB, the broker's default max.message.bytes); nothing was changed. Persist smaller values: a map of many entries, not one huge value.",
+  ],
   ERR_STATE_CHANGELOG: [
     'state',
     'The state changelog topic cannot be used (wrong partition count, not reachable); the message says how to fix it.',

@@ -9,7 +9,7 @@ import { consumerConfig, createKafka } from '../kafka/client.js';
 import type { Logger } from '../log.js';
 import { openChangelogTopic } from '../persist/changelog.js';
 import { DEFAULT_STATE_PARTITIONS } from '../persist/open.js';
-import { createNameMatcher, partitionOf, PERSISTED_KINDS } from '../state/changelog-records.js';
+import { checkPersistedCall, createNameMatcher, partitionOf, PERSISTED_KINDS } from '../state/changelog-records.js';
 import { isStateKind, type ObjectInit } from '../state/messages.js';
 import type { SharedRoute, StateStore } from '../state/store.js';
 import type { StateChange, StateKind, StateListener } from '../state/types.js';
@@ -530,7 +530,16 @@ export function createDeployment(options: DeploymentOptions): Deployment {
   }
 
   /** One call on a shared object, from a holder of this member: served here, or by the owner of its partition. */
-  function call(holderId: string, kind: StateKind, objectName: string, op: string, args: unknown[], init?: ObjectInit): Promise<unknown> {
+  async function call(
+    holderId: string,
+    kind: StateKind,
+    objectName: string,
+    op: string,
+    args: unknown[],
+    init?: ObjectInit,
+  ): Promise<unknown> {
+    // Refused here, once: a call too large for its changelog would fail on every owner it was retried on.
+    checkPersistedCall(kind, objectName, op, args);
     const opId = `${tag}:${++opSeq}`;
     const holder = holderOf(holderId);
     return onOwner(

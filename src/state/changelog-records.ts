@@ -25,6 +25,25 @@ export interface ChangelogRecord {
   value: string | null;
 }
 
+/**
+ * The most JSON a call on a persisted object may carry: one changelog record must fit under the
+ * broker's default max.message.bytes (1 MB), key and framing included. A larger call is refused
+ * before it changes anything (a write Kafka refuses would give the object's partition up).
+ */
+export const MAX_PERSISTED_CALL_BYTES = 1_000_000;
+
+/** Throws ERR_STATE_TOO_LARGE for a call on a persisted object whose arguments cannot fit in one changelog record. */
+export function checkPersistedCall(kind: StateKind, name: string, op: string, args: readonly unknown[]): void {
+  if (args.length === 0) return;
+  const bytes = Buffer.byteLength(JSON.stringify(args) ?? '');
+  if (bytes <= MAX_PERSISTED_CALL_BYTES) return;
+  throw new WharfError(
+    'ERR_STATE_TOO_LARGE',
+    `${kind} ${JSON.stringify(name)}: ${op} carries ${bytes} bytes of JSON; a persisted object's call must fit in one changelog record (${MAX_PERSISTED_CALL_BYTES} bytes). Nothing was changed; persist smaller values.`,
+    { context: { object: name, op, bytes } },
+  );
+}
+
 /** Kinds with entries of their own; the others are written whole, in their object record. */
 export const ENTRY_KINDS: ReadonlySet<StateKind> = new Set(['map', 'namespace', 'list']);
 /**

@@ -12,6 +12,7 @@ import {
   type ReplyFrame,
   type WelcomeMessage,
 } from './messages.js';
+import { checkPersistedCall } from './changelog-records.js';
 import { PENDING, type CallContext } from './object.js';
 import type { Persister } from './persister.js';
 import type { Registry } from './registry.js';
@@ -147,6 +148,7 @@ export function serveConnection({
       let settled = false;
       // Reads wait too: a value read before it is durable could be acted on, then lost with the supervisor.
       const durable = durability?.covers(name, kind) === true;
+      if (durable) checkPersistedCall(kind, name, op, args);
       const call: CallContext = {
         holderId,
         resolve: (value) => {

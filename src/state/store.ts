@@ -6,7 +6,7 @@ import { createSharedState, type StateTransport } from './handles.js';
 import { copyJson } from './json.js';
 import { NO_SLOT, type ObjectInit } from './messages.js';
 import { PENDING, type CallContext, type StateObject } from './object.js';
-import { createNameMatcher, opKey, opRecord, tombstone, type AppliedOp } from './changelog-records.js';
+import { checkPersistedCall, createNameMatcher, opKey, opRecord, tombstone, type AppliedOp } from './changelog-records.js';
 import { createPersister, type ChangelogSink } from './persister.js';
 import { createRegistry } from './registry.js';
 import { serveConnection, type Connection, type SharedRoute } from './serve.js';
@@ -216,6 +216,7 @@ export function createStateStore({
   ): unknown {
     if (shared?.covers(name, kind)) return shared.call(holderId, kind, name, op, args, init);
     const durable = persister?.covers(name, kind) === true;
+    if (durable) checkPersistedCall(kind, name, op, args);
     // Made only when needed: most calls answer at once, and this is the admin socket's hot path.
     let later: { promise: Promise<unknown>; resolve(value: unknown): void; reject(error: unknown): void } | undefined;
     const defer = () => {

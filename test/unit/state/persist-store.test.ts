@@ -85,6 +85,25 @@ describe('write-through replies', () => {
     expect(sink.writes).toHaveLength(1);
   });
 
+  it('refuses a call on a persisted object too large for one changelog record, before it changes anything', async () => {
+    const sink = controlledSink();
+    const w = worker(open(['m'], sink));
+    const big = 'x'.repeat(1_100_000);
+    await expect(w.map('m').set('k', big)).rejects.toMatchObject({
+      code: 'ERR_STATE_TOO_LARGE',
+      message: expect.stringContaining(
+        'map "m": set carries 1100008 bytes of JSON; a persisted object\'s call must fit in one changelog record',
+      ),
+    });
+    expect(sink.writes, 'nothing written').toHaveLength(0);
+    // The object is as it was, and takes a call that fits.
+    const small = track(w.map('m').set('k', 'small'));
+    await waitFor(() => sink.writes.length === 1, { message: 'the small write' });
+    sink.writes[0]!.ack();
+    await waitFor(() => small.settled, { message: 'the small reply' });
+    await expect(w.map('plain').set('big', big), 'objects that are not persisted take any size').resolves.toBeUndefined();
+  });
+
   it('holds reads of persisted objects too, until what they saw is acknowledged', async () => {
     const sink = controlledSink();
     const s = open(['m'], sink);
