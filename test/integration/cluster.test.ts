@@ -354,7 +354,7 @@ describe('a deployment of three supervisors', () => {
   );
 
   it(
-    'fences an owner frozen past its session (SIGSTOP): its writes after it wakes are refused and retried on the new owner, every call applied once',
+    'takes the partitions of an owner frozen past its session (SIGSTOP): woken, it gives them up (fenced at its next write, or told by the group) and its calls are retried on the new owner, every call applied once',
     { timeout: 300_000 },
     async () => {
       const topic = uniqueName('wharf.state.zombie');
@@ -378,7 +378,7 @@ describe('a deployment of three supervisors', () => {
         message: 'the other member to take every partition over',
       });
       zombie.child!.kill('SIGCONT');
-      // Awake, it still believes it owns the state until it sees the group: its next write is fenced.
+      // Awake, it believes it owns its partitions until its next write is fenced or the group tells it, whichever comes first.
       await waitFor(() => /no longer owns these partitions of the shared state/.test(zombie.output), {
         timeoutMs: 60_000,
         message: 'the woken owner to give the state up',
