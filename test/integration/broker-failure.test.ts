@@ -148,7 +148,8 @@ const after = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 describe('a partition leader killed under traffic', () => {
   it(
     'loses no acknowledged send of the sender, the changelog writer or the load generator, and writes none twice',
-    { timeout: 150_000 },
+    // 75 s on a quiet machine; a broker's restart and three topics read back take twice that at a load average of 10.
+    { timeout: 300_000 },
     async () => {
       const senderTopic = uniqueName('failover-sender');
       const loadTopic = uniqueName('failover-load');
@@ -193,11 +194,17 @@ describe('a partition leader killed under traffic', () => {
         pump((id) => sender.send(senderTopic, { id }, { key: String(id) }), 400, end),
         pump((id) => changelog.write([{ key: String(id), value: String(id) }]), 20, end),
       ]);
+      // Where the test is, so that a timeout says what it waited on.
+      const started = Date.now();
+      const phase = (what: string) => console.log(`broker failure, ${Date.now() - started} ms: ${what}`);
       await after(2_000);
       const restart = await crash(victim);
+      phase(`node ${victim} killed`);
       const [sent, written] = await pumped;
+      phase('the sender and the changelog writer settled every call');
       await generator.finished;
-      const restarted = restart();
+      phase('the load generator finished');
+      const restarted = restart().then(() => phase(`node ${victim} restarted`));
 
       const generated = ledger.counts;
       // Nothing answers these requests: every acknowledged one is "unanswered".
@@ -207,6 +214,7 @@ describe('a partition leader killed under traffic', () => {
         inLog(changelogTopic, (key) => key!),
         inLog(loadTopic, (_key, seq) => String(seq)),
       ]);
+      phase('the three topics read back');
       await restarted;
 
       const report = {
