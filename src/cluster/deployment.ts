@@ -3,7 +3,6 @@ import { hostname } from 'node:os';
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import { z } from 'zod';
 import { connectAdmin, type AdminClient } from '../admin/client.js';
-import type { StateChange as WireChange } from '../admin/protocol.js';
 import { describeError, WharfError } from '../errors.js';
 import { consumerConfig, createKafka } from '../kafka/client.js';
 import type { Logger } from '../log.js';
@@ -12,10 +11,11 @@ import { DEFAULT_STATE_PARTITIONS } from '../persist/open.js';
 import { checkPersistedCall, createNameMatcher, partitionOf, PERSISTED_KINDS } from '../state/changelog-records.js';
 import { isStateKind, type ObjectInit } from '../state/messages.js';
 import type { SharedRoute, StateStore } from '../state/store.js';
-import type { StateChange, StateKind, StateListener } from '../state/types.js';
+import type { StateKind } from '../state/types.js';
 import { decodeAssignment, decodeMemberInfo, stateOwnerAssigner, type MemberInfo, type Owner } from './assigner.js';
 import { createOwnedPartitions, type RestoreProgress } from './partitions.js';
 import { createSharedView, type SharedView } from './shared-view.js';
+import { createWatches } from './watches.js';
 
 export type { SharedView } from './shared-view.js';
 
@@ -215,16 +215,6 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     for (const { store } of owned.held()) store.releaseHolder(holder);
     remoteHolders.get(holder.split('/')[0]!)?.delete(holder);
   }
-  /** Watches of shared objects: per partition watched, attached to the owner of the moment (here, or over its admin socket). */
-  const watches = new Set<Watch>();
-  interface Watch {
-    name: string | undefined;
-    listener: StateListener;
-    /** Only this partition (a watch another member asked for), else the name's, or all of them. */
-    partition?: number;
-    attached: Map<number, { detach?: () => void; epoch: number }>;
-  }
-
   const info = (): MemberInfo => ({
     address: advertised?.address ?? '',
     keyFile: advertised?.keyFile,
@@ -239,77 +229,19 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     transitions = transitions.then(step).catch((error: unknown) => log.error({ err: describeError(error) }, 'cluster transition failed'));
   }
 
-  function watchedPartitions(watch: Watch): number[] {
-    if (watch.partition !== undefined) return [watch.partition];
-    if (count === undefined) return [];
-    if (watch.name !== undefined) return [partitionOfName(watch.name)];
-    return Array.from({ length: count }, (_, p) => p);
-  }
-
-  /** (Re)subscribes a watch's partition where it is served now; changes made while no one served it are not replayed. */
-  function attach(watch: Watch, partition: number): void {
-    let slot = watch.attached.get(partition);
-    if (!slot) watch.attached.set(partition, (slot = { epoch: 0 }));
-    slot.detach?.();
-    slot.detach = undefined;
-    const epoch = ++slot.epoch;
-    const current = slot;
-    if (closed || !watches.has(watch)) return;
-    const here = servedHere(partition);
-    if (here) {
-      current.detach = here.watch(watch.name, watch.listener);
-      return;
-    }
-    void (async () => {
-      for (let attempt = 0; epoch === current.epoch && !closed; attempt++) {
-        try {
-          const target = await ownerOf(partition);
-          if (target && !target.self) {
-            const client = await peer(target);
-            // The wire's change is the store's (kinds and keys as the owner's store made them).
-            const forward = (change: WireChange) => {
-              if (isShared(change.name)) watch.listener(change as StateChange);
-            };
-            const handle = await client.state.watch(watch.name, forward, partition);
-            if (epoch !== current.epoch) return void handle.unsubscribe().catch(() => undefined);
-            current.detach = () => void handle.unsubscribe().catch(() => undefined);
-            // The owner went away: follow the next one.
-            void client.closed.then(() => epoch === current.epoch && attach(watch, partition));
-            return;
-          }
-          if (target?.self && servedHere(partition)) return attach(watch, partition);
-        } catch (error) {
-          owners = undefined;
-          log.debug({ err: describeError(error), partition }, 'a watch of shared state is waiting for an owner');
-        }
-        await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)));
-      }
-    })();
-  }
-
-  function detachAll(watch: Watch): void {
-    for (const slot of watch.attached.values()) {
-      slot.epoch++;
-      slot.detach?.();
-      slot.detach = undefined;
-    }
-  }
-
-  /** Every watch follows its partitions to where they are served now (after this member gained or lost some). */
-  function reattach(partitions?: readonly number[]): void {
-    for (const watch of watches) {
-      for (const partition of watchedPartitions(watch)) if (!partitions || partitions.includes(partition)) attach(watch, partition);
-    }
-  }
-
-  function addWatch(watch: Watch): () => void {
-    watches.add(watch);
-    for (const partition of watchedPartitions(watch)) attach(watch, partition);
-    return () => {
-      watches.delete(watch);
-      detachAll(watch);
-    };
-  }
+  /** Watches of shared objects, each partition's attached where it is served (created once `peer` and `ownerOf` exist, below). */
+  const watches = createWatches({
+    partitions: () => count,
+    partitionOf: partitionOfName,
+    serving: servedHere,
+    ownerOf: (partition) => ownerOf(partition),
+    peer: (target) => peer(target),
+    isShared,
+    closed: () => closed,
+    onStale: () => (owners = undefined),
+    log,
+  });
+  const reattach = (partitions?: readonly number[]) => watches.reattach(partitions);
 
   /** Takes partitions over: fence their earlier owners, replay them from the changelog, then serve them. */
   async function acquire(wanted: readonly number[], generation = rebalances): Promise<void> {
@@ -586,7 +518,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     servingMembers,
     peer,
     onStale: () => (owners = undefined),
-    watchPartition: (partition, watchName, listener) => addWatch({ name: watchName, listener, partition, attached: new Map() }),
+    watchPartition: (partition, watchName, listener) => watches.add(watchName, listener, partition),
     log,
   });
 
@@ -605,7 +537,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
     },
     watch(watchName, listener) {
       if (watchName !== undefined && !isShared(watchName)) return () => undefined;
-      return addWatch({ name: watchName, listener, attached: new Map() });
+      return watches.add(watchName, listener);
     },
   };
 
@@ -716,7 +648,7 @@ export function createDeployment(options: DeploymentOptions): Deployment {
         clearTimeout(timer);
       }
       closed = true;
-      for (const watch of watches) detachAll(watch);
+      watches.detachAll();
       // Leaving the group hands the partitions to other members at once, rather than after a session timeout.
       await consumer?.disconnect().catch(() => undefined);
       await owned.release(mine.map((h) => h.partition));
