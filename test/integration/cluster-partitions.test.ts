@@ -80,8 +80,22 @@ describe('a deployment’s state over partitions', () => {
       const seen: StateChange[] = [];
       const unwatch = a.store.watch(undefined, (change) => seen.push(change));
       onTestFinished(unwatch);
-      // Watches attach over the other member's admin socket: give them a moment.
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // Watches attach over the other member's admin socket: a probe in every partition, added
+      // until the watch sees each one, says they are attached; the probes are then deleted.
+      const probes = new Map<number, string>();
+      for (let i = 0; probes.size < 4; i++)
+        if (!probes.has(da.partitionOf(`probe${i}`))) probes.set(da.partitionOf(`probe${i}`), `probe${i}`);
+      const seenAll = (op?: string) => [...probes.values()].every((p) => seen.some((c) => c.name === p && (!op || c.op === op)));
+      await waitFor(
+        async () => {
+          for (const probe of probes.values()) await a.store.execute('w', 'counter', probe, 'add', [1]);
+          return seenAll();
+        },
+        { timeoutMs: 20_000, intervalMs: 200, message: 'the watch of everything to see a probe in every partition' },
+      );
+      for (const probe of probes.values()) await clusterStateApi(a).delete(probe);
+      await waitFor(() => seenAll('drop'), { timeoutMs: 20_000, message: 'the watch to see the probes deleted' });
+      seen.length = 0;
 
       for (const n of names) expect(await a.store.execute('w', 'counter', n, 'add', [1])).toBe(1);
       for (const n of names) expect(await b.store.execute('w', 'counter', n, 'add', [2])).toBe(3);
