@@ -150,6 +150,10 @@ export const ERROR_CODES = {
   ERR_IDLE_TIMEOUT: ['admin', 'The connection was idle too long and was closed; connect again.'],
   ERR_BUSY: ['admin', 'Too many requests awaiting an answer on this connection (retriable): wait for some, then retry.'],
   ERR_RESULT_TOO_LARGE: ['admin', 'The answer is over the frame limit; ask for less (one key, a snapshot per object).'],
+  ERR_RESULT_SHAPE: [
+    'admin',
+    'The answer holds a "__proto__" key or nests deeper than 64 levels, which the admin protocol does not carry; read it in parts (one key, one object).',
+  ],
   ERR_SHUTTING_DOWN: ['admin', 'The supervisor is stopping.'],
   ERR_INTERNAL: ['admin', 'The supervisor failed on a request: a bug in wharf; please report it with the message.'],
   ERR_NO_SUPERVISOR: [

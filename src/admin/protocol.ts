@@ -36,6 +36,7 @@ export const ErrorCodes = {
   idleTimeout: 'ERR_IDLE_TIMEOUT',
   busy: 'ERR_BUSY',
   resultTooLarge: 'ERR_RESULT_TOO_LARGE',
+  resultShape: 'ERR_RESULT_SHAPE',
   shuttingDown: 'ERR_SHUTTING_DOWN',
   internal: 'ERR_INTERNAL',
   // Client side only: never sent on the wire.
@@ -170,13 +171,24 @@ export function fromWireError(error: WireError, context: Record<string, unknown>
 
 // ---- codec -----------------------------------------------------------------------------------
 
-/** Length prefix + JSON, or ERR_RESULT_TOO_LARGE / ERR_INTERNAL (not JSON-encodable) to answer with. */
+/**
+ * Length prefix + JSON, or the error to answer with instead: ERR_RESULT_TOO_LARGE, ERR_RESULT_SHAPE
+ * (a frame parseFrame would refuse: what one side sends, the other must be able to read) or
+ * ERR_INTERNAL (not JSON-encodable).
+ */
 export function encodeFrame(frame: object, maxBytes: number): Buffer {
   let json: string | undefined;
   try {
     json = JSON.stringify(frame);
   } catch (error) {
     throw new WharfError(ErrorCodes.internal, `internal error: the reply could not be encoded as JSON (${(error as Error).message})`);
+  }
+  const shape = unreadableShape(json);
+  if (shape !== undefined) {
+    throw new WharfError(
+      ErrorCodes.resultShape,
+      `the frame holds ${shape}, which the admin protocol does not carry (the other side would refuse it): read it in parts (one key, one object)`,
+    );
   }
   const length = Buffer.byteLength(json);
   if (length > maxBytes) {
@@ -259,25 +271,55 @@ export function parseFrame(body: Uint8Array): unknown {
   } catch (error) {
     throw new WharfError(ErrorCodes.badFrame, `bad frame: not UTF-8 JSON (${(error as Error).message.slice(0, 120)})`);
   }
-  checkJsonValue(value);
+  const problem = shapeProblem(value);
+  if (problem !== undefined) throw new WharfError(ErrorCodes.badFrame, `bad frame: ${problem} is not allowed`);
   return value;
 }
 
-function checkJsonValue(root: unknown): void {
+/** What parseFrame would refuse in a JSON value: a "__proto__" key or nesting deeper than MAX_JSON_DEPTH. */
+function shapeProblem(root: unknown): string | undefined {
   const stack: [unknown, number][] = [[root, 0]];
   while (stack.length) {
     const [value, depth] = stack.pop()!;
     if (value === null || typeof value !== 'object') continue;
-    if (depth >= MAX_JSON_DEPTH) throw new WharfError(ErrorCodes.badFrame, `bad frame: nested deeper than ${MAX_JSON_DEPTH} levels`);
+    if (depth >= MAX_JSON_DEPTH) return `nesting deeper than ${MAX_JSON_DEPTH} levels`;
     if (Array.isArray(value)) {
       for (const item of value) stack.push([item, depth + 1]);
       continue;
     }
     for (const key of Object.keys(value)) {
-      if (key === '__proto__') throw new WharfError(ErrorCodes.badFrame, 'bad frame: "__proto__" is not allowed as a key');
+      if (key === '__proto__') return 'a "__proto__" key';
       stack.push([(value as Record<string, unknown>)[key], depth + 1]);
     }
   }
+  return undefined;
+}
+
+/**
+ * shapeProblem for JSON text about to be sent. One scan of the text finds the nesting depth and any
+ * "__proto__" that may be a key; only then is the text parsed for the exact answer.
+ */
+function unreadableShape(json: string): string | undefined {
+  if (!json.includes('"__proto__"') && nestingDepth(json) <= MAX_JSON_DEPTH) return undefined;
+  return shapeProblem(JSON.parse(json));
+}
+
+/** The deepest nesting of arrays and objects in JSON text (brackets inside strings do not count). */
+function nestingDepth(json: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) deepest = Math.max(deepest, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {

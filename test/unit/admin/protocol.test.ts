@@ -61,14 +61,26 @@ describe('frame codec', () => {
     expect(() => encodeFrame({ n: 1n }, 50)).toThrow(expect.objectContaining({ code: 'ERR_INTERNAL' }));
   });
 
+  it('refuses to encode what parseFrame would refuse, and counts only brackets outside strings', () => {
+    const nested = (levels: number): unknown => Array.from({ length: levels }).reduce<unknown>((inner) => [inner], 0);
+    const withProto = Object.defineProperty({}, '__proto__', { value: 1, enumerable: true });
+    for (const frame of [{ result: withProto }, { result: nested(64) }])
+      expect(() => encodeFrame(frame, 1 << 20)).toThrow(expect.objectContaining({ code: 'ERR_RESULT_SHAPE' }));
+    // 63 levels inside the frame object's own one: 64 in all, what parseFrame accepts.
+    const deepest = encodeFrame({ result: nested(63) }, 1 << 20);
+    expect(() => parseFrame(deepest.subarray(4))).not.toThrow();
+    const text = { s: '['.repeat(100) + '"__proto__":\\"' + '{'.repeat(100), __proto_: 1 };
+    expect(parseFrame(encodeFrame(text, 1 << 20).subarray(4))).toEqual(text);
+  });
+
   it.each([
     ['invalid UTF-8', Buffer.from([0x7b, 0xff, 0x7d]), /not UTF-8 JSON/],
     ['not JSON', body('{"a":'), /not UTF-8 JSON/],
-    ['a top-level __proto__', body('{"__proto__":{"polluted":true}}'), /"__proto__" is not allowed/],
-    ['a nested __proto__', body('{"v":1,"params":{"value":[{"x":{"__proto__":{"polluted":1}}}]}}'), /"__proto__" is not allowed/],
-    ['an escaped __proto__', body('{"\\u005f_proto__":{"polluted":1}}'), /"__proto__" is not allowed/],
-    ['nesting past 64 levels', body('['.repeat(65) + ']'.repeat(65)), /nested deeper than 64/],
-    ['a very deep nesting', body('['.repeat(500_000) + ']'.repeat(500_000)), /nested deeper than 64/],
+    ['a top-level __proto__', body('{"__proto__":{"polluted":true}}'), /"__proto__" key is not allowed/],
+    ['a nested __proto__', body('{"v":1,"params":{"value":[{"x":{"__proto__":{"polluted":1}}}]}}'), /"__proto__" key is not allowed/],
+    ['an escaped __proto__', body('{"\\u005f_proto__":{"polluted":1}}'), /"__proto__" key is not allowed/],
+    ['nesting past 64 levels', body('['.repeat(65) + ']'.repeat(65)), /nesting deeper than 64 levels is not allowed/],
+    ['a very deep nesting', body('['.repeat(500_000) + ']'.repeat(500_000)), /nesting deeper than 64 levels is not allowed/],
   ])('refuses %s', (_, bytes, message) => {
     expect(() => parseFrame(bytes)).toThrow(message);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();

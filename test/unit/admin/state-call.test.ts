@@ -7,7 +7,7 @@ import type { ChangelogSink } from '../../../src/state/persister.js';
 import { createStateStore, type StateStore, type StateStoreOptions } from '../../../src/state/store.js';
 import { STATE_KINDS } from '../../../src/state/types.js';
 import { clientForTest, memoryApi, rawConnection, serverForTest, silentLogger, tempDir, TEST_KEY, waitFor } from './fixtures.js';
-import type { AdminLimits } from '../../../src/admin/protocol.js';
+import type { AdminLimits, StateChange } from '../../../src/admin/protocol.js';
 
 /**
  * `state.call` against a real store: what the Python client's proxies send. One operation of an
@@ -358,11 +358,35 @@ describe('state.call', () => {
       new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`seed ${seed}: not every call was answered within 20 s`)), 20_000)),
     ]);
     expect(
-      outcomes.filter((o) => o === 'ERR_INTERNAL' || o === 'ERR_STATE_INTERNAL' || o === 'ERR_ADMIN_CLOSED'),
+      outcomes.filter((o) => ['ERR_INTERNAL', 'ERR_STATE_INTERNAL', 'ERR_ADMIN_CLOSED', 'ERR_ADMIN_PROTOCOL'].includes(o as string)),
       `seed ${seed}`,
     ).toEqual([]);
     expect(new Set(outcomes).size, `seed ${seed}: both answers and refusals`).toBeGreaterThan(2);
     expect(await c.ping(), `seed ${seed}`).toMatchObject({ pong: true });
+  });
+
+  it('answers a result its own client could not read (a "__proto__" key, deep nesting) with ERR_RESULT_SHAPE, and keeps serving', async () => {
+    const { store, connect } = await serve();
+    const c = await connect();
+    const events: StateChange[] = [];
+    await c.state.watch('deep', (change) => events.push(change));
+    // Workers may store both: the store keeps "__proto__" as a plain field.
+    expect(await call(c, 'namespace', 'n', 'set', ['__proto__', 1])).toBeNull();
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 80; i++) deep = [deep];
+    await store.local.value('deep').set(deep);
+    await waitFor(() => events.length === 1);
+    expect(events[0]).toMatchObject({ name: 'deep', op: 'set', truncated: true });
+    await expect(call(c, 'namespace', 'n', 'toObject')).rejects.toMatchObject({
+      code: 'ERR_RESULT_SHAPE',
+      message: expect.stringMatching(/"__proto__"/),
+    });
+    await expect(call(c, 'value', 'deep', 'get')).rejects.toMatchObject({
+      code: 'ERR_RESULT_SHAPE',
+      message: expect.stringMatching(/deeper than 64/),
+    });
+    expect(await call(c, 'namespace', 'n', 'get', ['__proto__'])).toBe(1);
+    expect(await c.ping()).toMatchObject({ pong: true });
   });
 
   it('needs call and release together', async () => {
