@@ -124,7 +124,9 @@ export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[], lo
       );
       logger.info({ topics: missing.map((s) => s.topic) }, 'created missing topics');
     }
-    const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+    // Asked again while a broker's metadata lags: createTopics saw them served through one broker,
+    // and this request may go to another that does not know them yet (a 3-node cluster in CI did).
+    const metadata = await untilServed(() => admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) }));
     for (const spec of specs) {
       const topic = metadata.topics.find((t) => t.name === spec.topic);
       if (topic?.partitions.some((p) => p.leader < 0)) {
