@@ -46,7 +46,7 @@ async function member(name: string, topic: string, index: number): Promise<Share
 
 describe('a deployment’s state over partitions', () => {
   it(
-    'serves every partition from either member: calls, admin reads and writes, and one watch of everything',
+    'serves every partition from either member: calls, admin reads and writes, and 41 watches of everything',
     { timeout: 180_000 },
     async () => {
       const name = uniqueName('partitions');
@@ -80,8 +80,15 @@ describe('a deployment’s state over partitions', () => {
       const seen: StateChange[] = [];
       const unwatch = a.store.watch(undefined, (change) => seen.push(change));
       onTestFinished(unwatch);
+      // 40 more watches of everything, each needing b's two partitions: more than the 32 watches
+      // b's admin socket allows the one connection a has to it, unless they share subscriptions.
+      const more = Array.from({ length: 40 }, () => {
+        const names = new Set<string>();
+        onTestFinished(a.store.watch(undefined, (change) => names.add(change.name)));
+        return names;
+      });
       // Watches attach over the other member's admin socket: a probe in every partition, added
-      // until the watch sees each one, says they are attached; the probes are then deleted.
+      // until the watches see each one, says they are attached; the probes are then deleted.
       const probes = new Map<number, string>();
       for (let i = 0; probes.size < 4; i++)
         if (!probes.has(da.partitionOf(`probe${i}`))) probes.set(da.partitionOf(`probe${i}`), `probe${i}`);
@@ -89,9 +96,9 @@ describe('a deployment’s state over partitions', () => {
       await waitFor(
         async () => {
           for (const probe of probes.values()) await a.store.execute('w', 'counter', probe, 'add', [1]);
-          return seenAll();
+          return seenAll() && more.every((names) => [...probes.values()].every((p) => names.has(p)));
         },
-        { timeoutMs: 20_000, intervalMs: 200, message: 'the watch of everything to see a probe in every partition' },
+        { timeoutMs: 20_000, intervalMs: 200, message: 'every watch of everything to see a probe in every partition' },
       );
       for (const probe of probes.values()) await clusterStateApi(a).delete(probe);
       await waitFor(() => seenAll('drop'), { timeoutMs: 20_000, message: 'the watch to see the probes deleted' });
@@ -129,6 +136,19 @@ describe('a deployment’s state over partitions', () => {
       expect(await b.store.execute('w', 'counter', remote, 'get', [])).toBe(40);
       expect(await api.delete(remote)).toBe(true);
       expect(await api.get(remote)).toBeUndefined();
+
+      // b leaves: a serves every partition, and the watches move from b's subscriptions to a's own store.
+      await b.close();
+      await waitFor(() => da.served().length === 4, { timeoutMs: 60_000, message: 'a to serve all four partitions' });
+      for (const names of more) names.clear();
+      seen.length = 0;
+      await waitFor(
+        async () => {
+          for (const probe of probes.values()) await a.store.execute('w', 'counter', probe, 'add', [1]);
+          return seenAll() && more.every((names) => [...probes.values()].every((p) => names.has(p)));
+        },
+        { timeoutMs: 20_000, intervalMs: 200, message: 'every watch of everything to see a probe in every partition, all served by a' },
+      );
     },
   );
 
