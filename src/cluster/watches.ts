@@ -127,7 +127,17 @@ export function createWatches(options: WatchesOptions): Watches {
             // The wire's change is the store's (kinds and keys as the owner's store made them).
             const forward = (change: WireChange) => {
               if (!options.isShared(change.name)) return;
-              for (const listener of feed.listeners) listener(change as StateChange);
+              for (const listener of feed.listeners) {
+                try {
+                  listener(change as StateChange);
+                } catch (error) {
+                  // As the store's own watchers: one that throws must not keep the others from the change.
+                  options.log.warn(
+                    { err: describeError(error), name: change.name },
+                    'a state watcher threw; other watchers still see the change',
+                  );
+                }
+              }
             };
             const handle = await client.state.watch(feed.name, forward, feed.partition);
             if (epoch !== feed.epoch) return void handle.unsubscribe().catch(() => undefined);
