@@ -70,7 +70,7 @@ interface ThreadEntry {
 export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
   const { threads, logger } = options;
   const piscina = new Piscina({
-    filename: options.filename ?? compiled('workers/pool-task.js'),
+    filename: options.filename ?? compiled('workers/pool-task-entry.cjs'),
     minThreads: threads,
     maxThreads: threads,
     // Handlers use async I/O (state, sends), which piscina's Atomics.wait idle loop would freeze.
