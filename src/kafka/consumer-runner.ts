@@ -1,8 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import { DELIVERY_DEFAULTS, deliverySettings, type DeliveryOptions } from '../delivery.js';
 import type { Logger } from '../log.js';
-import type { InboundMessage } from './message.js';
-import { HEADERS, jsonCodec, type Codec } from './codec.js';
+import { jsonCodec, type Codec } from './codec.js';
 import { deadLetter } from './dead-letter.js';
 import { createFetchBuffer } from './fetch-buffer.js';
 import { createFlowControl, partitionKey, type FlowControl } from './flow-control.js';
@@ -10,14 +9,7 @@ import { createGroupConsumer } from './group-consumer.js';
 import { createInboundDecoder } from './inbound.js';
 import type { MessageSchema } from './message-schema.js';
 import type { OffsetCommitter } from './offset-committer.js';
-import {
-  createBreather,
-  createPartitionLane,
-  type DeliveryStats,
-  type LaneContext,
-  type PartitionLane,
-  type UnderwaySends,
-} from './partition-lane.js';
+import { createBreather, createPartitionLane, type DeliveryStats, type LaneContext, type PartitionLane } from './partition-lane.js';
 import { createSlots, type RetryPolicy } from './retry.js';
 import type { Sender } from './sender.js';
 import type { ThreadMetrics } from '../thread-metrics.js';
@@ -38,8 +30,8 @@ export interface ConsumerRunnerOptions {
   schema?: MessageSchema;
   /** Retries, commits, backpressure, size limit; DELIVERY_DEFAULTS for what is left out. */
   delivery?: DeliveryOptions;
-  /** Runs the handler: resolves when the message is handled, or once the handler returned with its sends under way (pipelined). */
-  handle(message: InboundMessage): Promise<UnderwaySends | void>;
+  /** Runs the handler: done when the message is handled, or once the handler returned with its sends under way (pipelined); LaneContext.handle. */
+  handle: LaneContext['handle'];
   /** A failure kafkajs will not recover from: the worker should exit and be replaced. */
   onFatal(error: Error): void;
   /** Counts for `/metrics`: messages consumed, handler durations, dead letters by reason. */
@@ -103,20 +95,6 @@ export function liveConsumerStats({
     get rebalances() {
       return rebalances();
     },
-  };
-}
-
-/** `handle`, counting each message's first attempt as consumed and timing every attempt; `handle` itself without metrics. */
-export function meteredHandle<T>(handle: (message: InboundMessage) => Promise<T>, metrics: ThreadMetrics | undefined) {
-  if (!metrics) return handle;
-  return async (message: InboundMessage): Promise<T> => {
-    if (message.headers[HEADERS.attempt] === '1') metrics.consumed(message.topic);
-    const started = performance.now();
-    try {
-      return await handle(message);
-    } finally {
-      metrics.processed(message.topic, (performance.now() - started) / 1_000);
-    }
   };
 }
 
@@ -210,7 +188,8 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
   const { committer } = group;
   const laneContext: LaneContext = {
     decode: createInboundDecoder({ codec: options.codec ?? jsonCodec, schema: options.schema, maxMessageBytes: settings.maxMessageBytes }),
-    handle: meteredHandle(options.handle, options.metrics),
+    handle: options.handle,
+    metrics: options.metrics,
     park: (source, reason) => deadLetter(sender, source, reason, options.metrics),
     retry: settings.retry,
     slots: createSlots(settings.partitionsConsumedConcurrently),

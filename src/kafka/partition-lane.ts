@@ -1,5 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import type { Logger } from '../log.js';
+import type { ThreadMetrics } from '../thread-metrics.js';
 import type { InboundMessage } from './message.js';
 import { HEADERS } from './codec.js';
 import type { DeadLetterReason, DeadLetterSource } from './dead-letter.js';
@@ -27,14 +28,19 @@ export interface UnderwaySends {
   readonly settled: Promise<void>;
 }
 
+/** What running a handler gave: its sends still under way (pipelined), or nothing once the message is handled. */
+export type Handled = UnderwaySends | void;
+
 export interface LaneContext {
   decode: InboundDecoder;
   /**
-   * Runs the handler. Resolves with its sends still under way to let the lane start the next
-   * message meanwhile (the message is finished once they settle), or with nothing once the
-   * message is handled.
+   * Runs the handler. Gives its sends still under way to let the lane start the next message
+   * meanwhile (the message is finished once they settle), or nothing once the message is handled;
+   * a promise of either when the handler is asynchronous. A throw or a rejection fails the attempt.
    */
-  handle(message: InboundMessage): Promise<UnderwaySends | void>;
+  handle(message: InboundMessage): Handled | Promise<Handled>;
+  /** Counts each message's first attempt as consumed and times every attempt (`/metrics`). */
+  metrics?: Pick<ThreadMetrics, 'consumed' | 'processed'>;
   park(source: DeadLetterSource, reason: DeadLetterReason): Promise<void>;
   retry: RetryPolicy;
   slots: Slots;
@@ -81,7 +87,7 @@ const FINISHED: Step = { outcome: 'finished' };
 const ABANDONED: Step = { outcome: 'abandoned' };
 
 /** A message past its handler, in offset order, until it is finished (handed to `ctx.finished`). */
-interface Handled {
+interface Pending {
   message: KafkaMessage;
   /** `settling` while its sends are under way; `failed` (with `error`) if one of them failed. */
   state: Outcome | 'settling' | 'failed';
@@ -125,9 +131,9 @@ export function createBreather(everyMs = 10): () => Promise<void> | undefined {
 export function createPartitionLane(topic: string, partition: number, ctx: LaneContext): PartitionLane {
   const queue: KafkaMessage[] = [];
   /** Messages past their handler and not yet finished, in offset order. */
-  const handled: Handled[] = [];
+  const handled: Pending[] = [];
   const abort = new AbortController();
-  let running: Promise<void> | undefined;
+  let running = false;
   let accepting = true;
   let owned = true;
   /** A message was abandoned: no later one may be committed by this member. */
@@ -172,6 +178,21 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     return 'again';
   }
 
+  /** The attempt's duration, for `/metrics`. */
+  function timed(started: number): void {
+    ctx.metrics?.processed(topic, (performance.now() - started) / 1_000);
+  }
+
+  /** What a handler's return makes of its message: sends under way (pipelined), or handled. */
+  function handledStep(result: Handled, inbound: InboundMessage, attempt: number, pipeline: boolean): Step | Promise<Step> {
+    if (result) {
+      if (pipeline) return { settling: result.settled, inbound, attempt };
+      return result.settled.then(() => handledStep(undefined, inbound, attempt, false));
+    }
+    ctx.stats.handled++;
+    return FINISHED;
+  }
+
   /** Attempts from `first` on; with `pipeline`, returns as soon as a handler returned with sends under way. */
   async function attempts(
     message: KafkaMessage,
@@ -182,15 +203,13 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   ): Promise<Step> {
     for (let attempt = first; ; attempt++) {
       let error: unknown;
+      inbound.headers[HEADERS.attempt] = String(attempt);
+      if (attempt === 1) ctx.metrics?.consumed(topic);
+      const started = performance.now();
       try {
-        inbound.headers[HEADERS.attempt] = String(attempt);
-        const underway = await ctx.handle(inbound);
-        if (underway) {
-          if (pipeline) return { settling: underway.settled, inbound, attempt };
-          await underway.settled;
-        }
-        ctx.stats.handled++;
-        return FINISHED;
+        const result = await ctx.handle(inbound);
+        timed(started);
+        return await handledStep(result, inbound, attempt, pipeline);
       } catch (e) {
         error = e;
       }
@@ -199,25 +218,79 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     }
   }
 
+  // The message running now: the lane runs one at a time, so this state and the callbacks below
+  // are made once per lane, not once per message.
+  const slot = { held: false };
+  let taken: KafkaMessage | undefined;
+  let takenInbound: InboundMessage | undefined;
+  let takenStarted = 0;
+
+  /** A first attempt's handler returned: its sends under way (pipelined), or handled. */
+  function firstStep(result: Handled): Step {
+    timed(takenStarted);
+    if (result) return { settling: result.settled, inbound: takenInbound!, attempt: 1 };
+    ctx.stats.handled++;
+    return FINISHED;
+  }
+
+  async function firstFailed(error: unknown): Promise<Step> {
+    const message = taken!;
+    const inbound = takenInbound!;
+    timed(takenStarted);
+    const next = await failed(message, error, 1, slot);
+    if (next !== 'again') return next === 'finished' ? FINISHED : ABANDONED;
+    return attempts(message, inbound, 2, slot, true);
+  }
+
+  /** The message taken is done: the lane goes on with the next. */
+  const done = (step: Step): void => {
+    try {
+      if (finish(step)) pump();
+    } catch (error) {
+      laneFailed(error);
+    }
+  };
+  const firstDone = (result: Handled): void => done(firstStep(result));
+  const firstRejected = (error: unknown): void => later(firstFailed(error));
+
+  function later(step: Promise<Step>): undefined {
+    step.then(done, laneFailed);
+    return undefined;
+  }
+
   /**
-   * Handles one message; `slot.held` says whether it still holds its slot when it returns. Not
-   * async itself: the attempts' promise is the one the lane awaits, so a message costs one async
-   * frame fewer (this runs for every message).
+   * Handles the message taken: its Step when that is known at once, else undefined and the lane
+   * goes on from `done`. The usual message (no schema, handled at the first attempt) costs the
+   * lane one `then` on the handler's promise, and nothing when the handler returns synchronously.
    */
-  function process(message: KafkaMessage, slot: { held: boolean }): Promise<Step> {
+  function process(message: KafkaMessage): Step | undefined {
     let decoded: InboundMessage | Promise<InboundMessage>;
     try {
       decoded = ctx.decode(topic, partition, message);
     } catch (error) {
-      return rejected(message, error);
+      return later(rejected(message, error));
     }
     if (decoded instanceof Promise) {
-      return decoded.then(
-        (inbound) => attempts(message, inbound, 1, slot, true),
-        (error: unknown) => rejected(message, error),
+      return later(
+        decoded.then(
+          (inbound) => attempts(message, inbound, 1, slot, true),
+          (error: unknown) => rejected(message, error),
+        ),
       );
     }
-    return attempts(message, decoded, 1, slot, true);
+    decoded.headers[HEADERS.attempt] = '1';
+    ctx.metrics?.consumed(topic);
+    takenInbound = decoded;
+    takenStarted = performance.now();
+    let result: Handled | Promise<Handled>;
+    try {
+      result = ctx.handle(decoded);
+    } catch (error) {
+      return later(firstFailed(error));
+    }
+    if (!(result instanceof Promise)) return firstStep(result);
+    result.then(firstDone, firstRejected);
+    return undefined;
   }
 
   /** Bytes that cannot become a value will not become one on a second try: parked at once. */
@@ -250,7 +323,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
       handled.push({ message, state: step.outcome, attempt: 0 });
       return release();
     }
-    const entry: Handled = { message, state: 'settling', inbound: step.inbound, attempt: step.attempt };
+    const entry: Pending = { message, state: 'settling', inbound: step.inbound, attempt: step.attempt };
     handled.push(entry);
     entry.settled = step.settling.then(
       () => {
@@ -276,16 +349,16 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     await Promise.all(handled.map((h) => h.settled));
     for (const entry of handled.filter((h) => h.state === 'failed')) {
       failures--;
-      const slot = { held: false };
+      const retrySlot = { held: false };
       let outcome: Outcome = 'abandoned';
       try {
-        const next = accepting ? await failed(entry.message, entry.error, entry.attempt, slot) : 'abandoned';
+        const next = accepting ? await failed(entry.message, entry.error, entry.attempt, retrySlot) : 'abandoned';
         if (next === 'again') {
-          const step = await attempts(entry.message, entry.inbound!, entry.attempt + 1, slot, false);
+          const step = await attempts(entry.message, entry.inbound!, entry.attempt + 1, retrySlot, false);
           outcome = 'outcome' in step ? step.outcome : 'abandoned';
         } else outcome = next;
       } finally {
-        if (slot.held) ctx.slots.release();
+        if (retrySlot.held) ctx.slots.release();
         entry.state = outcome;
       }
     }
@@ -299,44 +372,87 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     for (const resolve of waiting) resolve();
   }
 
-  async function drain(): Promise<void> {
-    for (;;) {
-      if (failures > 0) {
-        await recover();
-        continue;
+  /**
+   * Runs the lane: takes a slot and the next message, and goes on in a plain loop while messages
+   * finish synchronously; waits (gate, breather, slot, recovery, a handler's promise) by handing
+   * the rest of the loop to that promise. No async function per message.
+   */
+  function pump(): void {
+    try {
+      for (;;) {
+        if (!slot.held) {
+          if (failures > 0) return void recover().then(pump, laneFailed);
+          if (!accepting || queue.length === 0) return halt();
+          const rebalancing = ctx.gate();
+          if (rebalancing) return void rebalancing.then(pump, laneFailed);
+          const breath = ctx.breathe();
+          if (breath) return void breath.then(pump, laneFailed);
+          if (!ctx.slots.tryAcquire()) return void ctx.slots.acquire(abort.signal).then(acquired, laneFailed);
+          slot.held = true;
+        }
+        if (!accepting || failures > 0 || queue.length === 0) {
+          slot.held = false;
+          ctx.slots.release();
+          continue;
+        }
+        const message = queue.shift()!;
+        taken = message;
+        const step = process(message);
+        if (step === undefined || !finish(step)) return;
       }
-      if (!accepting || queue.length === 0) break;
-      const rebalancing = ctx.gate();
-      if (rebalancing) await rebalancing;
-      const breath = ctx.breathe();
-      if (breath) await breath;
-      if (!accepting || !(ctx.slots.tryAcquire() || (await ctx.slots.acquire(abort.signal)))) break;
-      if (!accepting || failures > 0) {
-        ctx.slots.release();
-        if (!accepting) break;
-        continue;
-      }
-      const message = queue.shift()!;
-      const slot = { held: true };
-      let step = ABANDONED;
-      try {
-        step = await process(message, slot);
-      } finally {
-        if (slot.held) ctx.slots.release();
-        record(message, step);
-      }
-      if (step === ABANDONED) break;
+    } catch (error) {
+      laneFailed(error);
     }
   }
 
+  function acquired(got: boolean): void {
+    if (!got) return halt();
+    slot.held = true;
+    pump();
+  }
+
+  /** Records the message taken and frees its slot; false when the lane stops (the message was abandoned). */
+  function finish(step: Step): boolean {
+    const message = taken!;
+    taken = takenInbound = undefined;
+    if (slot.held) ctx.slots.release();
+    slot.held = false;
+    record(message, step);
+    if (step !== ABANDONED) return true;
+    halt();
+    return false;
+  }
+
+  /** The lane stops running; it runs again at once if work came meanwhile. */
+  function halt(): void {
+    running = false;
+    if ((accepting && queue.length > 0) || failures > 0) kick();
+    else settleIdle();
+  }
+
+  /** A bug, not a handler's failure: the message taken is abandoned (not committed), and the lane runs again on the next turn. */
+  function laneFailed(error: unknown): void {
+    ctx.logger.error({ topic, partition, err: error }, 'partition lane failed');
+    const message = taken;
+    taken = takenInbound = undefined;
+    if (slot.held) ctx.slots.release();
+    slot.held = false;
+    running = false;
+    try {
+      if (message) record(message, ABANDONED);
+    } catch (again) {
+      ctx.logger.error({ topic, partition, err: again }, 'partition lane failed to finish its message');
+    }
+    // Not at once: a failure that repeats would recurse.
+    setImmediate(() => {
+      if (!running) halt();
+    });
+  }
+
   function kick(): void {
-    running ??= drain()
-      .catch((error: unknown) => ctx.logger.error({ topic, partition, err: error }, 'partition lane failed'))
-      .finally(() => {
-        running = undefined;
-        if ((accepting && queue.length > 0) || failures > 0) kick();
-        else settleIdle();
-      });
+    if (running) return;
+    running = true;
+    pump();
   }
 
   const lane: PartitionLane = {

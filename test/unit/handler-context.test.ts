@@ -166,7 +166,11 @@ describe('startHandler: pipelined sends', () => {
     sends[1]!.reject(new Error('not enough replicas'));
     sends[0]!.resolve();
     await expect(underway!.settled).rejects.toThrow('not enough replicas');
-    await expect(startHandler(() => undefined, base, message)).resolves.toBeUndefined();
+    await expect(startHandler(async () => undefined, base, message)).resolves.toBeUndefined();
+    expect(
+      startHandler(() => undefined, base, message),
+      'a synchronous handler that sent nothing: done at once, no promise',
+    ).toBeUndefined();
   });
 
   it('still rejects a reply to a message without reply-to at once', async () => {
