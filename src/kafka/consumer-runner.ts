@@ -184,6 +184,7 @@ export function createConsumerRunner(options: ConsumerRunnerOptions): ConsumerRu
       flow.add(lane.topic, lane.partition, messages.length);
       lane.push(messages);
     },
+    holding: (lane, holding) => flow.hold(lane.topic, lane.partition, holding),
   });
   const { committer } = group;
   const laneContext: LaneContext = {

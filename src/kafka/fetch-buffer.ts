@@ -15,6 +15,11 @@ export interface FetchBufferOptions<L extends FetchLane> {
   room(lane: L): number;
   /** Hands messages to the lane (and counts them in flight). */
   take(lane: L, messages: KafkaMessage[]): void;
+  /**
+   * The buffer began to hold a backlog of this lane (`true`: only within `accept`, while handling
+   * the partition's own batch) or what it holds fell to half of the latest fetch (FlowControl.hold).
+   */
+  holding(lane: L, holding: boolean): void;
 }
 
 export interface FetchBuffer<L extends FetchLane> {
@@ -37,12 +42,18 @@ export interface FetchBuffer<L extends FetchLane> {
 
 /**
  * Between kafkajs's fetches and the handlers. Messages over the flow limits are held here, not
- * left to be fetched (and decoded) again: flow control pauses their partition meanwhile, so what
- * is held stays within about one fetch per partition. The queue is read by position, so taking
- * from the front of a large fetch never copies the rest.
+ * left to be fetched (and decoded) again. A partition whose fetch left more than half of it held
+ * is paused (`holding`), and resumed once what is held fell to that half: its next fetch is on the
+ * way while the lane still has half a fetch to work through, so the lane does not wait for it, and
+ * what is held stays within one and a half fetches per partition. The queue is read by position,
+ * so taking from the front of a large fetch never copies the rest.
  */
-export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, take }: FetchBufferOptions<L>): FetchBuffer<L> {
-  const held = new Map<string, { topic: string; partition: number; messages: KafkaMessage[]; next: number }>();
+export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, take, holding }: FetchBufferOptions<L>): FetchBuffer<L> {
+  /** `resumeAt`: half of the latest fetch; `holding`: what `holding` was last told. */
+  const held = new Map<
+    string,
+    { topic: string; partition: number; messages: KafkaMessage[]; next: number; resumeAt: number; holding: boolean }
+  >();
   const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
   let feeding: NodeJS.Immediate | undefined;
 
@@ -53,8 +64,13 @@ export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, tak
     if (free === 0) return;
     const taken = queue.messages.slice(queue.next, queue.next + free);
     queue.next += taken.length;
-    if (queue.next >= queue.messages.length) held.delete(key);
+    const left = queue.messages.length - queue.next;
+    if (left === 0) held.delete(key);
     if (taken.length > 0) take(lane, taken);
+    if (queue.holding && left <= queue.resumeAt) {
+      queue.holding = false;
+      holding(lane, false);
+    }
   }
 
   return {
@@ -72,13 +88,22 @@ export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, tak
       if (fresh.length === 0) return;
       const key = keyOf(lane.topic, lane.partition);
       const queue = held.get(key);
-      held.set(key, {
+      const entry = {
         topic: lane.topic,
         partition: lane.partition,
         messages: queue ? [...queue.messages.slice(queue.next), ...fresh] : fresh,
         next: 0,
-      });
+        resumeAt: Math.floor(fresh.length / 2),
+        holding: queue?.holding ?? false,
+      };
+      held.set(key, entry);
       feedOne(key, lane);
+      // Paused only here: kafkajs waits for this batch before it fetches this partition again, so
+      // no fetch of it is in flight whose data a pause would have kafkajs drop (flow-control.ts).
+      if (!entry.holding && entry.messages.length - entry.next > entry.resumeAt) {
+        entry.holding = true;
+        holding(lane, true);
+      }
     },
     feed() {
       if (feeding || held.size === 0) return;

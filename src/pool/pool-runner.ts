@@ -128,6 +128,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
       flow.add(lane.topic, lane.partition, messages.length);
       dispatcher.push(lane, messages);
     },
+    holding: (lane, holding) => flow.hold(lane.topic, lane.partition, holding),
   });
 
   /** Nothing new is fetched or dispatched from here on; the attempts running may still finish. */
