@@ -41,11 +41,15 @@ export const deliverySchema = z.strictObject({
     .strictObject({
       /** Offsets handled are committed at least this often… */
       intervalMs: ms(10).default(1_000),
-      /** …and as soon as this many are waiting. */
-      threshold: z.number().int().min(1).default(1_000),
+      /**
+       * …and as soon as this many are waiting. Each commit is a request the broker serves: 10,000
+       * keeps a fast consumer to a commit per ~10,000 messages (kafkajs alone commits once per
+       * fetched batch), while the interval bounds what a crash hands to the next owner again.
+       */
+      threshold: z.number().int().min(1).default(10_000),
     })
     .prefault({}),
-  /** Messages fetched but not finished, per worker; above it every partition is paused. */
+  /** Messages taken from the fetch buffer and not finished, per worker; what a fetch brings beyond it waits there and its partition is paused. */
   maxInFlight: z.number().int().min(1).max(1_000_000).default(1_000),
   /** The same per partition, so one stuck partition cannot take the whole budget. */
   maxInFlightPerPartition: z.number().int().min(1).max(1_000_000).default(250),

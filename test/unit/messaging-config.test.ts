@@ -203,10 +203,10 @@ describe('delivery settings', () => {
     });
   });
 
-  it('default to 3 attempts, commits every second or 1,000 messages, 1,000 in flight and a 1 MiB size limit', () => {
+  it('default to 3 attempts, commits every second or 10,000 messages, 1,000 in flight and a 1 MiB size limit', () => {
     expect(deliverySettings()).toEqual({
       retry: { attempts: 3, initialDelayMs: 100, maxDelayMs: 2_000 },
-      commit: { intervalMs: 1_000, threshold: 1_000 },
+      commit: { intervalMs: 1_000, threshold: 10_000 },
       maxInFlight: 1_000,
       maxInFlightPerPartition: 250,
       partitionsConsumedConcurrently: 16,
