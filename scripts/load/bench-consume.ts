@@ -1,16 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import type { Admin, Consumer, Kafka, Transaction } from 'kafkajs';
+import type { Admin, Kafka, Transaction } from 'kafkajs';
 import { parseConfig } from '../../src/config/load.js';
-import { DELIVERY_DEFAULTS } from '../../src/delivery.js';
 import { loadServices } from '../../src/config/services.js';
 import { TimeoutError } from '../../src/errors.js';
-import { consumerConfig, producerConfig } from '../../src/kafka/client.js';
+import { producerConfig } from '../../src/kafka/client.js';
 import { createTopics } from '../../src/kafka/topics.js';
 import type { Logger } from '../../src/log.js';
 import { compiled } from '../../src/paths.js';
 import { createSupervisor } from '../../src/supervisor/supervisor.js';
 import { watchOverHttp } from './bench-http.js';
-import { burnCpu } from './cpu-work.js';
+import { startKafkajsSink, type BareMode } from './kafkajs-sink.js';
 import { waitForStableGroup } from './lag.js';
 import { HANDLED_COUNTER, SINK_MODULE } from './sink.js';
 
@@ -170,49 +169,12 @@ export function consumeWithWharf(
 }
 
 /**
- * - `eachMessage`, `eachBatch`: kafkajs alone, the message untouched (the floor of its cost);
- * - `handWritten`: the service a user would write by hand on kafkajs — decode each JSON value,
- *   run the handler, let kafkajs commit (its autoCommit) — what wharf's sink service does.
- */
-export type BareMode = 'eachMessage' | 'eachBatch' | 'handWritten';
-
-/**
- * The baselines: the kafkajs consumer a user would write by hand, with the same fetch settings and
- * partition concurrency as wharf's consumer runner, in this (main) thread.
+ * The baselines (kafkajs-sink.ts): the kafkajs consumer a user would write by hand, with the same
+ * fetch settings and partition concurrency as wharf's consumer runner, in a thread of its own.
  */
 export function consumeWithKafkajs(c: DrainCase & { mode: BareMode }): Promise<DrainMeasure> {
   return measureDrain(c, async (topic, groupId) => {
-    const consumer: Consumer = c.kafka.consumer(consumerConfig(groupId));
-    let handled = 0;
-    const handle = () => {
-      if (c.hashIterations) burnCpu(c.hashIterations);
-      handled++;
-    };
-    const handler = async (value: unknown) => {
-      if (value === undefined) throw new Error('no value');
-      handle();
-    };
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run(
-      c.mode === 'eachMessage'
-        ? { partitionsConsumedConcurrently: DELIVERY_DEFAULTS.partitionsConsumedConcurrently, eachMessage: async () => handle() }
-        : c.mode === 'handWritten'
-          ? {
-              partitionsConsumedConcurrently: DELIVERY_DEFAULTS.partitionsConsumedConcurrently,
-              eachMessage: async ({ message }) => handler(JSON.parse(message.value!.toString('utf8'))),
-            }
-          : {
-              partitionsConsumedConcurrently: DELIVERY_DEFAULTS.partitionsConsumedConcurrently,
-              eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
-                for (const message of batch.messages) {
-                  handle();
-                  resolveOffset(message.offset);
-                }
-                await heartbeat();
-              },
-            },
-    );
-    return { members: 1, handled: () => handled, stop: () => consumer.disconnect() };
+    const sink = await startKafkajsSink({ brokers: c.brokers, topic, groupId, mode: c.mode, hashIterations: c.hashIterations });
+    return { members: 1, ...sink };
   });
 }
