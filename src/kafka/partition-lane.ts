@@ -53,7 +53,7 @@ export interface LaneContext {
    * message continues the lane in a microtask, so CPU-bound handlers would otherwise run queue
    * after queue without letting kafkajs read a fetch response or send a heartbeat.
    */
-  breathe(): Promise<void> | undefined;
+  breathe(now: number): Promise<void> | undefined;
   /** A message is finished: `committable` when handled or parked, not when abandoned. */
   finished(lane: PartitionLane, message: KafkaMessage, committable: boolean): void;
 }
@@ -103,10 +103,10 @@ interface Pending {
  * loop getting a turn, the next message waits for one (setImmediate). 10 ms keeps a CPU-bound
  * handler's fetches and heartbeats flowing at a cost of one turn per 10 ms of work.
  */
-export function createBreather(everyMs = 10): () => Promise<void> | undefined {
+export function createBreather(everyMs = 10): (now: number) => Promise<void> | undefined {
   let last = performance.now();
-  return () => {
-    if (performance.now() - last < everyMs) return undefined;
+  return (now) => {
+    if (now - last < everyMs) return undefined;
     return new Promise((resolve) =>
       setImmediate(() => {
         last = performance.now();
@@ -263,7 +263,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
    * goes on from `done`. The usual message (no schema, handled at the first attempt) costs the
    * lane one `then` on the handler's promise, and nothing when the handler returns synchronously.
    */
-  function process(message: KafkaMessage): Step | undefined {
+  function process(message: KafkaMessage, now: number): Step | undefined {
     let decoded: InboundMessage | Promise<InboundMessage>;
     try {
       decoded = ctx.decode(topic, partition, message);
@@ -281,7 +281,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     decoded.headers[HEADERS.attempt] = '1';
     ctx.metrics?.consumed(topic);
     takenInbound = decoded;
-    takenStarted = performance.now();
+    takenStarted = now;
     let result: Handled | Promise<Handled>;
     try {
       result = ctx.handle(decoded);
@@ -380,12 +380,15 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   function pump(): void {
     try {
       for (;;) {
+        // One clock reading per message: the breather's, and the start of the handler's time.
+        let now = 0;
         if (!slot.held) {
           if (failures > 0) return void recover().then(pump, laneFailed);
           if (!accepting || queue.length === 0) return halt();
           const rebalancing = ctx.gate();
           if (rebalancing) return void rebalancing.then(pump, laneFailed);
-          const breath = ctx.breathe();
+          now = performance.now();
+          const breath = ctx.breathe(now);
           if (breath) return void breath.then(pump, laneFailed);
           if (!ctx.slots.tryAcquire()) return void ctx.slots.acquire(abort.signal).then(acquired, laneFailed);
           slot.held = true;
@@ -397,7 +400,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
         }
         const message = queue.shift()!;
         taken = message;
-        const step = process(message);
+        const step = process(message, now || performance.now());
         if (step === undefined || !finish(step)) return;
       }
     } catch (error) {

@@ -309,7 +309,7 @@ describe('a partition lane', () => {
 
   function lane(
     handle: (m: InboundMessage) => Promise<UnderwaySends | void>,
-    { attempts = 3, concurrency = 1, breathe = (): Promise<void> | undefined => undefined } = {},
+    { attempts = 3, concurrency = 1, breathe = (_now: number): Promise<void> | undefined => undefined } = {},
   ) {
     const finished: { offset: string; committable: boolean }[] = [];
     const parked: { offset: string; code: unknown; attempts: number }[] = [];
@@ -362,7 +362,7 @@ describe('a partition lane', () => {
     const busy = (ms: number) => {
       for (const until = performance.now() + ms; performance.now() < until;);
     };
-    const run = async (breathe: () => Promise<void> | undefined) => {
+    const run = async (breathe: (now: number) => Promise<void> | undefined) => {
       const { lane: l, finished } = lane(async () => busy(2), { breathe });
       let turns = 0;
       const timer = setInterval(() => turns++, 1);
