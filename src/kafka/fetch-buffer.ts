@@ -16,8 +16,8 @@ export interface FetchBufferOptions<L extends FetchLane> {
   /** Hands messages to the lane (and counts them in flight). */
   take(lane: L, messages: KafkaMessage[]): void;
   /**
-   * The buffer began to hold a backlog of this lane (`true`: only within `accept`, while handling
-   * the partition's own batch) or what it holds fell to half of the latest fetch (FlowControl.hold).
+   * The buffer began to hold messages of this lane (`true`: only within `accept`, while handling
+   * the partition's own batch) or holds none any more (FlowControl.hold).
    */
   holding(lane: L, holding: boolean): void;
 }
@@ -42,18 +42,15 @@ export interface FetchBuffer<L extends FetchLane> {
 
 /**
  * Between kafkajs's fetches and the handlers. Messages over the flow limits are held here, not
- * left to be fetched (and decoded) again. A partition whose fetch left more than half of it held
- * is paused (`holding`), and resumed once what is held fell to that half: its next fetch is on the
- * way while the lane still has half a fetch to work through, so the lane does not wait for it, and
- * what is held stays within one and a half fetches per partition. The queue is read by position,
- * so taking from the front of a large fetch never copies the rest.
+ * left to be fetched (and decoded) again: a partition is paused while anything of it is held
+ * (`holding`), so what is held stays within one fetch per partition. Resuming earlier (at half a
+ * fetch, to have the next fetch on its way sooner) held more and measured slower: the held
+ * messages outlive young-generation collections and are copied and promoted. The queue is read by
+ * position, so taking from the front of a large fetch never copies the rest.
  */
 export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, take, holding }: FetchBufferOptions<L>): FetchBuffer<L> {
-  /** `resumeAt`: half of the latest fetch; `holding`: what `holding` was last told. */
-  const held = new Map<
-    string,
-    { topic: string; partition: number; messages: KafkaMessage[]; next: number; resumeAt: number; holding: boolean }
-  >();
+  /** `holding`: what `holding` was last told. */
+  const held = new Map<string, { topic: string; partition: number; messages: KafkaMessage[]; next: number; holding: boolean }>();
   const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
   let feeding: NodeJS.Immediate | undefined;
 
@@ -67,7 +64,7 @@ export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, tak
     const left = queue.messages.length - queue.next;
     if (left === 0) held.delete(key);
     if (taken.length > 0) take(lane, taken);
-    if (queue.holding && left <= queue.resumeAt) {
+    if (queue.holding && left === 0) {
       queue.holding = false;
       holding(lane, false);
     }
@@ -93,14 +90,13 @@ export function createFetchBuffer<L extends FetchLane>({ lane: laneOf, room, tak
         partition: lane.partition,
         messages: queue ? [...queue.messages.slice(queue.next), ...fresh] : fresh,
         next: 0,
-        resumeAt: Math.floor(fresh.length / 2),
         holding: queue?.holding ?? false,
       };
       held.set(key, entry);
       feedOne(key, lane);
       // Paused only here: kafkajs waits for this batch before it fetches this partition again, so
       // no fetch of it is in flight whose data a pause would have kafkajs drop (flow-control.ts).
-      if (!entry.holding && entry.messages.length - entry.next > entry.resumeAt) {
+      if (!entry.holding && held.get(key) === entry) {
         entry.holding = true;
         holding(lane, true);
       }
