@@ -250,7 +250,15 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
       laneFailed(error);
     }
   };
-  const firstDone = (result: Handled): void => done(firstStep(result));
+  const firstDone = (result: Handled): void => {
+    let step: Step;
+    try {
+      step = firstStep(result);
+    } catch (error) {
+      return laneFailed(error);
+    }
+    done(step);
+  };
   const firstRejected = (error: unknown): void => later(firstFailed(error));
 
   function later(step: Promise<Step>): undefined {
