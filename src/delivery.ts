@@ -18,7 +18,7 @@ export const concurrencySchema = z.strictObject({
   mode: z.enum(['key', 'partition', 'unordered']).default('key'),
   /** Pool threads per consumer worker; default: the machine's available parallelism (src/pool/settings.ts). */
   threads: z.number().int().min(1).max(256).optional(),
-  /** Messages taken from Kafka and not finished, per consumer worker; above it fetching pauses. Default: `consumes.maxInFlight`. */
+  /** Messages handed to the pool and not finished, per consumer worker; what a fetch brings beyond it waits, its partition paused. Default: `consumes.maxInFlight`. */
   maxInFlight: z.number().int().min(1).max(1_000_000).optional(),
 });
 
