@@ -87,8 +87,11 @@ async function tracedRun(tracer: Tracer, handler: Handler, base: RoleContext, me
 export function startHandler(handler: Handler, base: RoleContext, message: InboundMessage, consumerGroup = ''): Handled | Promise<Handled> {
   if (activeTracer()) return runHandler(handler, base, message, consumerGroup);
   const sends = new MessageSends(true);
-  const returned = handler(message, messageContext(base, message, sends));
-  return isThenable(returned) ? returned.then(() => sends.underway()) : sends.underway();
+  const returned: unknown = handler(message, messageContext(base, message, sends));
+  if (returned instanceof Promise) return returned.then(() => sends.underway());
+  // Another library's thenable: made a native promise, which is what the lane waits on.
+  if (isThenable(returned)) return Promise.resolve(returned).then(() => sends.underway());
+  return sends.underway();
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>

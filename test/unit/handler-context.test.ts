@@ -171,6 +171,10 @@ describe('startHandler: pipelined sends', () => {
       startHandler(() => undefined, base, message),
       'a synchronous handler that sent nothing: done at once, no promise',
     ).toBeUndefined();
+    const thenable = { then: (resolve: () => void) => setImmediate(resolve) } as unknown as Promise<void>;
+    const fromThenable = startHandler(() => thenable, base, message);
+    expect(fromThenable, "another library's thenable is waited on as a native promise").toBeInstanceOf(Promise);
+    await expect(fromThenable).resolves.toBeUndefined();
   });
 
   it('still rejects a reply to a message without reply-to at once', async () => {
