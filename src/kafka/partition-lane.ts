@@ -184,11 +184,8 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   }
 
   /** What a handler's return makes of its message: sends under way (pipelined), or handled. */
-  function handledStep(result: Handled, inbound: InboundMessage, attempt: number, pipeline: boolean): Step | Promise<Step> {
-    if (result) {
-      if (pipeline) return { settling: result.settled, inbound, attempt };
-      return result.settled.then(() => handledStep(undefined, inbound, attempt, false));
-    }
+  function stepOf(result: Handled, inbound: InboundMessage, attempt: number): Step {
+    if (result) return { settling: result.settled, inbound, attempt };
     ctx.stats.handled++;
     return FINISHED;
   }
@@ -207,9 +204,13 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
       if (attempt === 1) ctx.metrics?.consumed(topic);
       const started = performance.now();
       try {
-        const result = await ctx.handle(inbound);
+        let result = await ctx.handle(inbound);
         timed(started);
-        return await handledStep(result, inbound, attempt, pipeline);
+        if (result && !pipeline) {
+          await result.settled;
+          result = undefined;
+        }
+        return stepOf(result, inbound, attempt);
       } catch (e) {
         error = e;
       }
@@ -228,9 +229,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   /** A first attempt's handler returned: its sends under way (pipelined), or handled. */
   function firstStep(result: Handled): Step {
     timed(takenStarted);
-    if (result) return { settling: result.settled, inbound: takenInbound!, attempt: 1 };
-    ctx.stats.handled++;
-    return FINISHED;
+    return stepOf(result, takenInbound!, 1);
   }
 
   async function firstFailed(error: unknown): Promise<Step> {
