@@ -9,6 +9,7 @@ operations divided by the span from the first process's start to the last one's 
 
 - dict_set: awaited round trips, `d[key] = i` on a Manager().dict() proxy (each call is a
   request/response over the manager's socket, pickled).
+- dict_get: awaited round trips, `d.get(key)` on the same proxy.
 - counter: multiprocessing.Value('q') in shared memory, incremented under its own lock, the
   closest Python analogue to wharf's SharedArrayBuffer counters.
 - manager_counter: a Manager().Value incremented under a Manager().Lock: three round trips per add.
@@ -28,6 +29,14 @@ def dict_set(proxy, ops, start, results, index):
     began = time.perf_counter()
     for i in range(ops):
         proxy["k%d" % (i % 1000)] = i
+    results.put((index, began, time.perf_counter()))
+
+
+def dict_get(proxy, ops, start, results, index):
+    start.wait()
+    began = time.perf_counter()
+    for i in range(ops):
+        proxy.get("k%d" % (i % 1000))
     results.put((index, began, time.perf_counter()))
 
 
@@ -82,6 +91,7 @@ def main():
         row = {}
         proxy = manager.dict()
         row["dict_set"] = statistics.median(run(dict_set, proxy, workers, args.ops_awaited) for _ in range(args.reps))
+        row["dict_get"] = statistics.median(run(dict_get, proxy, workers, args.ops_awaited) for _ in range(args.reps))
         value = mp.Value("q", 0)
         row["counter"] = statistics.median(run(value_counter, value, workers, args.ops_counter) for _ in range(args.reps))
         pair = (manager.Value("q", 0), manager.Lock())

@@ -31,7 +31,7 @@ Shared-state throughput: wharf's store against a plain comlink round trip and Py
   -h, --help    this help
 `;
 
-type Scenario = 'awaited' | 'pipelined' | 'counter' | 'comlinkAwaited' | 'comlinkPipelined';
+type Scenario = 'awaited' | 'awaitedGet' | 'pipelined' | 'counter' | 'comlinkAwaited' | 'comlinkPipelined';
 interface Job {
   scenario: Scenario;
   ops: number;
@@ -55,8 +55,13 @@ async function workerMain(): Promise<void> {
   const remote = Comlink.wrap<BenchTarget>(endpoint(comlinkPort));
 
   const runs: Record<Scenario, (ops: number) => Promise<void>> = {
+    // A posted write: it settles when it leaves, with no round trip (docs/state.md, "Posted writes").
     async awaited(ops) {
       for (let i = 0; i < ops; i++) await map.set(`k${i % 1_000}`, i);
+    },
+    // A round trip: the answer comes from the store.
+    async awaitedGet(ops) {
+      for (let i = 0; i < ops; i++) await map.get(`k${i % 1_000}`);
     },
     async pipelined(ops) {
       for (let done = 0; done < ops; done += WINDOW) {
@@ -87,7 +92,11 @@ async function workerMain(): Promise<void> {
       parentPort!.close();
       return;
     }
-    void runs[job.scenario](job.ops).then(() => parentPort!.postMessage('done'));
+    // Done once the store has applied every write: a map.set may settle when it leaves (a posted
+    // write, docs/state.md), and the time must include the store's work, so end on a round trip.
+    void runs[job.scenario](job.ops)
+      .then(() => map.size())
+      .then(() => parentPort!.postMessage('done'));
   });
   parentPort!.postMessage('ready');
 }
@@ -145,6 +154,7 @@ function opsFor(quick: boolean): Record<Scenario, number> {
   const scale = quick ? 0.2 : 1;
   return {
     awaited: Math.round(10_000 * scale),
+    awaitedGet: Math.round(10_000 * scale),
     comlinkAwaited: Math.round(10_000 * scale),
     pipelined: Math.round((100_000 * scale) / WINDOW) * WINDOW,
     comlinkPipelined: Math.round((50_000 * scale) / WINDOW) * WINDOW,
@@ -154,7 +164,7 @@ function opsFor(quick: boolean): Record<Scenario, number> {
 
 interface PythonResult {
   python: string;
-  opsPerSec: Record<string, { dict_set: number; counter: number; manager_counter: number }>;
+  opsPerSec: Record<string, { dict_set: number; dict_get: number; counter: number; manager_counter: number }>;
 }
 
 function measurePython({ quick, workers }: Options): PythonResult | { error: string } {
@@ -212,7 +222,8 @@ async function main(): Promise<void> {
 
   const rows = options.workers.flatMap((count) => {
     return [
-      { workers: count, measure: 'awaited round trip (map.set)', wharf: at(count, 'awaited'), comlink: at(count, 'comlinkAwaited'), python: at(count, 'python.dict_set') },
+      { workers: count, measure: 'awaited map.set (a posted write)', wharf: at(count, 'awaited'), comlink: at(count, 'comlinkAwaited'), python: at(count, 'python.dict_set') },
+      { workers: count, measure: 'awaited round trip (map.get)', wharf: at(count, 'awaitedGet'), comlink: undefined, python: at(count, 'python.dict_get') },
       { workers: count, measure: `pipelined, ${WINDOW} in flight`, wharf: at(count, 'pipelined'), comlink: at(count, 'comlinkPipelined'), python: undefined },
       { workers: count, measure: 'counter add (SAB vs mp.Value+lock)', wharf: at(count, 'counter'), comlink: undefined, python: at(count, 'python.counter') },
       { workers: count, measure: 'counter add (Manager Value+Lock)', wharf: undefined, comlink: undefined, python: at(count, 'python.manager_counter') },

@@ -12,7 +12,8 @@ import { STATE_KINDS, type StateChange, type StateKind } from './types.js';
  * then only checks shapes and looks operations up in fixed tables (see decodeClientFrame).
  */
 // 2: a counter's `slot` may answer NO_SLOT (a persisted counter: add through the store).
-export const STATE_PROTOCOL_VERSION = 2;
+// 3: posted writes ('s' frames, 'q' probes) and the welcome's `flow` and `generation` buffers.
+export const STATE_PROTOCOL_VERSION = 3;
 
 /**
  * The slot answered for a persisted counter. An add in shared memory never reaches the store, so
@@ -20,6 +21,31 @@ export const STATE_PROTOCOL_VERSION = 2;
  * the store like any other call.
  */
 export const NO_SLOT = -1;
+
+/**
+ * Posted writes: the operations that answer nothing, which a worker may post to an object's
+ * owner and settle as soon as the message is on the port (docs/state.md, "Posted writes"). Only
+ * for objects the store said it serves itself from memory (not persisted, not a deployment's).
+ */
+export const POSTED_WRITES: Readonly<Partial<Record<StateKind, ReadonlySet<string>>>> = {
+  map: new Set(['set']),
+  namespace: new Set(['set']),
+  value: new Set(['set']),
+};
+
+/** A probe's answer for an object whose writes must wait for the store (persisted, or a deployment's). */
+export const NOT_POSTABLE = -1;
+
+/** Writes a worker may have posted and the store not yet read, in messages; past it, a write waits for its answer. */
+export const POSTED_WINDOW = 64;
+
+/**
+ * Int32 cells of a connection's `flow` buffer, counting the worker's messages from 1: the last one
+ * that carried posted writes (the store reads up to it before serving anyone else), and the last
+ * one the store read (the worker keeps within POSTED_WINDOW of it).
+ */
+export const FLOW_POSTED = 0;
+export const FLOW_RECEIVED = 1;
 
 /** Creation settings that travel with each call, so first use anywhere creates the object right. */
 export interface ObjectInit {
@@ -31,7 +57,11 @@ export interface ObjectInit {
 export type CallFrame = [tag: 'c', id: number, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit];
 export type WatchFrame = [tag: 'w', id: number, name: string | null];
 export type UnwatchFrame = [tag: 'u', id: number, subscription: number];
-export type ClientFrame = CallFrame | WatchFrame | UnwatchFrame;
+/** A posted write: no id and no answer; `generation` is the store's generation the worker checked its probe against. */
+export type PostFrame = [tag: 's', generation: number, kind: StateKind, name: string, op: string, args: unknown[]];
+/** May this worker post writes to `name`? Answered with the store's generation, or NOT_POSTABLE. */
+export type ProbeFrame = [tag: 'q', id: number, kind: StateKind, name: string];
+export type ClientFrame = CallFrame | WatchFrame | UnwatchFrame | PostFrame | ProbeFrame;
 export type ClientMessage = ClientFrame[];
 
 // store → client
@@ -47,6 +77,10 @@ export interface WelcomeMessage {
   holderId: string;
   /** Growable SharedArrayBuffer of BigInt64 counter slots; views over it track its growth. */
   counters: SharedArrayBuffer;
+  /** Int32 [FLOW_POSTED, FLOW_RECEIVED] of this connection: how far the store has read the worker's messages. */
+  flow: SharedArrayBuffer;
+  /** Int32 [generation]: moves whenever an object may change kind (a delete, a restore); probes are good for one generation. */
+  generation: SharedArrayBuffer;
 }
 
 export type OwnerMessage = WelcomeMessage | OwnerFrame[];
@@ -86,9 +120,9 @@ function isId(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
-/** A frame's request id if it has a usable one, so even a malformed call gets its error back. */
+/** A frame's request id if it has a usable one, so even a malformed call gets its error back (a posted write has none). */
 export function frameId(frame: unknown): number | undefined {
-  return Array.isArray(frame) && isId(frame[1]) ? frame[1] : undefined;
+  return Array.isArray(frame) && frame[0] !== 's' && isId(frame[1]) ? frame[1] : undefined;
 }
 
 function checkInit(init: unknown): ObjectInit | undefined {
@@ -113,6 +147,20 @@ export function decodeClientFrame(frame: unknown): ClientFrame {
       if (typeof op !== 'string') throw protocolError('op is not a string');
       if (!Array.isArray(args)) throw protocolError('args is not an array');
       return ['c', id, kind, name, op, args, checkInit(init)];
+    }
+    case 's': {
+      const [, , kind, name, op, args] = frame as unknown[];
+      if (!isStateKind(kind)) throw protocolError(`unknown kind ${JSON.stringify(String(kind))}`);
+      if (typeof name !== 'string') throw protocolError('name is not a string');
+      if (typeof op !== 'string' || POSTED_WRITES[kind]?.has(op) !== true) throw protocolError(`${String(op)} cannot be posted`);
+      if (!Array.isArray(args)) throw protocolError('args is not an array');
+      return ['s', id, kind, name, op, args];
+    }
+    case 'q': {
+      const [, , kind, name] = frame as unknown[];
+      if (!isStateKind(kind)) throw protocolError(`unknown kind ${JSON.stringify(String(kind))}`);
+      if (typeof name !== 'string') throw protocolError('name is not a string');
+      return ['q', id, kind, name];
     }
     case 'w': {
       const name = frame[2];

@@ -19,6 +19,8 @@ export const MAX_NAME_LENGTH = 256;
 
 export interface Registry {
   readonly objects: ReadonlyMap<string, StateObject>;
+  /** The object called `name`, created as a `kind` if there is none; throws ERR_STATE_KIND if it is another kind. */
+  ensure(kind: StateKind, name: string, init?: ObjectInit): StateObject;
   /** Runs one operation; returns its result or PENDING (answered later through `call`). Throws WharfError. */
   execute(call: CallContext, kind: StateKind, name: string, op: string, args: unknown[], init?: ObjectInit): unknown;
   describe(): { name: string; kind: StateKind; size: number }[];
@@ -39,6 +41,11 @@ export interface RegistryOptions {
   watchers: WatchRegistry;
   /** Owner-side writes to a counter slot, so watchers of counters are not told twice. */
   onCounterWrite(slot: number, total: number): void;
+  /**
+   * Int32 [generation], moved before anything that can change a name's kind (delete, restore):
+   * workers post writes only to objects they probed in the current generation (serve.ts).
+   */
+  generation?: Int32Array;
   /** Told of every mutation and consulted before every write, when some objects are persisted. */
   persister?: Pick<Persister, 'isPersisted' | 'changed' | 'check'>;
   logger?: Logger;
@@ -72,7 +79,15 @@ function initFromValue(kind: StateKind, value: unknown): ObjectInit | undefined 
   return undefined;
 }
 
-export function createRegistry({ objects = new Map(), counters, watchers, onCounterWrite, persister, logger }: RegistryOptions): Registry {
+export function createRegistry({
+  objects = new Map(),
+  counters,
+  watchers,
+  onCounterWrite,
+  generation,
+  persister,
+  logger,
+}: RegistryOptions): Registry {
   let closed = false;
 
   function build(kind: StateKind, name: string, init: ObjectInit | undefined): StateObject {
@@ -127,20 +142,28 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
     return { kind: object.kind, value: copyJson(object.snapshot()) };
   }
 
+  function ensure(kind: StateKind, name: string, init: ObjectInit | undefined): StateObject {
+    checkOpen();
+    persister?.check(name, kind);
+    let object = objects.get(name);
+    if (object === undefined) {
+      object = build(kind, name, init);
+      install(name, object, 'created');
+    } else if (object.kind !== kind) {
+      throw kindError(name, object.kind, kind);
+    } else {
+      object.checkInit?.(init);
+    }
+    return object;
+  }
+
+  const nextGeneration = () => generation && Atomics.add(generation, 0, 1);
+
   return {
     objects,
+    ensure,
     execute(call, kind, name, op, args, init) {
-      checkOpen();
-      persister?.check(name, kind);
-      let object = objects.get(name);
-      if (object === undefined) {
-        object = build(kind, name, init);
-        install(name, object, 'created');
-      } else if (object.kind !== kind) {
-        throw kindError(name, object.kind, kind);
-      } else {
-        object.checkInit?.(init);
-      }
+      const object = ensure(kind, name, init);
       const handler = object.ops.get(op);
       if (handler === undefined) {
         throw new WharfError('ERR_STATE_PROTOCOL', `${describeObject(kind, name)} has no operation ${JSON.stringify(op)}.`, {
@@ -172,6 +195,7 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
       const object = objects.get(name);
       if (!object) return false;
       persister?.check(name, object.kind);
+      nextGeneration();
       object.dispose?.(
         reason ??
           new WharfError('ERR_STATE_DELETED', `${describeObject(object.kind, name)} was deleted; waits on it are cancelled.`, {
@@ -209,6 +233,7 @@ export function createRegistry({ objects = new Map(), counters, watchers, onCoun
         else if (kind !== 'lock' && kind !== 'semaphore') object.load(value);
         ready.push([name, object]);
       }
+      nextGeneration();
       for (const [name, object] of ready) {
         if (typeof object !== 'number') {
           install(name, object, 'replaced by a restore');

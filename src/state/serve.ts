@@ -1,13 +1,18 @@
-import type { MessagePort } from 'node:worker_threads';
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { WharfError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   type ObjectInit,
   decodeClientFrame,
   encodeError,
+  FLOW_RECEIVED,
+  FLOW_POSTED,
   frameId,
+  NOT_POSTABLE,
+  POSTED_WRITES,
   STATE_PROTOCOL_VERSION,
   type ClientFrame,
+  type PostFrame,
   type OwnerFrame,
   type ReplyFrame,
   type WelcomeMessage,
@@ -34,7 +39,13 @@ export interface SharedRoute {
  */
 export interface Connection {
   readonly holderId: string;
-  /** Stops serving and closes the port (the worker sees its pending calls fail). */
+  /**
+   * Handles at once this worker's messages up to the last that carried posted writes. The store
+   * calls it before serving anyone else, so a write the worker already saw settled is never
+   * overtaken by a later call from another worker or from the supervisor.
+   */
+  drain(): void;
+  /** Handles what the worker posted so far, stops serving and closes the port (the worker sees its pending calls fail). */
   close(): void;
 }
 
@@ -42,7 +53,11 @@ export interface ConnectionOptions {
   holderId: string;
   port: MessagePort;
   counters: SharedArrayBuffer;
+  /** Int32 [generation] (registry.ts): a probe answers it; a posted write carries the one its probe was good for. */
+  generation: Int32Array;
   registry: Registry;
+  /** Before each message of this worker is handled: the store reads every other worker's posted writes first (store.ts). */
+  beforeMessage?(connection: Connection): void;
   watch(name: string | undefined, listener: StateListener): () => void;
   /** The port closed from the other side (the worker ended or closed its client). */
   onClosed(connection: Connection): void;
@@ -57,7 +72,9 @@ export function serveConnection({
   holderId,
   port,
   counters,
+  generation,
   registry,
+  beforeMessage,
   watch,
   onClosed,
   durability,
@@ -70,6 +87,10 @@ export function serveConnection({
   let flushScheduled = false;
   let open = true;
   const subscriptions = new Map<number, () => void>();
+  /** [the worker's last message with posted writes, the last message read here] (messages.ts). */
+  const flowBuffer = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
+  const flow = new Int32Array(flowBuffer);
+  let received = 0;
 
   function post(frames: OwnerFrame[]): void {
     if (!open || frames.length === 0) return;
@@ -134,72 +155,131 @@ export function serveConnection({
     send(['e', id, encodeError(error as WharfError)]);
   }
 
+  /**
+   * A posted write that failed. Nobody waits for it: the worker was told it was done when it left.
+   * Only one race can get here: the object was deleted or restored (the generation moved) after
+   * the worker's probe, and its name now is another kind. The write then counts as made just
+   * before that delete, which removed it: the outcome a write made a moment earlier would have had.
+   */
+  function postedFailed([, checked, kind, name, op]: PostFrame, error: unknown): void {
+    const code = error instanceof WharfError ? error.code : undefined;
+    if ((code === 'ERR_STATE_KIND' && checked !== Atomics.load(generation, 0)) || code === 'ERR_STATE_CLOSED') {
+      logger?.debug({ component: 'state', holderId, name, kind, op, code }, 'a posted state write came after its object was replaced');
+      return;
+    }
+    logger?.error({ component: 'state', holderId, name, kind, op, err: error }, 'a posted state write failed; nobody was waiting for it');
+  }
+
+  /** May this worker post writes to `name`? Only to an object served here from memory, whose kind is now fixed. */
+  function probe(kind: StateKind, name: string): number {
+    if (POSTED_WRITES[kind] === undefined || shared?.covers(name, kind) || durability?.covers(name, kind)) return NOT_POSTABLE;
+    // Created if need be: from here only a delete or a restore, which move the generation, can change its kind.
+    registry.ensure(kind, name);
+    return Atomics.load(generation, 0);
+  }
+
+  /** One operation; `id` undefined for a posted write, which gets no answer. */
+  function run(
+    id: number | undefined,
+    kind: StateKind,
+    name: string,
+    op: string,
+    args: unknown[],
+    init: ObjectInit | undefined,
+    posted?: PostFrame,
+  ): void {
+    const answer = (frame: OwnerFrame) => id !== undefined && send(frame);
+    const failed = (error: unknown) => (posted ? postedFailed(posted, error) : fail(id!, error));
+    if (shared?.covers(name, kind)) {
+      shared.call(holderId, kind, name, op, args, init).then((value) => answer(['r', id!, value]), failed);
+      return;
+    }
+    let settled = false;
+    // Reads wait too: a value read before it is durable could be acted on, then lost with the supervisor.
+    const durable = durability?.covers(name, kind) === true;
+    if (durable) checkPersistedCall(kind, name, op, args);
+    const call: CallContext = {
+      holderId,
+      resolve: (value) => {
+        if (settled || id === undefined) return;
+        settled = true;
+        if (durable) hold(['r', id, value]);
+        else send(['r', id, value]);
+      },
+      reject: (error) => {
+        if (settled) return;
+        settled = true;
+        failed(error);
+      },
+    };
+    const result = registry.execute(call, kind, name, op, args, init);
+    if (result !== PENDING) call.resolve(result);
+  }
+
   function handle(frame: ClientFrame): void {
-    const id = frame[1];
-    if (frame[0] === 'c') {
-      const [, , kind, name, op, args, init] = frame;
-      if (shared?.covers(name, kind)) {
-        shared.call(holderId, kind, name, op, args, init ?? undefined).then(
-          (value) => send(['r', id, value]),
-          (error: unknown) => fail(id, error),
+    switch (frame[0]) {
+      case 'c':
+        return run(frame[1], frame[2], frame[3], frame[4], frame[5], frame[6] ?? undefined);
+      case 's':
+        return run(undefined, frame[2], frame[3], frame[4], frame[5], undefined, frame);
+      case 'q':
+        return send(['r', frame[1], probe(frame[2], frame[3])]);
+      case 'w': {
+        const subscription = frame[1];
+        subscriptions.set(
+          subscription,
+          watch(frame[2] ?? undefined, (change) => send(['x', subscription, change])),
         );
-        return;
+        return send(['r', subscription, subscription]);
       }
-      let settled = false;
-      // Reads wait too: a value read before it is durable could be acted on, then lost with the supervisor.
-      const durable = durability?.covers(name, kind) === true;
-      if (durable) checkPersistedCall(kind, name, op, args);
-      const call: CallContext = {
-        holderId,
-        resolve: (value) => {
-          if (settled) return;
-          settled = true;
-          if (durable) hold(['r', id, value]);
-          else send(['r', id, value]);
-        },
-        reject: (error) => {
-          if (settled) return;
-          settled = true;
-          fail(id, error);
-        },
-      };
-      const result = registry.execute(call, kind, name, op, args, init);
-      if (result !== PENDING) call.resolve(result);
-    } else if (frame[0] === 'w') {
-      const subscription = id;
-      subscriptions.set(
-        subscription,
-        watch(frame[2] ?? undefined, (change) => send(['x', subscription, change])),
-      );
-      send(['r', id, subscription]);
-    } else {
-      const unsubscribe = subscriptions.get(frame[2]);
-      subscriptions.delete(frame[2]);
-      unsubscribe?.();
-      send(['r', id, unsubscribe !== undefined]);
+      case 'u': {
+        const unsubscribe = subscriptions.get(frame[2]);
+        subscriptions.delete(frame[2]);
+        unsubscribe?.();
+        return send(['r', frame[1], unsubscribe !== undefined]);
+      }
     }
   }
 
-  port.on('message', (message: unknown) => {
+  function onMessage(message: unknown): void {
+    Atomics.store(flow, FLOW_RECEIVED, ++received);
+    beforeMessage?.(connection);
     if (!Array.isArray(message)) {
       logger?.warn({ component: 'state', holderId }, 'ignored a state message that is not a batch of frames');
       return;
     }
     for (const raw of message) {
+      let frame: ClientFrame | undefined;
       try {
-        handle(decodeClientFrame(raw));
+        frame = decodeClientFrame(raw);
+        handle(frame);
       } catch (error) {
         const id = frameId(raw);
-        if (id !== undefined) fail(id, error);
+        if (frame?.[0] === 's') postedFailed(frame, error);
+        else if (id !== undefined) fail(id, error);
         else logger?.warn({ component: 'state', holderId, err: error }, 'dropped a malformed state frame');
       }
     }
-  });
+  }
+
+  port.on('message', onMessage);
+
+  function drain(): void {
+    // Only as far as the worker has counted: a write settles in the worker after it is counted, so
+    // one not counted yet is not done yet, and may come after whatever the store is about to serve.
+    while (open && Atomics.load(flow, FLOW_POSTED) > received) {
+      const next = receiveMessageOnPort(port);
+      if (next === undefined) return;
+      onMessage(next.message);
+    }
+  }
 
   const connection: Connection = {
     holderId,
+    drain,
     close() {
       if (!open) return;
+      drain();
       flush();
       open = false;
       for (const unsubscribe of subscriptions.values()) unsubscribe();
@@ -210,6 +290,7 @@ export function serveConnection({
 
   port.on('close', () => {
     if (!open) return;
+    drain();
     open = false;
     for (const unsubscribe of subscriptions.values()) unsubscribe();
     subscriptions.clear();
@@ -218,7 +299,14 @@ export function serveConnection({
 
   // The supervisor's other handles decide when it exits, not an idle worker connection.
   port.unref();
-  const welcome: WelcomeMessage = { t: 'welcome', version: STATE_PROTOCOL_VERSION, holderId, counters };
+  const welcome: WelcomeMessage = {
+    t: 'welcome',
+    version: STATE_PROTOCOL_VERSION,
+    holderId,
+    counters,
+    flow: flowBuffer,
+    generation: generation.buffer as SharedArrayBuffer,
+  };
   port.postMessage(welcome);
   return connection;
 }

@@ -106,6 +106,8 @@ export function createStateStore({
   /** Last counter totals announced, by slot: the sampler announces only what moved since. */
   const announced = new Map<number, number>();
   const objects = new Map<string, StateObject>();
+  /** Moves when a name may change kind; workers' probes for posted writes are good for one generation (serve.ts). */
+  const generation = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
   const persister =
     persist &&
     createPersister({
@@ -120,6 +122,7 @@ export function createStateStore({
     objects,
     counters,
     watchers,
+    generation,
     persister,
     logger: log,
     onCounterWrite: (slot, total) => announced.set(slot, total),
@@ -149,6 +152,23 @@ export function createStateStore({
   opSweeper?.unref();
   let sampler: NodeJS.Timeout | undefined;
   let closed = false;
+  let draining = false;
+
+  /**
+   * Reads the writes workers have posted and the store not yet (all but `except`'s). Run before
+   * anything is served: a worker's posted write settles when it leaves, so whatever is served
+   * after that moment, from any worker or from this thread, must find it applied. Ports are read
+   * in no particular order by the event loop; this puts them in the order the workers saw.
+   */
+  function drainPosted(except?: Connection): void {
+    if (draining) return;
+    draining = true;
+    try {
+      for (const connection of connections.values()) if (connection !== except) connection.drain();
+    } finally {
+      draining = false;
+    }
+  }
 
   function sampleCounters(): void {
     for (const [name, object] of registry.objects) {
@@ -214,6 +234,7 @@ export function createStateStore({
     init?: ObjectInit,
     settled?: (value: unknown) => void,
   ): unknown {
+    drainPosted();
     if (shared?.covers(name, kind)) return shared.call(holderId, kind, name, op, args, init);
     const durable = persister?.covers(name, kind) === true;
     if (durable) checkPersistedCall(kind, name, op, args);
@@ -329,7 +350,9 @@ export function createStateStore({
         holderId,
         port: port1,
         counters: counters.buffer,
+        generation,
         registry,
+        beforeMessage: drainPosted,
         watch,
         durability: persister,
         shared,
@@ -346,12 +369,13 @@ export function createStateStore({
     execute: (holderId, kind, name, op, args, init) => execute(holderId, kind, name, op, args, init),
     executeOnce,
     local: createSharedState(localTransport),
-    describe: () => registry.describe(),
-    get: (name) => registry.get(name),
-    set: (name, value, kind) => registry.set(name, value, kind),
-    delete: (name) => registry.delete(name),
-    snapshot: () => registry.snapshot(),
-    restore: (snapshot) => registry.restore(snapshot),
+    // Each reads or changes what workers may have posted writes to: those come first.
+    describe: () => (drainPosted(), registry.describe()),
+    get: (name) => (drainPosted(), registry.get(name)),
+    set: (name, value, kind) => (drainPosted(), registry.set(name, value, kind)),
+    delete: (name) => (drainPosted(), registry.delete(name)),
+    snapshot: () => (drainPosted(), registry.snapshot()),
+    restore: (snapshot) => (drainPosted(), registry.restore(snapshot)),
     watch: watchCopies,
     sharedBuffer: () => counters.buffer,
     holders: () => [...connections.keys()],

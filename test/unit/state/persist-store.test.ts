@@ -72,7 +72,7 @@ describe('write-through replies', () => {
     await waitFor(() => sink.writes.length === 1, { message: 'the changelog write' });
     // A call on a plain object makes a full round trip on the same port: had the persisted reply
     // not been held, it would have come back in the same message as this one.
-    await w.map('plain').set('x', 1);
+    await w.map('plain').get('x');
     expect(set.settled).toBe(false);
     expect(sink.writes[0]!.records).toEqual([
       { key: '["o","conversation"]', value: '{"kind":"map"}' },
@@ -83,6 +83,25 @@ describe('write-through replies', () => {
     expect(set.value).toBe(true);
     // Nothing about the plain map went to the changelog.
     expect(sink.writes).toHaveLength(1);
+  });
+
+  it('never posts a set to a persisted map: every set, not only the first, waits for the changelog', async () => {
+    const sink = controlledSink();
+    const w = worker(open(['conversation'], sink));
+    const map = w.map('conversation');
+    for (let i = 1; i <= 3; i++) {
+      const set = track(map.set('k', i));
+      await waitFor(() => sink.writes.length === i, { message: `changelog write ${i}` });
+      await w.map('plain').get('x');
+      expect(set.settled, `set ${i} before its acknowledgement`).toBe(false);
+      sink.writes[i - 1]!.ack();
+      await waitFor(() => set.settled, { message: `set ${i} after its acknowledgement` });
+    }
+    // The plain map's sets are posted (settled with no round trip), and go nowhere near the changelog.
+    await w.map('plain').set('a', 1);
+    await w.map('plain').set('b', 2);
+    expect(await w.map('plain').size()).toBe(2);
+    expect(sink.writes).toHaveLength(3);
   });
 
   it('refuses a call on a persisted object too large for one changelog record, before it changes anything', async () => {

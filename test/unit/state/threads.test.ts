@@ -2,7 +2,9 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/log.js';
 import { packageRoot } from '../../../src/paths.js';
+import { POSTED_WINDOW } from '../../../src/state/messages.js';
 import { createStateStore, type StateStore } from '../../../src/state/store.js';
 import type { StateChange } from '../../../src/state/types.js';
 import { uniqueName, waitFor } from '../../helpers.js';
@@ -328,5 +330,140 @@ describe('one worker’s calls on its port', () => {
     await waitFor(async () => !(await store.local.lock(lock).info()).held, { message: 'lock released after the port closed' });
     const next = await spawn<{ acquired: boolean }>(store, 'acquireLock', { lock, timeoutMs: 5_000 }, 1).result;
     expect(next.acquired).toBe(true);
+  });
+});
+
+/** Atomics.waitAsync (Node 16+), missing from this project's TypeScript lib. */
+const waitAsync = (Atomics as unknown as { waitAsync(array: Int32Array, index: number, value: number): { value: unknown } }).waitAsync;
+
+/** Keeps this thread (the store's) busy, without a turn of its event loop, until `done` or `ms`. */
+function busy(done: () => boolean, ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end && !done()) {
+    // spinning: the store cannot read its ports meanwhile
+  }
+}
+
+describe('posted writes (a map, namespace or value set settles once it is on the port)', () => {
+  it('settles awaited sets while the store’s thread is busy, and at most POSTED_WINDOW messages ahead of it', async () => {
+    store = createStateStore();
+    for (const [calls, expected, ms] of [
+      [30, 30, 3_000],
+      [1_000, POSTED_WINDOW, 1_000],
+    ] as const) {
+      const name = uniqueName('posted');
+      const progress = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+      const settled = new Int32Array(progress);
+      const writer = spawn(store, 'postedWhileBusy', { name, calls, progress });
+      await waitFor(() => writer.events.some((e) => e.ready), { message: 'the writer probed its objects' });
+      // A call from this thread reads whatever the worker posted so far: it starts level.
+      await store.local.map(name).size();
+      writer.worker.postMessage('go');
+      busy(() => Atomics.load(settled, 0) === calls, ms);
+      expect(Atomics.load(settled, 0), `${calls} calls: settled while the store could not read its port`).toBe(expected);
+      await writer.result;
+      const mapKeys = Array.from({ length: Math.ceil(calls / 3) }, (_, i) => `k${i * 3}`);
+      expect(Object.keys(store.get(name)!.value as object).sort()).toEqual(['warm', ...mapKeys].sort());
+      expect(Object.keys(store.get(`${name}-ns`)!.value as object)).toHaveLength(1 + Math.floor((calls + 1) / 3));
+      expect(store.get(`${name}-v`)!.value).toBe(calls - 1 - ((calls - 1 - 2) % 3));
+    }
+  });
+
+  it('makes a settled write visible to every later call, from another worker or from the store’s thread', async () => {
+    store = createStateStore();
+    const name = uniqueName('order');
+    const signal = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+    const count = 3_000;
+    // The reader connects first, so its port is the one the event loop serves first: without the
+    // store reading posted writes before serving anyone, its reads would overtake the writer's writes.
+    const reader = spawn<{ stale: number; reads: number }>(store, 'readAfterSignal', { name, count, signal }, 0);
+    const writer = spawn<{ ticks: number }>(store, 'postedThenSignal', { name, count, signal }, 1);
+    const told = new Int32Array(signal);
+    let staleHere = 0;
+    let readsHere = 0;
+    for (let seen = 0; seen < count; readsHere++) {
+      await waitAsync(told, 0, seen).value;
+      seen = Atomics.load(told, 0);
+      const value = (store.get(name)?.value as { k?: number } | undefined)?.k ?? -1;
+      if (!(value >= seen)) staleHere++;
+    }
+    const [read, wrote] = await Promise.all([reader.result, writer.result]);
+    expect({ stale: read.stale, staleHere }).toEqual({ stale: 0, staleHere: 0 });
+    expect(read.reads, 'the reader read while the writer wrote').toBeGreaterThan(10);
+    expect(readsHere).toBeGreaterThan(10);
+    // 3,000 awaited writes that never wait for the store: its event loop still turned.
+    expect(wrote.ticks).toBeGreaterThan(0);
+  });
+
+  it('applies every write a worker posted before its thread ended', async () => {
+    store = createStateStore();
+    const name = uniqueName('exit');
+    const exiting = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+    // Fewer than POSTED_WINDOW, so all are posted while this thread is busy and reads none of them.
+    const count = POSTED_WINDOW - 4;
+    const writer = spawn(store, 'postedThenExit', { name, count, exiting });
+    const exited = new Promise((resolve) => writer.worker.once('exit', resolve));
+    await waitFor(() => writer.events.some((e) => e.ready), { message: 'the writer probed the map' });
+    writer.worker.postMessage('go');
+    // Busy until well after the thread ended: its exit and its unread messages then reach this thread together.
+    busy(() => Atomics.load(new Int32Array(exiting), 0) === 1, 5_000);
+    busy(() => false, 100);
+    await exited;
+    expect(Object.keys(store.get(name)!.value as object)).toHaveLength(count + 1);
+  });
+
+  it('stops posting to a map replaced by a list: the next set fails with ERR_STATE_KIND, and nothing is logged as failed', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    store = createStateStore({
+      logger: createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } }),
+    });
+    const name = uniqueName('replaced');
+    const writer = spawn<{ error: { code: string; message: string }; sets: number }>(store, 'postedUntilReplaced', { name });
+    await waitFor(() => writer.events.some((e) => e.ready), { message: 'the writer probed the map' });
+    await waitFor(async () => ((await store.local.map(name).size()) ?? 0) > 50, { message: 'posted writes applied' });
+    // A write the worker made before it saw the delete can make the map again (it counts as made
+    // just after the delete): then delete again, until the list is in place.
+    for (let attempt = 1; ; attempt++) {
+      expect(store.delete(name)).toBe(true);
+      try {
+        await store.local.list(name).append('now a list');
+        break;
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ERR_STATE_KIND' || attempt === 100) throw error;
+      }
+    }
+    const out = await writer.result;
+    expect(out.error.code).toBe('ERR_STATE_KIND');
+    expect(out.error.message).toContain('is a list, not a map');
+    expect(store.get(name)).toEqual({ kind: 'list', value: ['now a list'] });
+    expect(lines.filter((line) => line.level >= 40)).toEqual([]);
+  });
+
+  it('drops a posted write that comes after its object was replaced (made before the delete), and logs one that fails otherwise', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    store = createStateStore({
+      logger: createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } }),
+    });
+    // Frames posted by hand, as a worker's would be: the race cannot be timed from outside.
+    const port = store.connect('by-hand');
+    const welcome = await new Promise<{ generation: SharedArrayBuffer }>((resolve) => port.once('message', resolve));
+    const generation = new Int32Array(welcome.generation);
+    await store.local.map('m').set('k', 0);
+    const probed = Atomics.load(generation, 0);
+    store.delete('m');
+    await store.local.list('m').append(1);
+    expect(Atomics.load(generation, 0), 'a delete moves the generation').toBeGreaterThan(probed);
+    port.postMessage([['s', probed, 'map', 'm', 'set', ['k', 1]]]);
+    await waitFor(() => lines.some((line) => line.msg === 'a posted state write came after its object was replaced'), {
+      message: 'the stale write dropped',
+    });
+    expect(lines.filter((line) => line.level >= 40)).toEqual([]);
+    // With the generation it was probed in, a kind that differs is a bug somewhere: said loudly.
+    port.postMessage([['s', Atomics.load(generation, 0), 'map', 'm', 'set', ['k', 2]]]);
+    await waitFor(() => lines.some((line) => line.level === 50 && line.msg === 'a posted state write failed; nobody was waiting for it'), {
+      message: 'the failed write logged',
+    });
+    expect(store.get('m')).toEqual({ kind: 'list', value: [1] });
+    port.close();
   });
 });
