@@ -56,8 +56,11 @@ export interface ConnectionOptions {
   /** Int32 [generation] (registry.ts): a probe answers it; a posted write carries the one its probe was good for. */
   generation: Int32Array;
   registry: Registry;
-  /** Before each message of this worker is handled: the store reads every other worker's posted writes first (store.ts). */
-  beforeMessage?(connection: Connection): void;
+  /**
+   * Runs the handling of one message of this worker: the store reads every other worker's posted
+   * writes first, and serves nothing else until it is done (store.ts).
+   */
+  serving?(connection: Connection, handle: () => void): void;
   watch(name: string | undefined, listener: StateListener): () => void;
   /** The port closed from the other side (the worker ended or closed its client). */
   onClosed(connection: Connection): void;
@@ -74,7 +77,7 @@ export function serveConnection({
   counters,
   generation,
   registry,
-  beforeMessage,
+  serving,
   watch,
   onClosed,
   durability,
@@ -241,9 +244,7 @@ export function serveConnection({
     }
   }
 
-  function onMessage(message: unknown): void {
-    Atomics.store(flow, FLOW_RECEIVED, ++received);
-    beforeMessage?.(connection);
+  function handleMessage(message: unknown): void {
     if (!Array.isArray(message)) {
       logger?.warn({ component: 'state', holderId }, 'ignored a state message that is not a batch of frames');
       return;
@@ -260,6 +261,12 @@ export function serveConnection({
         else logger?.warn({ component: 'state', holderId, err: error }, 'dropped a malformed state frame');
       }
     }
+  }
+
+  function onMessage(message: unknown): void {
+    Atomics.store(flow, FLOW_RECEIVED, ++received);
+    if (serving) serving(connection, () => handleMessage(message));
+    else handleMessage(message);
   }
 
   port.on('message', onMessage);

@@ -152,21 +152,38 @@ export function createStateStore({
   opSweeper?.unref();
   let sampler: NodeJS.Timeout | undefined;
   let closed = false;
-  let draining = false;
+  /** A message of a worker, or a drain, is being handled: nothing else is read or served until it ends. */
+  let busy = false;
 
   /**
-   * Reads the writes workers have posted and the store not yet (all but `except`'s). Run before
-   * anything is served: a worker's posted write settles when it leaves, so whatever is served
-   * after that moment, from any worker or from this thread, must find it applied. Ports are read
-   * in no particular order by the event loop; this puts them in the order the workers saw.
+   * Reads the writes workers have posted and the store not yet. Run before anything is served: a
+   * worker's posted write settles when it leaves, so whatever is served after that moment, from
+   * any worker or from this thread, must find it applied. Ports are read in no particular order
+   * by the event loop; this puts them in the order the workers saw.
    */
-  function drainPosted(except?: Connection): void {
-    if (draining) return;
-    draining = true;
+  function drainPosted(): void {
+    if (busy) return;
+    busy = true;
     try {
-      for (const connection of connections.values()) if (connection !== except) connection.drain();
+      for (const connection of connections.values()) connection.drain();
     } finally {
-      draining = false;
+      busy = false;
+    }
+  }
+
+  /**
+   * How every worker message is handled (serve.ts): the others' posted writes first, then this
+   * one, whole. A call made meanwhile from this thread (a watcher's) reads nothing more: a
+   * message's calls run together, and a port is never read out of its order.
+   */
+  function serving(connection: Connection, handle: () => void): void {
+    if (busy) return handle();
+    busy = true;
+    try {
+      for (const other of connections.values()) if (other !== connection) other.drain();
+      handle();
+    } finally {
+      busy = false;
     }
   }
 
@@ -352,7 +369,7 @@ export function createStateStore({
         counters: counters.buffer,
         generation,
         registry,
-        beforeMessage: drainPosted,
+        serving,
         watch,
         durability: persister,
         shared,

@@ -143,6 +143,23 @@ describe('watch', () => {
     expect(seen).toEqual([[1]]);
   });
 
+  it('keeps a worker’s posted writes in order when a listener calls the store in the middle of one of its messages', async () => {
+    store = createStateStore();
+    const worker = client('w');
+    const map = worker.map('m');
+    await map.set('warm', 0); // the probe: the sets below are posted
+    const seen: string[] = [];
+    store.watch('m', (change) => {
+      seen.push(`${change.key}=${String(change.value)}`);
+      // A call from this thread while the first message is half done: it must not pull the second one in.
+      if (change.key === 'a' && change.value === 1) void store.local.map('m').get('a');
+    });
+    await Promise.all([map.set('a', 1), map.set('b', 1)]); // one message
+    await map.set('a', 2); // the next message, posted before the store read the first
+    await waitFor(() => seen.length === 3, { message: 'three changes' });
+    expect(seen).toEqual(['a=1', 'b=1', 'a=2']);
+  });
+
   it('announces counter adds made through shared memory by sampling', async () => {
     store = createStateStore({ counterSampleMs: 10 });
     const worker = client('w');
