@@ -23,6 +23,14 @@ import {
  * dies is replaced by piscina; the task it ran is rejected, which the dispatcher counts as a
  * failed attempt.
  */
+/**
+ * Tasks a pool thread holds at once: the one it runs and one waiting behind it (pool-thread.ts
+ * runs them one after another). Without the waiting one, a thread that finished a task sat idle
+ * until the consumer thread woke, took the answer and sent the next: with ~1 ms handlers, 2
+ * threads handled 1,144–1,356 msg/s with one task each and 1,821–1,860 with two (performance.md).
+ */
+export const PREFETCH = 2;
+
 export interface ThreadPoolOptions {
   threads: number;
   data: PoolThreadData;
@@ -75,6 +83,7 @@ export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
     maxThreads: threads,
     // Handlers use async I/O (state, sends), which piscina's Atomics.wait idle loop would freeze.
     useAtomics: false,
+    concurrentTasksPerWorker: PREFETCH,
     workerData: options.data,
     ...(ownLimits.maxOldGenerationSizeMb ? { resourceLimits: ownLimits } : {}),
   });
