@@ -17,13 +17,6 @@ import {
 } from './messages.js';
 
 /**
- * The piscina pool of one consumer worker, and the per-thread setup piscina does not do: each
- * thread announces itself with a control port, gets its own shared-state port from the
- * supervisor through this worker, and says when it is ready (see messages.ts). A thread that
- * dies is replaced by piscina; the task it ran is rejected, which the dispatcher counts as a
- * failed attempt.
- */
-/**
  * Tasks a pool thread holds at once: the one it runs and one waiting behind it (pool-thread.ts
  * runs them one after another). Without the waiting one, a thread that finished a task sat idle
  * until the consumer thread woke, took the answer and sent the next: with ~1 ms handlers, 2
@@ -31,6 +24,13 @@ import {
  */
 export const PREFETCH = 2;
 
+/**
+ * The piscina pool of one consumer worker, and the per-thread setup piscina does not do: each
+ * thread announces itself with a control port, gets its own shared-state port from the
+ * supervisor through this worker, and says when it is ready (see messages.ts). A thread that
+ * dies is replaced by piscina; the task it ran is rejected, which the dispatcher counts as a
+ * failed attempt.
+ */
 export interface ThreadPoolOptions {
   threads: number;
   data: PoolThreadData;

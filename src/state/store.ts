@@ -156,27 +156,14 @@ export function createStateStore({
   let busy = false;
 
   /**
-   * Reads the writes workers have posted and the store not yet. Run before anything is served: a
-   * worker's posted write settles when it leaves, so whatever is served after that moment, from
-   * any worker or from this thread, must find it applied. Ports are read in no particular order
-   * by the event loop; this puts them in the order the workers saw.
+   * How every worker message is handled (serve.ts), and what precedes anything else the store
+   * serves (`connection` undefined, `drainPosted`): first the writes the other workers have
+   * posted and the store not yet read. A worker's posted write settles when it leaves, so whatever
+   * is served after that moment must find it applied; the event loop reads ports in no particular
+   * order, this puts them in the order the workers saw. A message is handled whole: a call made
+   * meanwhile from this thread (a watcher's) reads nothing more, so no port is read out of order.
    */
-  function drainPosted(): void {
-    if (busy) return;
-    busy = true;
-    try {
-      for (const connection of connections.values()) connection.drain();
-    } finally {
-      busy = false;
-    }
-  }
-
-  /**
-   * How every worker message is handled (serve.ts): the others' posted writes first, then this
-   * one, whole. A call made meanwhile from this thread (a watcher's) reads nothing more: a
-   * message's calls run together, and a port is never read out of its order.
-   */
-  function serving(connection: Connection, handle: () => void): void {
+  function serving(connection: Connection | undefined, handle: () => void): void {
     if (busy) return handle();
     busy = true;
     try {
@@ -186,6 +173,8 @@ export function createStateStore({
       busy = false;
     }
   }
+
+  const drainPosted = () => serving(undefined, () => undefined);
 
   function sampleCounters(): void {
     for (const [name, object] of registry.objects) {
