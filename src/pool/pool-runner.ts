@@ -12,7 +12,7 @@ import { createDispatcher, type Job, type Lane } from './dispatcher.js';
 import { reviveError, type PoolThreadData } from './messages.js';
 import { poolSettings, type ConcurrencyOptions } from './settings.js';
 import { statePortSource, type StatePortSource } from './state-ports.js';
-import { PREFETCH, createThreadPool, type ThreadPool, type ThreadPoolOptions } from './thread-pool.js';
+import { createThreadPool, type ThreadPool, type ThreadPoolOptions } from './thread-pool.js';
 
 export interface PoolRunnerOptions extends Omit<ConsumerRunnerOptions, 'handle' | 'codec' | 'schema'> {
   concurrency: ConcurrencyOptions;
@@ -91,8 +91,7 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
   });
   const dispatcher = createDispatcher({
     mode: settings.mode,
-    // One task waits in each thread behind the one it runs (thread-pool.ts, PREFETCH).
-    concurrency: settings.threads * PREFETCH,
+    concurrency: settings.threads,
     retry: delivery.retry,
     logger,
     park: (source, reason) => deadLetter(sender, source, reason, options.metrics),
@@ -153,16 +152,14 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
     stats,
     health() {
       const threads = pool?.health();
-      // Handed to the pool: one runs per thread, the rest wait in a thread (PREFETCH) and count as queued.
-      const running = Math.min(d.running, settings.threads);
       return {
         mode: settings.mode,
         threads: threads?.threads ?? 0,
         maxThreads: settings.threads,
         inFlight: d.inFlight,
         maxInFlight: settings.maxInFlight,
-        running,
-        queued: d.queued + (d.running - running) + (threads?.queued ?? 0),
+        running: d.running,
+        queued: d.queued + (threads?.queued ?? 0),
         waitingOnKey: d.waitingOnKey,
         retrying: d.retrying,
         completed: threads?.completed ?? 0,

@@ -17,14 +17,6 @@ import {
 } from './messages.js';
 
 /**
- * Tasks a pool thread holds at once: the one it runs and one waiting behind it (pool-thread.ts
- * runs them one after another). Without the waiting one, a thread that finished a task sat idle
- * until the consumer thread woke, took the answer and sent the next: with ~1 ms handlers, 2
- * threads handled 1,144–1,356 msg/s with one task each and 1,821–1,860 with two (performance.md).
- */
-export const PREFETCH = 2;
-
-/**
  * The piscina pool of one consumer worker, and the per-thread setup piscina does not do: each
  * thread announces itself with a control port, gets its own shared-state port from the
  * supervisor through this worker, and says when it is ready (see messages.ts). A thread that
@@ -83,7 +75,6 @@ export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
     maxThreads: threads,
     // Handlers use async I/O (state, sends), which piscina's Atomics.wait idle loop would freeze.
     useAtomics: false,
-    concurrentTasksPerWorker: PREFETCH,
     workerData: options.data,
     ...(ownLimits.maxOldGenerationSizeMb ? { resourceLimits: ownLimits } : {}),
   });

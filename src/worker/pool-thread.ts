@@ -143,15 +143,7 @@ export async function startPoolThread(): Promise<RunTask> {
     logger.debug({ holderId }, 'pool thread ready');
     post({ type: 'ready' });
 
-    // A thread holds a second task while it runs one (thread-pool.ts, PREFETCH): one runs at a time.
-    let previous: Promise<unknown> = Promise.resolve();
-    return function runTask(input) {
-      const run = previous.then(() => runOne(input));
-      previous = run.catch(() => undefined);
-      return run;
-    };
-
-    async function runOne(input: TaskInput): Promise<TaskResult> {
+    return async function runTask(input) {
       const started = performance.now();
       const busyMs = () => performance.now() - started;
       const raw = {
@@ -174,7 +166,7 @@ export async function startPoolThread(): Promise<RunTask> {
       } catch (error) {
         return { ok: false, rejected: false, busyMs: busyMs(), error: serializeError(error) };
       }
-    }
+    };
   } catch (error) {
     post({ type: 'failed', error: serializeError(error) });
     throw error;
