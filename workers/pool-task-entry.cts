@@ -14,5 +14,5 @@ const loaded: Promise<{ default: RunTask }> = import(pathToFileURL(join(__dirnam
 // A thread that cannot start tells its owner itself ('failed'); each task gets the same error.
 loaded.catch(() => undefined);
 
-const runTask: RunTask = async (input) => (await loaded).default(input);
+const runTask: RunTask = async (inputs) => (await loaded).default(inputs);
 export = runTask;

@@ -27,10 +27,15 @@ export interface Job {
   message: KafkaMessage;
   /** Attempts started so far (1 while the first runs). */
   attempt: number;
+  /** Aborted when the job's partition is revoked or the dispatcher stops: an attempt not begun yet should not begin. */
+  signal: AbortSignal;
 }
 
-/** What one attempt on a pool thread came to; `rejected`: the input can never be handled (codec, schema, size). */
-export type AttemptOutcome = { ok: true } | { ok: false; rejected: boolean; error: Error };
+/**
+ * What one attempt on a pool thread came to; `rejected`: the input can never be handled (codec,
+ * schema, size); `withdrawn`: its signal aborted before it began, so it never ran.
+ */
+export type AttemptOutcome = { ok: true } | { ok: false; rejected: boolean; error: Error } | { ok: false; withdrawn: true };
 
 export interface DispatcherOptions {
   mode: ConcurrencyMode;
@@ -163,6 +168,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     if (outcome.ok) {
       stats.handled++;
       finish(entry, true);
+    } else if ('withdrawn' in outcome) {
+      finish(entry, false); // revoked or draining: like a message that waited for a thread
     } else if (outcome.rejected) {
       stats.rejected++;
       if (entry.lane.current) void parkThenFinish(entry, outcome.error, 0);
@@ -265,6 +272,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           lane: state,
           message,
           attempt: 0,
+          signal: state.abort.signal,
           ticket: state.tracker.add(message.offset),
           order: orderingKey(mode, lane.topic, lane.partition, message.key),
         };

@@ -1,6 +1,6 @@
 /**
  * Every message between a consumer worker (the pool's owner) and its pool threads, typed in one
- * place. piscina carries the tasks (TaskInput → TaskResult); everything else travels on a
+ * place. piscina carries the tasks (TaskInput[] → TaskResult[]); everything else travels on a
  * control channel per thread that the thread opens itself:
  *
  *   pool thread                                   consumer worker (owner)                supervisor
@@ -35,7 +35,27 @@ export interface PoolThreadData {
   maxMessageBytes: number;
   logLevel: string;
   pretty: boolean;
+  /**
+   * One slot per message the pool holds at once (thread-pool.ts), shared memory: the thread
+   * moves a message's slot through `Progress` as it runs it, so when piscina rejects a task
+   * because its thread died, the owner knows how far each of its messages got.
+   */
+  progress: Int32Array;
 }
+
+/** Where a message of a task stands, in its `progress` slot. */
+export const Progress = {
+  /** Not started: a thread that dies now leaves it untouched. */
+  Waiting: 0,
+  /** Its handler runs: a thread that dies now fails this attempt. */
+  Running: 1,
+  /** Handled. */
+  Succeeded: 2,
+  /** Failed or rejected; the answer says how. */
+  Ended: 3,
+  /** Taken back by the owner before it began (its partition revoked, or draining): never runs. */
+  Withdrawn: 4,
+} as const;
 
 export const HELLO = 'wharf:pool-hello';
 
@@ -75,7 +95,10 @@ export type ThreadToOwner =
   | { type: 'request'; id: number; topic: string; value: unknown; options: RelayedRequestOptions }
   | { type: 'closed' };
 
-/** One attempt at one message. Buffers arrive as Uint8Arrays (structured clone). */
+/**
+ * One attempt at one message; a piscina task carries several (`TaskInput[]` → `TaskResult[]`,
+ * run one after another). Buffers arrive as Uint8Arrays (structured clone).
+ */
 export interface TaskInput {
   topic: string;
   partition: number;
@@ -85,10 +108,14 @@ export interface TaskInput {
   value: Uint8Array | null;
   headers: Record<string, string>;
   attempt: number;
+  /** Its slot in `PoolThreadData.progress`. */
+  slot: number;
 }
 
 export type TaskResult =
   | { ok: true; busyMs: number }
+  /** Withdrawn before it began (`Progress.Withdrawn`). */
+  | { ok: false; withdrawn: true; busyMs: 0 }
   /** `rejected`: the input failed the codec, schema or size check and will never succeed. */
   | { ok: false; rejected: boolean; busyMs: number; error: SerializedError };
 

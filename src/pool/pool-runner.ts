@@ -12,12 +12,12 @@ import { createDispatcher, type Job, type Lane } from './dispatcher.js';
 import { reviveError, type PoolThreadData } from './messages.js';
 import { poolSettings, type ConcurrencyOptions } from './settings.js';
 import { statePortSource, type StatePortSource } from './state-ports.js';
-import { createThreadPool, type ThreadPool, type ThreadPoolOptions } from './thread-pool.js';
+import { MESSAGES_PER_THREAD, createThreadPool, type ThreadPool, type ThreadPoolOptions } from './thread-pool.js';
 
 export interface PoolRunnerOptions extends Omit<ConsumerRunnerOptions, 'handle' | 'codec' | 'schema'> {
   concurrency: ConcurrencyOptions;
   /** What the pool threads need to load the service (the limits come from `delivery`). */
-  thread: Omit<PoolThreadData, 'maxMessageBytes'>;
+  thread: Omit<PoolThreadData, 'maxMessageBytes' | 'progress'>;
   statePort: StatePortSource;
   request?: ThreadPoolOptions['request'];
   /** How long the pool threads may take to set up (default 60 s). */
@@ -91,23 +91,28 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
   });
   const dispatcher = createDispatcher({
     mode: settings.mode,
-    concurrency: settings.threads,
+    // A thread holds several messages: the one it runs and the next ones (thread-pool.ts).
+    concurrency: settings.threads * MESSAGES_PER_THREAD,
     retry: delivery.retry,
     logger,
     park: (source, reason) => deadLetter(sender, source, reason, options.metrics),
-    async execute({ lane, message, attempt }: Job) {
+    async execute({ lane, message, attempt, signal }: Job) {
       if (attempt === 1) options.metrics?.consumed(lane.topic);
       const started = performance.now();
-      const result = await pool!.run({
-        topic: lane.topic,
-        partition: lane.partition,
-        offset: message.offset,
-        timestamp: message.timestamp,
-        key: own(message.key),
-        value: own(message.value),
-        headers: headersToStrings(message.headers),
-        attempt,
-      });
+      const result = await pool!.run(
+        {
+          topic: lane.topic,
+          partition: lane.partition,
+          offset: message.offset,
+          timestamp: message.timestamp,
+          key: own(message.key),
+          value: own(message.value),
+          headers: headersToStrings(message.headers),
+          attempt,
+        },
+        signal,
+      );
+      if ('withdrawn' in result) return result;
       options.metrics?.processed(lane.topic, (performance.now() - started) / 1_000);
       return result.ok ? { ok: true } : { ok: false, rejected: result.rejected, error: reviveError(result.error) };
     },
@@ -152,14 +157,16 @@ export function createPoolRunner(options: PoolRunnerOptions): PoolRunner {
     stats,
     health() {
       const threads = pool?.health();
+      // Handed to the pool: one runs per thread, the rest wait in a thread (MESSAGES_PER_THREAD) and count as queued.
+      const running = Math.min(d.running, threads?.threads ?? 0);
       return {
         mode: settings.mode,
         threads: threads?.threads ?? 0,
         maxThreads: settings.threads,
         inFlight: d.inFlight,
         maxInFlight: settings.maxInFlight,
-        running: d.running,
-        queued: d.queued + (threads?.queued ?? 0),
+        running,
+        queued: d.queued + (d.running - running),
         waitingOnKey: d.waitingOnKey,
         retrying: d.retrying,
         completed: threads?.completed ?? 0,

@@ -15,6 +15,7 @@ import { roleContext, runHandler } from './context.js';
 import { loadTracingModule, shutdownTracing } from './tracing-module.js';
 import {
   HELLO,
+  Progress,
   reviveError,
   serializeError,
   type Hello,
@@ -27,11 +28,11 @@ import {
 
 /**
  * The pool thread's side (workers/pool-task.ts is its entry): announce itself, wait for a state
- * port of its own, load the service, and then run one message per task with the same `ctx` a
- * consumer worker's handler gets. Errors are returned, not thrown, so `code` and `retriable`
+ * port of its own, load the service, and then run each task's messages, one after another, with
+ * the same `ctx` a consumer worker's handler gets. Errors are returned, not thrown, so `code` and `retriable`
  * survive the trip back; a thread that dies mid-task shows up as piscina rejecting the task.
  */
-export type RunTask = (input: TaskInput) => Promise<TaskResult>;
+export type RunTask = (inputs: TaskInput[]) => Promise<TaskResult[]>;
 
 const buffer = (bytes: Uint8Array | null) => (bytes ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : null);
 
@@ -143,7 +144,28 @@ export async function startPoolThread(): Promise<RunTask> {
     logger.debug({ holderId }, 'pool thread ready');
     post({ type: 'ready' });
 
-    return async function runTask(input) {
+    // A thread holds more than one task (thread-pool.ts): their messages run one at a time, in order.
+    let previous: Promise<unknown> = Promise.resolve();
+    return function runTask(inputs) {
+      const run = previous.then(async () => {
+        const results: TaskResult[] = [];
+        for (const input of inputs) {
+          // The owner may have withdrawn it (thread-pool.ts); from here on it is this thread's to run.
+          if (Atomics.compareExchange(data.progress, input.slot, Progress.Waiting, Progress.Running) !== Progress.Waiting) {
+            results.push({ ok: false, withdrawn: true, busyMs: 0 });
+            continue;
+          }
+          const result = await runOne(input);
+          Atomics.store(data.progress, input.slot, result.ok ? Progress.Succeeded : Progress.Ended);
+          results.push(result);
+        }
+        return results;
+      });
+      previous = run.catch(() => undefined);
+      return run;
+    };
+
+    async function runOne(input: TaskInput): Promise<TaskResult> {
       const started = performance.now();
       const busyMs = () => performance.now() - started;
       const raw = {
@@ -166,7 +188,7 @@ export async function startPoolThread(): Promise<RunTask> {
       } catch (error) {
         return { ok: false, rejected: false, busyMs: busyMs(), error: serializeError(error) };
       }
-    };
+    }
   } catch (error) {
     post({ type: 'failed', error: serializeError(error) });
     throw error;

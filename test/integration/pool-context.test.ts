@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { HEADERS } from '../../src/kafka/codec.js';
 import { DLQ_HEADERS } from '../../src/kafka/dead-letter.js';
 import { formatTraceparent, newTraceparent, parseTraceparent } from '../../src/kafka/trace.js';
-import { createTopic, kafkaForTest, SERVICE_MODULES, startSupervisor, uniqueName, waitFor } from '../helpers.js';
+import { createTopic, kafkaForTest, SERVICE_MODULES, startSupervisor, startWharfForTest, uniqueName, waitFor } from '../helpers.js';
 
 const str = (value: Buffer | string | (Buffer | string)[] | undefined) =>
   value === undefined ? undefined : String(Array.isArray(value) ? value[0] : value);
@@ -127,6 +127,84 @@ describe('thread pool, the handler context', () => {
       await waitFor(() => supervisor.status().workers.find((w) => w.service === 'pool-ctx')!.pool?.threadExits === 1, {
         message: 'the pool to report the thread it lost',
       });
+    },
+  );
+
+  it(
+    'hands on what a dying thread held: the message it ran is retried, one it had finished stays done, the others run as attempt 1',
+    { timeout: 120_000 },
+    async () => {
+      const k = kafkaForTest();
+      const admin = await k.admin();
+      const input = await createTopic(admin, uniqueName('pool-held'), 1);
+      // One thread: the six messages reach it together, as two tasks of three (thread-pool.ts).
+      const supervisor = await startSupervisor({
+        services: [
+          {
+            module: SERVICE_MODULES.fixture('pool-ctx'),
+            consumes: { topics: [input], groupId: uniqueName('pool-held'), concurrency: { mode: 'unordered', threads: 1 } },
+          },
+        ],
+      });
+      const producer = await k.producer();
+      const ids = ['n0', 'l0', ...Array.from({ length: 4 }, (_, i) => `n${i + 1}`)];
+      await producer.send({
+        topic: input,
+        messages: ids.map((id) => ({ key: id, value: JSON.stringify({ op: id === 'l0' ? 'lock' : 'note', id }) })),
+      });
+      const ctxs = await waitFor(
+        () => {
+          const value = (supervisor.store.get('pool.ctx')?.value ?? {}) as Record<string, { attempt: string }>;
+          return Object.keys(value).length === ids.length ? value : undefined;
+        },
+        { timeoutMs: 60_000, message: `${ids.length} messages handled` },
+      );
+      expect(Object.fromEntries(ids.map((id) => [id, ctxs[id]!.attempt]))).toEqual({
+        n0: '1',
+        l0: '2',
+        n1: '1',
+        n2: '1',
+        n3: '1',
+        n4: '1',
+      });
+      // n0 finished before its thread died with the answer: it is not run again.
+      const runs = (supervisor.store.get('pool.runs')?.value ?? []) as string[];
+      expect(runs.filter((id) => id === 'n0')).toEqual(['n0']);
+      expect([...runs].sort()).toEqual(['l0', 'n0', 'n1', 'n2', 'n3', 'n4']);
+      await waitFor(() => supervisor.status().workers[0]!.pool?.threadExits === 1, { message: 'the pool to report the thread it lost' });
+    },
+  );
+
+  it(
+    'draining withdraws what a thread holds but has not begun: only the message running finishes and is committed',
+    { timeout: 120_000 },
+    async () => {
+      const k = kafkaForTest();
+      const admin = await k.admin();
+      const input = await createTopic(admin, uniqueName('pool-drain'), 1);
+      const groupId = uniqueName('pool-drain');
+      const wharf = await startWharfForTest({
+        services: [
+          {
+            module: SERVICE_MODULES.fixture('pool-ctx'),
+            consumes: { topics: [input], groupId, concurrency: { mode: 'unordered', threads: 1 } },
+          },
+        ],
+      });
+      const producer = await k.producer();
+      await producer.send({
+        topic: input,
+        messages: Array.from({ length: 6 }, (_, i) => ({ key: `w${i}`, value: JSON.stringify({ op: 'slow', id: `w${i}`, ms: 1_000 }) })),
+      });
+      // The thread holds all six (two tasks of three) and runs the first.
+      await waitFor(() => ((wharf.supervisor.store.get('pool.begun')?.value ?? []) as string[]).length > 0, {
+        message: 'the first message begun',
+      });
+      await wharf.stop();
+      expect(wharf.supervisor.store.get('pool.begun')?.value).toEqual(['w0']);
+      expect(wharf.supervisor.store.get('pool.runs')?.value).toEqual(['w0']);
+      const [offsets] = await admin.fetchOffsets({ groupId, topics: [input] });
+      expect(offsets!.partitions).toEqual([expect.objectContaining({ partition: 0, offset: '1' })]);
     },
   );
 });

@@ -88,6 +88,8 @@ describe('thread pool, key order', () => {
       for (const [key, seqs] of byKey) expect(seqs, `order of ${key}`).toEqual(inOrder);
       expect(duplicates).toBe(0);
       expect(recorded).toBe(MESSAGES);
+      // Each thread holds several messages (thread-pool.ts, MESSAGES_PER_THREAD), and still runs one handler at a time.
+      expect(supervisor.store.get('pool-order:overlaps')?.value ?? 0, 'handlers overlapping in one pool thread').toBe(0);
 
       // Health comes with the heartbeats: 4 threads (the config's), all of them used.
       const pool = await waitFor(
