@@ -226,9 +226,18 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   let takenInbound: InboundMessage | undefined;
   let takenStarted = 0;
 
+  /**
+   * A clock reading taken as a message's handler returned, which the lane, going on at once in
+   * the same turn (firstDone), takes as the next message's start: one reading per message.
+   */
+  let clock = 0;
+
   /** A first attempt's handler returned: its sends under way (pipelined), or handled. */
   function firstStep(result: Handled): Step {
-    timed(takenStarted);
+    if (ctx.metrics) {
+      clock = performance.now();
+      ctx.metrics.processed(topic, (clock - takenStarted) / 1_000);
+    }
     return stepOf(result, takenInbound!, 1);
   }
 
@@ -254,9 +263,11 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     try {
       step = firstStep(result);
     } catch (error) {
+      clock = 0;
       return laneFailed(error);
     }
     done(step);
+    clock = 0; // never read later than this turn
   };
   const firstRejected = (error: unknown): void => later(firstFailed(error));
 
@@ -388,13 +399,14 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     try {
       for (;;) {
         // One clock reading per message: the breather's, and the start of the handler's time.
-        let now = 0;
+        let now = clock;
+        clock = 0;
         if (!slot.held) {
           if (failures > 0) return void recover().then(pump, laneFailed);
           if (!accepting || queue.length === 0) return halt();
           const rebalancing = ctx.gate();
           if (rebalancing) return void rebalancing.then(pump, laneFailed);
-          now = performance.now();
+          now ||= performance.now();
           const breath = ctx.breathe(now);
           if (breath) return void breath.then(pump, laneFailed);
           if (!ctx.slots.tryAcquire()) return void ctx.slots.acquire(abort.signal).then(acquired, laneFailed);
@@ -408,7 +420,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
         const message = queue.shift()!;
         taken = message;
         const step = process(message, now || performance.now());
-        if (step === undefined || !finish(step)) return;
+        if (step === undefined || !finish(step)) return void (clock = 0);
       }
     } catch (error) {
       laneFailed(error);

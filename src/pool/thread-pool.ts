@@ -240,7 +240,7 @@ export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
           // Ended with its answer lost: it runs again (unless withdrawn meanwhile).
           Atomics.compareExchange(progress, slot, Progress.Ended, Progress.Waiting);
           again.push(waiting);
-          logger.debug({ topic, partition, offset }, 'its pool thread ended before it ran: handed on');
+          logger.debug({ topic, partition, offset, progress: where }, 'its pool thread ended before it ran or answered: handed on again');
         } else
           waiting.reject(
             new WharfError(
