@@ -25,6 +25,7 @@ import {
  */
 export const MESSAGES_PER_THREAD = 8;
 const TASKS_PER_THREAD = 2;
+const MESSAGES_PER_TASK = MESSAGES_PER_THREAD / TASKS_PER_THREAD;
 
 /**
  * Times a message whose thread died before it ran (or with its answer) is handed on again
@@ -209,13 +210,13 @@ export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
     });
   }
 
-  /** Hands what waits to the free task places, split evenly over them. */
+  /** Hands what waits to the free task places, split evenly over them, MESSAGES_PER_TASK at most in one. */
   function flush(): void {
     flushQueued = false;
     const places = threads * TASKS_PER_THREAD;
     let next = 0;
     while (next < pending.length && tasks < places) {
-      const size = Math.ceil((pending.length - next) / (places - tasks));
+      const size = Math.min(MESSAGES_PER_TASK, Math.ceil((pending.length - next) / (places - tasks)));
       void submit(pending.slice(next, next + size));
       next += size;
     }
