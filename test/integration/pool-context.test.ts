@@ -7,6 +7,23 @@ import { createTopic, kafkaForTest, SERVICE_MODULES, startSupervisor, startWharf
 const str = (value: Buffer | string | (Buffer | string)[] | undefined) =>
   value === undefined ? undefined : String(Array.isArray(value) ? value[0] : value);
 
+/** The pool-ctx service on a one-partition topic of its own, with a pool of one thread. */
+async function onePoolThread(name: string) {
+  const k = kafkaForTest();
+  const admin = await k.admin();
+  const input = await createTopic(admin, uniqueName(name), 1);
+  const groupId = uniqueName(name);
+  const wharf = await startWharfForTest({
+    services: [
+      {
+        module: SERVICE_MODULES.fixture('pool-ctx'),
+        consumes: { topics: [input], groupId, concurrency: { mode: 'unordered', threads: 1 } },
+      },
+    ],
+  });
+  return { k, admin, input, groupId, wharf };
+}
+
 describe('thread pool, the handler context', () => {
   it(
     'gives pool threads the same ctx: request, reply, send with the trace, state and locks, retries and dead letters',
@@ -134,18 +151,9 @@ describe('thread pool, the handler context', () => {
     'hands on what a dying thread held: the message it ran is retried, one it had finished stays done, the others run as attempt 1',
     { timeout: 120_000 },
     async () => {
-      const k = kafkaForTest();
-      const admin = await k.admin();
-      const input = await createTopic(admin, uniqueName('pool-held'), 1);
       // One thread: the six messages reach it together, as two tasks of three (thread-pool.ts).
-      const supervisor = await startSupervisor({
-        services: [
-          {
-            module: SERVICE_MODULES.fixture('pool-ctx'),
-            consumes: { topics: [input], groupId: uniqueName('pool-held'), concurrency: { mode: 'unordered', threads: 1 } },
-          },
-        ],
-      });
+      const { k, input, wharf } = await onePoolThread('pool-held');
+      const { supervisor } = wharf;
       const producer = await k.producer();
       const ids = ['n0', 'l0', ...Array.from({ length: 4 }, (_, i) => `n${i + 1}`)];
       await producer.send({
@@ -179,18 +187,7 @@ describe('thread pool, the handler context', () => {
     'draining withdraws what a thread holds but has not begun: only the message running finishes and is committed',
     { timeout: 120_000 },
     async () => {
-      const k = kafkaForTest();
-      const admin = await k.admin();
-      const input = await createTopic(admin, uniqueName('pool-drain'), 1);
-      const groupId = uniqueName('pool-drain');
-      const wharf = await startWharfForTest({
-        services: [
-          {
-            module: SERVICE_MODULES.fixture('pool-ctx'),
-            consumes: { topics: [input], groupId, concurrency: { mode: 'unordered', threads: 1 } },
-          },
-        ],
-      });
+      const { k, admin, input, groupId, wharf } = await onePoolThread('pool-drain');
       const producer = await k.producer();
       await producer.send({
         topic: input,
