@@ -176,7 +176,14 @@ describe('thread pool, the handler context', () => {
         n4: '1',
       });
       // n0 finished before its thread died with the answer: it is not run again.
-      const runs = (supervisor.store.get('pool.runs')?.value ?? []) as string[];
+      // Each handler appends to pool.runs after recording pool.ctx: wait for the last append.
+      const runs = await waitFor(
+        () => {
+          const value = (supervisor.store.get('pool.runs')?.value ?? []) as string[];
+          return value.length >= ids.length ? value : undefined;
+        },
+        { message: `${ids.length} runs recorded` },
+      );
       expect(runs.filter((id) => id === 'n0')).toEqual(['n0']);
       expect([...runs].sort()).toEqual(['l0', 'n0', 'n1', 'n2', 'n3', 'n4']);
       await waitFor(() => supervisor.status().workers[0]!.pool?.threadExits === 1, { message: 'the pool to report the thread it lost' });
