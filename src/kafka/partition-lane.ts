@@ -31,14 +31,26 @@ export interface UnderwaySends {
 /** What running a handler gave: its sends still under way (pipelined), or nothing once the message is handled. */
 export type Handled = UnderwaySends | void;
 
+/**
+ * A handler started on a message (LaneContext.handle): what it returned, and — once that settled —
+ * its sends still under way. One object for both, so the lane waits on the handler's own promise
+ * and a message costs no second promise to carry the sends (src/worker/context.ts MessageSends).
+ */
+export interface Started {
+  /** A native promise when the handler is asynchronous (a rejection fails the attempt); anything else when it returned. */
+  readonly returned: unknown;
+  /**
+   * Once `returned` settled: the sends still under way, to let the lane start the next message
+   * meanwhile (the message is finished once they settle), or nothing once the message is handled.
+   * A throw (a send failed already) fails the attempt.
+   */
+  underway(): Handled;
+}
+
 export interface LaneContext {
   decode: InboundDecoder;
-  /**
-   * Runs the handler. Gives its sends still under way to let the lane start the next message
-   * meanwhile (the message is finished once they settle), or nothing once the message is handled;
-   * a promise of either when the handler is asynchronous. A throw or a rejection fails the attempt.
-   */
-  handle(message: InboundMessage): Handled | Promise<Handled>;
+  /** Starts the handler on a message; a throw fails the attempt. */
+  handle(message: InboundMessage): Started;
   /** Counts each message's first attempt as consumed and times every attempt (`/metrics`). */
   metrics?: Pick<ThreadMetrics, 'consumed' | 'processed'>;
   park(source: DeadLetterSource, reason: DeadLetterReason): Promise<void>;
@@ -129,7 +141,10 @@ export function createBreather(everyMs = 10): (now: number) => Promise<void> | u
  * lane goes on. The messages after it that already ran stay handled: at least once, as ever.
  */
 export function createPartitionLane(topic: string, partition: number, ctx: LaneContext): PartitionLane {
-  const queue: KafkaMessage[] = [];
+  /** Messages waiting, from `head` on: read by position, as Array#shift moves the rest each time. */
+  const queue: (KafkaMessage | undefined)[] = [];
+  let head = 0;
+  const waiting = () => queue.length - head;
   /** Messages past their handler and not yet finished, in offset order. */
   const handled: Pending[] = [];
   const abort = new AbortController();
@@ -204,7 +219,9 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
       if (attempt === 1) ctx.metrics?.consumed(topic);
       const started = performance.now();
       try {
-        let result = await ctx.handle(inbound);
+        const run = ctx.handle(inbound);
+        await run.returned;
+        let result = run.underway();
         timed(started);
         if (result && !pipeline) {
           await result.settled;
@@ -224,6 +241,8 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   const slot = { held: false };
   let taken: KafkaMessage | undefined;
   let takenInbound: InboundMessage | undefined;
+  /** Its handler, while its promise is pending. */
+  let takenRun: Started | undefined;
   let takenStarted = 0;
 
   /**
@@ -258,7 +277,13 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
       laneFailed(error);
     }
   };
-  const firstDone = (result: Handled): void => {
+  const firstDone = (): void => {
+    let result: Handled;
+    try {
+      result = takenRun!.underway();
+    } catch (error) {
+      return firstRejected(error);
+    }
     let step: Step;
     try {
       step = firstStep(result);
@@ -300,15 +325,19 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     ctx.metrics?.consumed(topic);
     takenInbound = decoded;
     takenStarted = now;
-    let result: Handled | Promise<Handled>;
+    let result: Handled;
     try {
-      result = ctx.handle(decoded);
+      const run = ctx.handle(decoded);
+      if (run.returned instanceof Promise) {
+        takenRun = run;
+        run.returned.then(firstDone, firstRejected);
+        return undefined;
+      }
+      result = run.underway();
     } catch (error) {
       return later(firstFailed(error));
     }
-    if (!(result instanceof Promise)) return firstStep(result);
-    result.then(firstDone, firstRejected);
-    return undefined;
+    return firstStep(result);
   }
 
   /** Bytes that cannot become a value will not become one on a second try: parked at once. */
@@ -320,11 +349,11 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   /** Hands finished messages to `ctx.finished` in offset order, as far as the first one still under way. */
   function release(): void {
     while (handled.length > 0) {
-      const head = handled[0]!;
-      if (head.state !== 'finished' && head.state !== 'abandoned') break;
+      const first = handled[0]!;
+      if (first.state !== 'finished' && first.state !== 'abandoned') break;
       handled.shift();
-      if (head.state === 'abandoned') broken = true;
-      ctx.finished(lane, head.message, head.state === 'finished' && !broken);
+      if (first.state === 'abandoned') broken = true;
+      ctx.finished(lane, first.message, first.state === 'finished' && !broken);
     }
     settleIdle();
   }
@@ -403,7 +432,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
         clock = 0;
         if (!slot.held) {
           if (failures > 0) return void recover().then(pump, laneFailed);
-          if (!accepting || queue.length === 0) return halt();
+          if (!accepting || waiting() === 0) return halt();
           const rebalancing = ctx.gate();
           if (rebalancing) return void rebalancing.then(pump, laneFailed);
           now ||= performance.now();
@@ -412,12 +441,13 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
           if (!ctx.slots.tryAcquire()) return void ctx.slots.acquire(abort.signal).then(acquired, laneFailed);
           slot.held = true;
         }
-        if (!accepting || failures > 0 || queue.length === 0) {
+        if (!accepting || failures > 0 || waiting() === 0) {
           slot.held = false;
           ctx.slots.release();
           continue;
         }
-        const message = queue.shift()!;
+        const message = queue[head]!;
+        queue[head++] = undefined;
         taken = message;
         const step = process(message, now || performance.now());
         if (step === undefined || !finish(step)) return void (clock = 0);
@@ -436,7 +466,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   /** Records the message taken and frees its slot; false when the lane stops (the message was abandoned). */
   function finish(step: Step): boolean {
     const message = taken!;
-    taken = takenInbound = undefined;
+    taken = takenInbound = takenRun = undefined;
     if (slot.held) ctx.slots.release();
     slot.held = false;
     record(message, step);
@@ -448,7 +478,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   /** The lane stops running; it runs again at once if work came meanwhile. */
   function halt(): void {
     running = false;
-    if ((accepting && queue.length > 0) || failures > 0) kick();
+    if ((accepting && waiting() > 0) || failures > 0) kick();
     else settleIdle();
   }
 
@@ -456,7 +486,7 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
   function laneFailed(error: unknown): void {
     ctx.logger.error({ topic, partition, err: error }, 'partition lane failed');
     const message = taken;
-    taken = takenInbound = undefined;
+    taken = takenInbound = takenRun = undefined;
     if (slot.held) ctx.slots.release();
     slot.held = false;
     running = false;
@@ -486,6 +516,12 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
     },
     push(messages) {
       if (!accepting) return;
+      // What was taken is dropped before the queue grows: at most as much again as is waiting.
+      if (head > 0 && head >= waiting()) {
+        queue.copyWithin(0, head);
+        queue.length -= head;
+        head = 0;
+      }
       queue.push(...messages);
       kick();
     },
@@ -493,8 +529,8 @@ export function createPartitionLane(topic: string, partition: number, ctx: LaneC
       accepting = false;
       abort.abort();
       // The message running left the queue when it started; it and those under way still finish.
-      const dropped = queue.length;
-      queue.length = 0;
+      const dropped = waiting();
+      queue.length = head = 0;
       return dropped;
     },
     revoke() {

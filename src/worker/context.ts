@@ -2,7 +2,7 @@ import { context, trace, type Tracer } from '@opentelemetry/api';
 import { WharfError } from '../errors.js';
 import { HEADERS } from '../kafka/codec.js';
 import type { Requester } from '../kafka/request-reply.js';
-import type { Handled, UnderwaySends } from '../kafka/partition-lane.js';
+import type { Handled, Started, UnderwaySends } from '../kafka/partition-lane.js';
 import type { Sender } from '../kafka/sender.js';
 import { startProcessSpan, traceparentOf } from '../kafka/spans.js';
 import { childTraceparent } from '../kafka/trace.js';
@@ -81,18 +81,24 @@ async function tracedRun(tracer: Tracer, handler: Handler, base: RoleContext, me
  * message (its offset may be committed) only once they settle (src/kafka/partition-lane.ts).
  * Traced, it runs as runHandler: a process span ends when its sends are acknowledged.
  *
- * Not async: this runs for every message, so a handler that returns synchronously costs no
- * promise here, and an asynchronous one a single `then` on its own promise.
+ * Not async: this runs for every message. The lane waits on the handler's own promise and then
+ * asks the MessageSends, which is the Started: no promise of wharf's for the message.
  */
-export function startHandler(handler: Handler, base: RoleContext, message: InboundMessage, consumerGroup = ''): Handled | Promise<Handled> {
-  if (activeTracer()) return runHandler(handler, base, message, consumerGroup);
+export function startHandler(handler: Handler, base: RoleContext, message: InboundMessage, consumerGroup = ''): Started {
+  if (activeTracer()) return awaited(runHandler(handler, base, message, consumerGroup));
   const sends = new MessageSends(true);
   const returned: unknown = handler(message, messageContext(base, message, sends));
-  if (returned instanceof Promise) return returned.then(() => sends.underway());
   // Another library's thenable: made a native promise, which is what the lane waits on.
-  if (isThenable(returned)) return Promise.resolve(returned).then(() => sends.underway());
-  return sends.underway();
+  sends.returned = !(returned instanceof Promise) && isThenable(returned) ? Promise.resolve(returned) : returned;
+  return sends;
 }
+
+/** A Started for a run that resolves once its message is handled (runHandler): nothing is left under way. */
+export function awaited(run: Promise<void>): Started {
+  return { returned: run, underway: nothingUnderway };
+}
+
+const nothingUnderway = (): Handled => undefined;
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
   typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
@@ -101,12 +107,14 @@ const QUEUED: Promise<void> = Promise.resolve();
 
 /**
  * What one message's handler sent: how many sends are not settled yet, and the first that failed.
- * A class, not a closure per field: one is made for every message.
+ * A class, not a closure per field: one is made for every message. Pipelined, it is also the
+ * handler's Started (what the handler returned, and `underway`) that the lane holds.
  */
-export class MessageSends {
+export class MessageSends implements Started {
   #pending = 0;
   #failed: { error: unknown } | undefined;
   #idle: (() => void)[] | undefined;
+  returned: unknown = undefined;
 
   /** `pipelined`: sends resolve once queued, not acknowledged (startHandler). */
   constructor(readonly pipelined: boolean) {}

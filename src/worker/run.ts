@@ -15,7 +15,7 @@ import { REQUEST_TIMEOUT_MS, type DefinedService } from '../service.js';
 import { createStateClient } from '../state/client.js';
 import { createThreadMetrics } from '../thread-metrics.js';
 import type { Role } from '../status.js';
-import { roleContext, runHandler, startHandler } from './context.js';
+import { awaited, roleContext, runHandler, startHandler } from './context.js';
 import { resolveTracer } from '../tracing.js';
 import { loadTracingModule, shutdownTracing } from './tracing-module.js';
 import { startProducerLoop } from './producer-loop.js';
@@ -164,7 +164,7 @@ export async function runWorker(role: Role): Promise<void> {
         handle:
           (consumes.delivery?.pipelineSends ?? DELIVERY_DEFAULTS.pipelineSends)
             ? (message) => startHandler(definition.handler!, base, message, consumes.groupId)
-            : (message) => runHandler(definition.handler!, base, message, consumes.groupId),
+            : (message) => awaited(runHandler(definition.handler!, base, message, consumes.groupId)),
       });
     runner = consumer;
     await consumer.start();

@@ -2,6 +2,7 @@ import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { consumerConfig } from '../../src/kafka/client.js';
 import { createConsumerRunner } from '../../src/kafka/consumer-runner.js';
+import { awaited } from '../../src/worker/context.js';
 import { createSender } from '../../src/kafka/sender.js';
 import { createTopic, kafkaForTest, testLogger, uniqueName, waitFor } from '../helpers.js';
 
@@ -106,9 +107,7 @@ describe('fetched once: backpressure that does not make kafkajs fetch again', ()
       sender,
       // Each fetch brings thousands of messages a partition, over the limits (1,000 a worker, 250 a
       // partition): partitions are paused and resumed again and again.
-      handle: async () => {
-        handled++;
-      },
+      handle: () => awaited(Promise.resolve(void handled++)),
       onFatal: (error) => {
         throw error;
       },

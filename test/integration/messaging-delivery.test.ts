@@ -4,6 +4,7 @@ import type { Message } from 'kafkajs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { DeliveryOptions } from '../../src/config/schema.js';
 import { createConsumerRunner, type ConsumerRunner } from '../../src/kafka/consumer-runner.js';
+import { awaited } from '../../src/worker/context.js';
 import { createSender } from '../../src/kafka/sender.js';
 import type { InboundMessage } from '../../src/service.js';
 import { createTopic, kafkaForTest, testLogger, uniqueName, waitFor } from '../helpers.js';
@@ -30,7 +31,7 @@ async function runner(
     logger: testLogger(),
     sender,
     delivery,
-    handle,
+    handle: (m) => awaited(handle(m)),
     onFatal: (error) => {
       throw error;
     },

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import type { InboundMessage, RoleContext, SendOptions } from '../../src/service.js';
 import type { SharedState } from '../../src/state/client.js';
+import type { Handled, Started } from '../../src/kafka/partition-lane.js';
 import { messageContext, runHandler, startHandler } from '../../src/worker/context.js';
 
 /** A role context whose sends stay pending until the test settles them, one by one. */
@@ -31,6 +32,12 @@ const message: InboundMessage = {
 };
 
 /** Whether `promise` has settled by the time the microtask queue is empty. */
+/** What the lane does with a Started: waits for what the handler returned, then takes what it left under way. */
+async function finished(started: Started): Promise<Handled> {
+  await started.returned;
+  return started.underway();
+}
+
 async function settledYet(promise: Promise<unknown>): Promise<boolean> {
   let settled = false;
   promise.then(
@@ -143,7 +150,7 @@ describe('startHandler: pipelined sends', () => {
       base,
       message,
     );
-    const underway = await started;
+    const underway = await finished(started);
     expect(sends.map((s) => s.topic)).toEqual(['audit', 'answers']);
     expect(underway).toBeDefined();
     expect(await settledYet(underway!.settled), 'nothing acknowledged yet').toBe(false);
@@ -155,32 +162,42 @@ describe('startHandler: pipelined sends', () => {
 
   it('settles with the first send that failed, and returns nothing when nothing was sent', async () => {
     const { base, sends } = roleWithManualSends();
-    const underway = await startHandler(
-      async (_m, ctx) => {
-        await ctx.send('audit', { seen: 1 });
-        await ctx.send('audit', { seen: 2 });
-      },
-      base,
-      message,
+    const underway = await finished(
+      startHandler(
+        async (_m, ctx) => {
+          await ctx.send('audit', { seen: 1 });
+          await ctx.send('audit', { seen: 2 });
+        },
+        base,
+        message,
+      ),
     );
     sends[1]!.reject(new Error('not enough replicas'));
     sends[0]!.resolve();
     await expect(underway!.settled).rejects.toThrow('not enough replicas');
-    await expect(startHandler(async () => undefined, base, message)).resolves.toBeUndefined();
-    expect(
-      startHandler(() => undefined, base, message),
-      'a synchronous handler that sent nothing: done at once, no promise',
-    ).toBeUndefined();
-    const thenable = { then: (resolve: () => void) => setImmediate(resolve) } as unknown as Promise<void>;
+    await expect(finished(startHandler(async () => undefined, base, message))).resolves.toBeUndefined();
+    const sync = startHandler(() => undefined, base, message);
+    expect(sync.returned, 'a synchronous handler: nothing to wait for').toBeUndefined();
+    expect(sync.underway(), 'and when it sent nothing, done at once').toBeUndefined();
+    let thenableDone = false;
+    const thenable = {
+      then: (resolve: () => void) =>
+        setImmediate(() => {
+          thenableDone = true;
+          resolve();
+        }),
+    } as unknown as Promise<void>;
     const fromThenable = startHandler(() => thenable, base, message);
-    expect(fromThenable, "another library's thenable is waited on as a native promise").toBeInstanceOf(Promise);
-    await expect(fromThenable).resolves.toBeUndefined();
+    expect(fromThenable.returned, "another library's thenable is waited on as a native promise").toBeInstanceOf(Promise);
+    await fromThenable.returned;
+    expect(thenableDone).toBe(true);
+    expect(fromThenable.underway()).toBeUndefined();
   });
 
   it('still rejects a reply to a message without reply-to at once', async () => {
     const { base } = roleWithManualSends();
     const { 'reply-to': _, ...headers } = message.headers;
-    await expect(startHandler((_m, ctx) => ctx.reply({ ok: true }), base, { ...message, headers })).rejects.toMatchObject({
+    await expect(finished(startHandler((_m, ctx) => ctx.reply({ ok: true }), base, { ...message, headers }))).rejects.toMatchObject({
       code: 'ERR_NO_REPLY_TO',
     });
   });

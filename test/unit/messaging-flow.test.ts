@@ -6,7 +6,7 @@ import type { Batch } from 'kafkajs';
 import { createFetchBuffer, type FetchLane } from '../../src/kafka/fetch-buffer.js';
 import { createFlowControl, type TopicPartition } from '../../src/kafka/flow-control.js';
 import { createOffsetCommitter, nextOffset, type PartitionOffset } from '../../src/kafka/offset-committer.js';
-import { createBreather, createPartitionLane, type LaneContext, type UnderwaySends } from '../../src/kafka/partition-lane.js';
+import { createBreather, createPartitionLane, type Handled, type LaneContext, type UnderwaySends } from '../../src/kafka/partition-lane.js';
 import { createSlots, isRetriable, retryDelay, sleep } from '../../src/kafka/retry.js';
 import type { InboundMessage } from '../../src/service.js';
 import { waitFor } from '../wait.js';
@@ -319,7 +319,11 @@ describe('a partition lane', () => {
         if (value.bad) throw new WharfError('ERR_DECODE', 'bad value');
         return { value, key: null, headers: {}, topic, partition, offset: m.offset, timestamp: '0' };
       },
-      handle,
+      // What the handler's promise gives is what it left under way.
+      handle(m) {
+        let underway: Handled;
+        return { returned: handle(m).then((u) => void (underway = u)), underway: () => underway };
+      },
       park: async ({ message: m }, { error, attempts: a }) =>
         void parked.push({ offset: m.offset, code: (error as WharfError).code ?? error.message, attempts: a }),
       retry: { attempts, initialDelayMs: 1, maxDelayMs: 2 },
