@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { KafkaMessage } from 'kafkajs';
 import type { DeadLetterReason, DeadLetterSource } from '../kafka/dead-letter.js';
 import { isRetriable, retryDelay, sleep, type RetryPolicy } from '../kafka/retry.js';
@@ -251,15 +252,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const [key, lane] of lanes) if (!wanted.has(key)) revoke(key, lane);
       for (const { topic, partition } of partitions) {
         const key = laneKey(topic, partition);
-        if (!lanes.has(key))
-          lanes.set(key, {
-            topic,
-            partition,
-            nextOffset: undefined,
-            current: true,
-            tracker: createOffsetTracker(),
-            abort: new AbortController(),
-          });
+        if (!lanes.has(key)) {
+          const abort = new AbortController();
+          // Each of the lane's messages held by the pool listens while it waits (thread-pool.ts
+          // `run`): up to the pool's threads × 8 at once, not a leak, so no warning past Node's 10.
+          setMaxListeners(0, abort.signal);
+          lanes.set(key, { topic, partition, nextOffset: undefined, current: true, tracker: createOffsetTracker(), abort });
+        }
       }
       pump();
     },
