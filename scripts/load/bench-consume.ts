@@ -47,6 +47,8 @@ export interface DrainCase {
   hashIterations: number;
   logger: Logger;
   timeoutMs?: number;
+  /** The consumer thread's young generation in MB (`resourceLimits.maxYoungGenerationSizeMb`); default: each side's own (scripts/bench/drain-gc.ts). */
+  youngGenerationMb?: number;
 }
 
 interface StartedSink {
@@ -161,6 +163,7 @@ export function consumeWithWharf(
           },
         ],
         kafka: { clientId: 'wharf-bench' },
+        ...(c.youngGenerationMb ? { supervisor: { resourceLimits: { maxYoungGenerationSizeMb: c.youngGenerationMb } } } : {}),
       },
       'bench',
       process.cwd(),
@@ -195,7 +198,14 @@ export function consumeWithWharf(
  */
 export function consumeWithKafkajs(c: DrainCase & { mode: BareMode }): Promise<DrainMeasure> {
   return measureDrain(c, async (topic, groupId) => {
-    const sink = await startKafkajsSink({ brokers: c.brokers, topic, groupId, mode: c.mode, hashIterations: c.hashIterations });
+    const sink = await startKafkajsSink({
+      brokers: c.brokers,
+      topic,
+      groupId,
+      mode: c.mode,
+      hashIterations: c.hashIterations,
+      youngGenerationMb: c.youngGenerationMb,
+    });
     return { members: 1, ...sink };
   });
 }

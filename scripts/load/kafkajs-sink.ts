@@ -32,10 +32,17 @@ interface SinkData {
 }
 
 /** Starts a baseline consumer in its own thread; resolves once it has joined (subscribed and running). */
-export async function startKafkajsSink(options: Omit<SinkData, 'handled'>): Promise<{ handled(): number; stop(): Promise<void> }> {
+export async function startKafkajsSink({
+  youngGenerationMb,
+  ...options
+}: Omit<SinkData, 'handled'> & { youngGenerationMb?: number }): Promise<{ handled(): number; stop(): Promise<void> }> {
   const handled = new SharedArrayBuffer(4);
   const count = new Int32Array(handled);
-  const worker = new Worker(compiled(KAFKAJS_SINK_ENTRY), { workerData: { ...options, handled } satisfies SinkData });
+  const worker = new Worker(compiled(KAFKAJS_SINK_ENTRY), {
+    workerData: { ...options, handled } satisfies SinkData,
+    // Node's default unless asked (a user's hand-written service runs with it).
+    ...(youngGenerationMb ? { resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb } } : {}),
+  });
   const failed = once(worker, 'error').then(([error]) => Promise.reject(error as Error));
   await Promise.race([once(worker, 'message'), failed]);
   return {

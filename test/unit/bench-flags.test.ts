@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { compiled } from '../../src/paths.js';
 
 /** The bench scripts run alone (compiled: `npm test` builds first) answer --help and reject a wrong flag with one line, exit 2. */
-const SCRIPTS = ['state', 'pool', 'pool-sends', 'persistence', 'supervisor-startup', 'python-client', 'wake'];
+const SCRIPTS = ['state', 'pool', 'pool-sends', 'persistence', 'supervisor-startup', 'python-client', 'wake', 'drain-gc'];
 const run = (script: string, args: string[]) =>
   spawnSync(process.execPath, [compiled(`scripts/bench/${script}.js`), ...args], {
     encoding: 'utf8',
