@@ -18,6 +18,7 @@ import { resolveBroker } from '../../src/kafka/broker.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { createLogger } from '../../src/log.js';
 import { consumeWithKafkajs, consumeWithWharf } from '../load/bench-consume.js';
+import { median } from '../load/bench-stats.js';
 import { benchFlags, countFlag, countListFlag, HELP_FLAG, parseFlags, usageExit } from './flags.js';
 
 const COMMAND = 'node dist/scripts/bench/drain-gc.js';
@@ -150,13 +151,12 @@ async function compare(): Promise<void> {
   } finally {
     await broker.release();
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const results = [...runs].map(([variant, r]) => ({
     variant,
     gcSharePct: Math.round(median(r.map((x) => (x.gcMs / x.busyMs) * 100)) * 10) / 10,
     busyMs: Math.round(median(r.map((x) => x.busyMs))),
     gcMs: Math.round(median(r.map((x) => x.gcMs))),
-    msgsPerSec: median(r.map((x) => x.msgsPerSec)),
+    msgsPerSec: Math.round(median(r.map((x) => x.msgsPerSec))),
   }));
   const report = { messages, reps, node: process.version, loadBefore, loadAfter: load(), results };
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
