@@ -6,8 +6,11 @@ import type { LoadTarget } from './target.js';
 /**
  * Capacity as a user sees it: requests of `size` bytes sent at a fixed rate through Jarvis (or
  * the bare kafkajs responder), the rate stepped up until the p99 of the end-to-end latency
- * reaches `p99LimitMs` (or a request is lost). A responder's capacity is the highest step that
- * stayed under; ladders are repeated, the responders taking turns, and the median reported.
+ * reaches `p99LimitMs` (or a request is lost). A step over the limit is measured once more before
+ * the ladder stops: at a few hundred requests a second the p99 of a 6-second step is its 20th-odd
+ * slowest answer, and a single pause of the broker or of a thread (GC, a log segment rolled) moves
+ * it past 50 ms on a machine where both share two cores. A responder's capacity is the highest
+ * step that stayed under; ladders are repeated, the responders taking turns, and the median reported.
  */
 export interface CapacityStep {
   rate: number;
@@ -15,6 +18,8 @@ export interface CapacityStep {
   p99: number | null;
   lost: number;
   ok: boolean;
+  /** The second measure of a rate whose first went over the limit. */
+  again?: boolean;
 }
 
 export interface CapacitySide {
@@ -42,7 +47,7 @@ export async function climbLadder(
 ): Promise<{ highestRate: number; steps: CapacityStep[] }> {
   const steps: CapacityStep[] = [];
   let highestRate = 0;
-  for (const rate of s.rates) {
+  const step = async (rate: number, again: boolean): Promise<CapacityStep> => {
     const r = await runLoad({
       brokers: s.brokers,
       target: s.target,
@@ -61,11 +66,17 @@ export async function climbLadder(
     });
     const p99 = r.latencyMs.p99;
     const ok = r.lost === 0 && p99 !== null && p99 < s.p99LimitMs;
-    steps.push({ rate, answeredPerSec: r.throughput.answeredPerSec, p99, lost: r.lost, ok });
     s.say(
-      `capacity ${responder} ${rate}/s: answered ${r.throughput.answeredPerSec}/s, p99 ${p99} ms, lost ${r.lost} — ${ok ? 'under' : 'over'} ${s.p99LimitMs} ms`,
+      `capacity ${responder} ${rate}/s${again ? ' again' : ''}: answered ${r.throughput.answeredPerSec}/s, p99 ${p99} ms, lost ${r.lost} — ${ok ? 'under' : 'over'} ${s.p99LimitMs} ms`,
     );
-    if (!ok) break;
+    return { rate, answeredPerSec: r.throughput.answeredPerSec, p99, lost: r.lost, ok, ...(again ? { again } : {}) };
+  };
+  for (const rate of s.rates) {
+    let result = await step(rate, false);
+    steps.push(result);
+    // A lost request is not noise: it ends the ladder at once.
+    if (!result.ok && result.lost === 0) steps.push((result = await step(rate, true)));
+    if (!result.ok) break;
     highestRate = rate;
   }
   return { highestRate, steps };

@@ -29,13 +29,24 @@ export function rotate<T>(items: readonly T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)];
 }
 
+export interface InterleaveOptions<R> {
+  onRun?: (name: string, rep: number, result: R) => void;
+  /**
+   * Rounds of every variant run first and not counted (reported to `onRun` with rep -1). Whatever
+   * a run's first measure pays for (a broker whose JVM has not yet compiled the paths of a large
+   * drain, caches still empty), rotation would give it to the first variant of rep 0 alone.
+   */
+  warmupRounds?: number;
+}
+
 /** Runs every variant once per repetition, interleaved and rotated; returns each one's results in run order. */
 export async function interleave<R>(
   variants: Record<string, () => Promise<R>>,
   reps: number,
-  onRun?: (name: string, rep: number, result: R) => void,
+  { onRun, warmupRounds = 0 }: InterleaveOptions<R> = {},
 ): Promise<Record<string, R[]>> {
   const names = Object.keys(variants);
+  for (let round = 0; round < warmupRounds; round++) for (const name of names) onRun?.(name, -1, await variants[name]!());
   const results: Record<string, R[]> = Object.fromEntries(names.map((name) => [name, []]));
   for (let rep = 0; rep < reps; rep++) {
     for (const name of rotate(names, rep)) {

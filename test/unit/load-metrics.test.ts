@@ -172,6 +172,17 @@ describe('benchmark repetitions', () => {
     expect(rotate([1, 2, 3], 4)).toEqual([2, 3, 1]);
   });
 
+  it('run warm-up rounds first and leave them out of the results', async () => {
+    let calls = 0;
+    const seen: string[] = [];
+    const runs = await interleave({ a: async () => ++calls, b: async () => ++calls }, 2, {
+      warmupRounds: 1,
+      onRun: (name, rep, result) => seen.push(`${name}${rep}:${result}`),
+    });
+    expect(seen).toEqual(['a-1:1', 'b-1:2', 'a0:3', 'b0:4', 'b1:5', 'a1:6']);
+    expect(runs).toEqual({ a: [3, 6], b: [4, 5] });
+  });
+
   it('summarise by the median', () => {
     expect(median([5, 1, 3])).toBe(3);
     expect(median([4, 1, 3, 2])).toBe(2.5);

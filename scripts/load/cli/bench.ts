@@ -20,7 +20,7 @@ interleaved repetitions:
   state      shared state vs comlink and Python's multiprocessing.Manager (scripts/bench/state.ts)
   roundtrip  request/reply through Jarvis vs a bare kafkajs responder, awaited and 100 in flight; then
              capacity (also alone: --only capacity): 1 KB requests at rising rates, the highest whose
-             p99 stays under 50 ms (roundtrip.capacity)
+             p99 stays under 50 ms, a step over it measured once more (roundtrip.capacity)
   python     the Python client (clients/python) vs Python's multiprocessing.Manager, awaited and pipelined
   cluster    a deployment's shared state: a persisted call on the owner, routed from another member, and
              through the store as before deployments; failover after the owner's SIGKILL (docs/cluster.md)
