@@ -11,7 +11,7 @@ const n = (v: number | null | undefined, digits = 0) =>
 const x = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${v.toFixed(2)}×`);
 const spread = (s: Sampled, digits = 0) => `${n(s.median, digits)} (${n(s.min, digits)}–${n(s.max, digits)})`;
 const verdict = (value: number | null, target: number) =>
-  value === null ? 'not measured' : value >= target ? `met (≥ ${target}×)` : `missed (target ≥ ${target}×)`;
+  value === null ? 'not measured' : value >= target ? `met (≥ ${target}×)` : `missed (${value}×, target ≥ ${target}×)`;
 
 const ratioList = (ratios: Record<string, number | null>) =>
   Object.entries(ratios)

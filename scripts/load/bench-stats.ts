@@ -58,6 +58,10 @@ export async function interleave<R>(
   return results;
 }
 
+/**
+ * a ÷ b to three decimals: targets are checked against this figure, and at two decimals 0.8993
+ * read as 0.90, a target of 0.9 met by rounding.
+ */
 export function ratio(a: number, b: number): number | null {
-  return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? Math.round((a / b) * 100) / 100 : null;
+  return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? Math.round((a / b) * 1000) / 1000 : null;
 }

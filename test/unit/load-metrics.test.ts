@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkRequestSize, largestRequestSize } from '../../scripts/load/broker-limits.js';
-import { interleave, median, rotate } from '../../scripts/load/bench-stats.js';
+import { interleave, median, ratio, rotate } from '../../scripts/load/bench-stats.js';
 import { createLatencyHistogram, recordLatencyMs, summarizeLatency } from '../../scripts/load/latency.js';
 import { createLedger } from '../../scripts/load/ledger.js';
 import { correlatedSeq, encodeRequest, MIN_REQUEST_BYTES, requestKey } from '../../scripts/load/request.js';
@@ -186,5 +186,11 @@ describe('benchmark repetitions', () => {
   it('summarise by the median', () => {
     expect(median([5, 1, 3])).toBe(3);
     expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+
+  it('keep three decimals in a ratio, so no target is met by rounding', () => {
+    // A full run's pool against its ceiling: 0.8993 once read 0.90, "met (≥ 0.9×)".
+    expect(ratio(1_803, 2_005)).toBe(0.899);
+    expect(ratio(1, 0)).toBeNull();
   });
 });
