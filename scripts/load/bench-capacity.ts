@@ -8,9 +8,9 @@ import type { LoadTarget } from './target.js';
  * the bare kafkajs responder), the rate stepped up until the p99 of the end-to-end latency
  * reaches `p99LimitMs` (or a request is lost). A step over the limit is measured once more before
  * the ladder stops: at a few hundred requests a second the p99 of a 6-second step is its 20th-odd
- * slowest answer, and a single pause of the broker or of a thread (GC, a log segment rolled) moves
- * it past 50 ms on a machine where both share two cores. A responder's capacity is the highest
- * step that stayed under; ladders are repeated, the responders taking turns, and the median reported.
+ * slowest answer, and a single pause of the broker or of a thread moves it past 50 ms on a machine
+ * where both share two cores. A responder's capacity is the highest step that stayed under;
+ * ladders are repeated, the responders taking turns, and the median reported.
  */
 export interface CapacityStep {
   rate: number;
@@ -45,8 +45,6 @@ export async function climbLadder(
   s: CapacitySettings,
   responder: 'wharf' | 'kafkajs',
 ): Promise<{ highestRate: number; steps: CapacityStep[] }> {
-  const steps: CapacityStep[] = [];
-  let highestRate = 0;
   const step = async (rate: number, again: boolean): Promise<CapacityStep> => {
     const r = await runLoad({
       brokers: s.brokers,
@@ -71,11 +69,23 @@ export async function climbLadder(
     );
     return { rate, answeredPerSec: r.throughput.answeredPerSec, p99, lost: r.lost, ok, ...(again ? { again } : {}) };
   };
-  for (const rate of s.rates) {
-    let result = await step(rate, false);
+  return climb(s.rates, step);
+}
+
+/**
+ * The ladder itself: each rate measured in turn, one over the limit measured again (a lost
+ * request is not noise: it ends the ladder at once), up to the first rate that fails twice.
+ */
+export async function climb(
+  rates: readonly number[],
+  measure: (rate: number, again: boolean) => Promise<CapacityStep>,
+): Promise<{ highestRate: number; steps: CapacityStep[] }> {
+  const steps: CapacityStep[] = [];
+  let highestRate = 0;
+  for (const rate of rates) {
+    let result = await measure(rate, false);
     steps.push(result);
-    // A lost request is not noise: it ends the ladder at once.
-    if (!result.ok && result.lost === 0) steps.push((result = await step(rate, true)));
+    if (!result.ok && result.lost === 0) steps.push((result = await measure(rate, true)));
     if (!result.ok) break;
     highestRate = rate;
   }

@@ -197,8 +197,8 @@ export async function runBench(settings: BenchSettings): Promise<BenchReport> {
           'kafkajs eachBatch': () => consumeWithKafkajs({ ...base, mode: 'eachBatch' }),
         },
         reps,
-        // A 2-second drain is where a cold broker shows: in three of four full runs wharf's
-        // first drain (rep 1 starts with it) was its slowest by 15–25 %.
+        // A run's first drains are slow: in three of four full runs wharf's first (rep 1 starts
+        // with it) was its slowest, by 15–25 %. A round not counted takes part of that.
         { onRun: logRun('consume'), warmupRounds: 1 },
       );
       const variants = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarize(v)]));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { climb, type CapacityStep } from '../../scripts/load/bench-capacity.js';
 import { checkRequestSize, largestRequestSize } from '../../scripts/load/broker-limits.js';
 import { interleave, median, ratio, rotate } from '../../scripts/load/bench-stats.js';
 import { createLatencyHistogram, recordLatencyMs, summarizeLatency } from '../../scripts/load/latency.js';
@@ -186,6 +187,33 @@ describe('benchmark repetitions', () => {
   it('summarise by the median', () => {
     expect(median([5, 1, 3])).toBe(3);
     expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+
+  it('measure a capacity step over the limit once more, and end the ladder at the first that fails twice or loses a request', async () => {
+    // p99 by rate and try: 300/s is over once (noise), 500/s twice (the knee).
+    const p99s: Record<number, number[]> = { 100: [10], 300: [70, 30], 400: [40], 500: [60, 80], 650: [20] };
+    const tries = new Map<number, number>();
+    const measure = async (rate: number, again: boolean): Promise<CapacityStep> => {
+      const n = tries.get(rate) ?? 0;
+      tries.set(rate, n + 1);
+      expect(again).toBe(n === 1);
+      const p99 = p99s[rate]![n]!;
+      return { rate, answeredPerSec: rate, p99, lost: 0, ok: p99 < 50 };
+    };
+    const ladder = await climb([100, 300, 400, 500, 650], measure);
+    expect(ladder.highestRate).toBe(400);
+    expect(ladder.steps.map((s) => `${s.rate}:${s.p99}`)).toEqual(['100:10', '300:70', '300:30', '400:40', '500:60', '500:80']);
+    expect(tries.has(650)).toBe(false);
+
+    const lossy = await climb([100, 200], async (rate) => ({
+      rate,
+      answeredPerSec: rate,
+      p99: 5,
+      lost: rate === 200 ? 1 : 0,
+      ok: rate !== 200,
+    }));
+    expect(lossy.highestRate).toBe(100);
+    expect(lossy.steps).toHaveLength(2);
   });
 
   it('keep three decimals in a ratio, so no target is met by rounding', () => {
