@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import * as comlinkNode from 'comlink/dist/umd/node-adapter.js';
-import { median } from '../load/bench-stats.js';
+import { median, ratio as ratioOf } from '../load/bench-stats.js';
 import { packageRoot } from '../../src/paths.js';
 import { createStateClient } from '../../src/state/client.js';
 import { createStateStore } from '../../src/state/store.js';
@@ -178,10 +178,8 @@ function measurePython({ quick, workers }: Options): PythonResult | { error: str
   return JSON.parse(result.stdout) as PythonResult;
 }
 
-function ratio(a: number | undefined, b: number | undefined): number | null {
-  // Three decimals, as the bench's ratios (scripts/load/bench-stats.ts): a target is not met by rounding.
-  return a && b ? Math.round((a / b) * 1000) / 1000 : null;
-}
+/** The bench's ratio (three decimals); none where either side was not measured. */
+const ratio = (a: number | undefined, b: number | undefined): number | null => (a && b ? ratioOf(a, b) : null);
 
 async function main(): Promise<void> {
   const values = benchFlags(USAGE, (argv) =>
